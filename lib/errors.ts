@@ -1,0 +1,74 @@
+/**
+ * The one error class logkv throws, and the list of its codes.
+ *
+ * Codes are the API: they are stable across versions, documented in docs/errors.md, and what
+ * callers and tests should branch on. Message text is for people and may change.
+ */
+
+export const ErrorCodes = {
+  /** `create()` on a key that is live. */
+  KEY_EXISTS: 'LOGKV_KEY_EXISTS',
+  /** `update()` on a key that is not live (missing, deleted or expired). */
+  KEY_NOT_FOUND: 'LOGKV_KEY_NOT_FOUND',
+  /** Not a string, empty, longer than `maxKeyBytes` in UTF-8, or not well-formed UTF-16. */
+  INVALID_KEY: 'LOGKV_INVALID_KEY',
+  /** `undefined`, a function or symbol, a value msgpack cannot round-trip, or too large. */
+  INVALID_VALUE: 'LOGKV_INVALID_VALUE',
+  /** A bad option, ttl, expiry or batch operation. */
+  INVALID_ARGUMENT: 'LOGKV_INVALID_ARGUMENT',
+  /** Another process, or another `open()` in this process, holds the store. */
+  LOCKED: 'LOGKV_LOCKED',
+  /** The store is closed (or closing). */
+  CLOSED: 'LOGKV_CLOSED',
+  /** A record or file failed its checks; `details` names the file and offset. */
+  CORRUPTION: 'LOGKV_CORRUPTION',
+  /** `maxStoreBytes` would be exceeded, or the disk is full. */
+  STORE_FULL: 'LOGKV_STORE_FULL',
+  /** Any other I/O failure; `cause` holds the system error. */
+  IO: 'LOGKV_IO',
+} as const;
+
+export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
+
+export interface ErrorDetails {
+  file?: string;
+  offset?: number;
+  key?: string;
+  option?: string;
+  pid?: number;
+  [name: string]: unknown;
+}
+
+export class LogkvError extends Error {
+  readonly code: ErrorCode;
+  readonly details: ErrorDetails;
+
+  constructor(code: ErrorCode, message: string, details: ErrorDetails = {}, cause?: unknown) {
+    super(message, cause === undefined ? undefined : { cause });
+    this.name = 'LogkvError';
+    this.code = code;
+    this.details = details;
+  }
+}
+
+/** Whether `err` is a system error with the given errno code (ENOENT, ENOSPC, ...). */
+export function isErrno(err: unknown, code: string): boolean {
+  return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === code;
+}
+
+/**
+ * Wraps a failure from the storage medium. A full disk becomes LOGKV_STORE_FULL, our own errors
+ * pass through unchanged, and everything else becomes LOGKV_IO with the original as `cause`.
+ */
+export function ioError(err: unknown, action: string, file?: string): LogkvError {
+  if (err instanceof LogkvError) return err;
+  if (isErrno(err, 'ENOSPC') || isErrno(err, 'EDQUOT')) {
+    return new LogkvError(ErrorCodes.STORE_FULL, `${action} failed: the disk is full`, { file }, err);
+  }
+  const reason = err instanceof Error ? err.message : String(err);
+  return new LogkvError(ErrorCodes.IO, `${action} failed: ${reason}`, { file }, err);
+}
+
+export function corruption(message: string, file: string, offset: number, extra: ErrorDetails = {}): LogkvError {
+  return new LogkvError(ErrorCodes.CORRUPTION, `${message} (${file} at offset ${offset})`, { file, offset, ...extra });
+}

@@ -1,0 +1,97 @@
+/**
+ * logkv: an embedded, crash-safe key-value store on an append-only log.
+ *
+ *   const store = await open<User>('./data');
+ *   await store.set('user:1', { name: 'Ada' }, { ttl: 60_000 });
+ *   const user = await store.get('user:1');
+ *   await store.close();
+ */
+import * as os from 'os';
+import * as path from 'path';
+import { ErrorCodes, LogkvError, ioError } from './errors';
+import { DirLock } from './lock';
+import { fileSystem } from './medium/fs';
+import type { Medium } from './medium/types';
+import { OpenOptions, describe, resolveOptions } from './options';
+import { recover } from './recovery';
+import { Store } from './store';
+
+export { ErrorCodes, LogkvError } from './errors';
+export type { ErrorCode, ErrorDetails } from './errors';
+export type { OpenOptions, SyncMode } from './options';
+export type { BatchOperation, IterateOptions, StoreStats, WriteOptions } from './store';
+export type { RecoveryReport, TruncationReport } from './recovery';
+export type { Medium, MediumFile, OpenFileOptions } from './medium/types';
+export { Store } from './store';
+export { FORMAT_VERSION } from './format';
+
+/**
+ * Where a store lives when open() is given no directory: $LOGKV_DIR if set, else the platform's
+ * data directory (Linux: $XDG_DATA_HOME or ~/.local/share; macOS: ~/Library/Application Support)
+ * followed by logkv/default.
+ */
+export function defaultDir(env: NodeJS.ProcessEnv = process.env, platform: NodeJS.Platform = process.platform): string {
+  if (env.LOGKV_DIR) return path.resolve(env.LOGKV_DIR);
+  const home = env.HOME || os.homedir();
+  const base = platform === 'darwin'
+    ? path.join(home, 'Library', 'Application Support')
+    : env.XDG_DATA_HOME && path.isAbsolute(env.XDG_DATA_HOME) ? env.XDG_DATA_HOME : path.join(home, '.local', 'share');
+  return path.join(base, 'logkv', 'default');
+}
+
+/** Stores of non-file-system media open in this process, so they are single-owner too. */
+const openOnMedia = new WeakMap<Medium, Set<string>>();
+
+/**
+ * Opens (creating if needed) the store in `dir`, recovering from any crash: a torn tail of the
+ * newest segment is cut off, and everything acknowledged before it is there.
+ * Rejects with LOGKV_LOCKED if another process or another open() here holds it, and with
+ * LOGKV_CORRUPTION if a sealed segment is damaged.
+ */
+export async function open<V = unknown>(dir?: string, options?: OpenOptions): Promise<Store<V>> {
+  if (dir !== undefined && (typeof dir !== 'string' || dir.length === 0)) {
+    throw new LogkvError(ErrorCodes.INVALID_ARGUMENT, `dir must be a non-empty string, received ${describe(dir)}`);
+  }
+  const resolved = resolveOptions(options);
+  const medium = resolved.medium ?? fileSystem;
+  const where = path.resolve(dir ?? defaultDir());
+  try {
+    await medium.mkdirp(where);
+  } catch (err) {
+    throw ioError(err, `creating ${where}`, where);
+  }
+  const lock = await takeLock(medium, where);
+  const store = new Store<V>({
+    dir: where,
+    medium,
+    options: resolved,
+    release: lock.release,
+    lockCompromised: lock.compromised,
+  });
+  try {
+    const { segments, report } = await recover(medium, where, (key, entry) => store.applyRecovered(key, entry));
+    store.start(segments, report);
+  } catch (err) {
+    await lock.release();
+    throw ioError(err, `opening ${where}`, where);
+  }
+  return store;
+}
+
+async function takeLock(medium: Medium, dir: string):
+    Promise<{ release: () => Promise<void>; compromised: () => Error | undefined }> {
+  if (medium.isFileSystem) {
+    let lock: DirLock;
+    try {
+      lock = await DirLock.acquire(dir);
+    } catch (err) {
+      throw ioError(err, `locking ${dir}`, dir);
+    }
+    return { release: () => lock.release(), compromised: () => lock.compromised };
+  }
+  let held = openOnMedia.get(medium);
+  if (held === undefined) openOnMedia.set(medium, (held = new Set()));
+  if (held.has(dir)) throw new LogkvError(ErrorCodes.LOCKED, `store ${dir} is open in this process`, { pid: process.pid, file: dir });
+  held.add(dir);
+  return { release: async () => { held!.delete(dir); }, compromised: () => undefined };
+}

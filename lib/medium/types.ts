@@ -1,0 +1,61 @@
+/**
+ * The storage medium seam: every byte the engine reads or writes goes through these two
+ * interfaces, so tests and the crash harness can swap the real file system for an in-memory or
+ * fault-injecting one.
+ *
+ * Paths are plain strings joined with '/'. The engine only uses files directly inside its own
+ * directory, so no medium needs nested directories beyond `mkdirp` of the store's directory.
+ *
+ * What a medium promises, and what it does not:
+ * - `write` either writes every byte or rejects. After a rejection, any prefix of the bytes may
+ *   be in the file (a torn write), so the engine truncates back before it writes again.
+ * - Bytes written are visible to `readSync` at once (the page cache), but survive a power loss
+ *   only after `sync` of that file has resolved.
+ * - A created, renamed or removed file survives a power loss only after `syncDir` of its
+ *   directory has resolved.
+ * - `readSync` may return fewer bytes than asked only at the end of the file.
+ */
+export interface MediumFile {
+  readonly path: string;
+  /** Reads up to `length` bytes at `position` into `buf` at `offset`; returns the count read. */
+  readSync(buf: Uint8Array, offset: number, length: number, position: number): number;
+  /** Writes all chunks, in order, starting at `position`. */
+  write(chunks: readonly Uint8Array[], position: number): Promise<void>;
+  /** Makes every byte written to this file so far durable (fdatasync). */
+  sync(): Promise<void>;
+  /** Cuts (or extends with zeros) the file to `size` bytes. Durable only after `sync`. */
+  truncate(size: number): Promise<void>;
+  /** The current size in bytes, as the OS sees it (written, not necessarily durable). */
+  sizeSync(): number;
+  /** Releases the handle. Does not sync. */
+  close(): Promise<void>;
+}
+
+export interface OpenFileOptions {
+  /** Create the file if it does not exist. */
+  create?: boolean;
+  /** With `create`: fail with EEXIST if the file exists. */
+  exclusive?: boolean;
+  /** Open for reading only. */
+  readOnly?: boolean;
+}
+
+export interface Medium {
+  /** Creates the directory and its parents if missing. */
+  mkdirp(dir: string): Promise<void>;
+  /** Names (not paths) of the entries of `dir`. Rejects with ENOENT if `dir` does not exist. */
+  list(dir: string): Promise<string[]>;
+  /** Opens a file; rejects with ENOENT if it is missing and `create` is not set. */
+  open(path: string, options?: OpenFileOptions): Promise<MediumFile>;
+  /** Atomically replaces `to` with `from`. Durable only after `syncDir`. */
+  rename(from: string, to: string): Promise<void>;
+  /** Removes a file; resolves if it is already missing. Durable only after `syncDir`. */
+  remove(path: string): Promise<void>;
+  /** Makes the directory's entries (creations, renames, removals) durable. */
+  syncDir(dir: string): Promise<void>;
+  /**
+   * Whether this medium is the process's real file system. Only then does the store take the
+   * inter-process lock; other media are private to the process.
+   */
+  readonly isFileSystem: boolean;
+}

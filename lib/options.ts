@@ -1,0 +1,132 @@
+/**
+ * Every option of `open()`, its default, and its validation, in one place.
+ */
+import { ErrorCodes, LogkvError } from './errors';
+import type { Medium } from './medium/types';
+
+export type SyncMode = 'always' | 'interval' | 'never';
+
+export interface OpenOptions {
+  /**
+   * When a write's promise resolves, and what survives what.
+   * - `'always'`: after the record is on stable storage (fdatasync). Survives power loss.
+   *   Writes that arrive while a sync is in flight share the next one (group commit).
+   * - `'interval'`: after the record reached the OS; the store syncs every `syncIntervalMs`.
+   *   Survives a crash of the process; a power loss may take the last interval's writes.
+   * - `'never'`: after the record reached the OS; the store syncs only on `sync()`, on rotation and
+   *   on `close()`. Survives a crash of the process; a power loss may take any unsynced write.
+   * @default 'always'
+   */
+  sync?: SyncMode;
+  /** How often `'interval'` mode syncs. Lower loses less on power loss and costs more syncs. @default 1000 */
+  syncIntervalMs?: number;
+  /**
+   * A segment file is sealed and a new one started when the next record would take it past this
+   * size. Larger segments mean fewer files; smaller ones let compaction reclaim space sooner.
+   * A single record larger than this gets a segment of its own. @default 64 MiB
+   */
+  maxSegmentBytes?: number;
+  /** Longest key, in UTF-8 bytes (at most 65535, the format's limit). @default 1024 */
+  maxKeyBytes?: number;
+  /** Largest value, in msgpack-encoded bytes (at most 1 GiB). @default 16 MiB */
+  maxValueBytes?: number;
+  /**
+   * Cap on the total size of the store's files on disk. Sets fail with LOGKV_STORE_FULL once
+   * they would leave less than the tombstone reserve (1/16 of the cap, at most 1 MiB) free, so that
+   * deletes can still free space. @default Infinity (no cap)
+   */
+  maxStoreBytes?: number;
+  /**
+   * The storage medium all file I/O goes through. The default is the real file system; tests and
+   * the crash harness pass an in-memory or fault-injecting medium.
+   */
+  medium?: Medium;
+  /** The wall clock used for TTL, in ms since the epoch. For tests and simulations. @default Date.now */
+  clock?: () => number;
+}
+
+export interface ResolvedOptions {
+  sync: SyncMode;
+  syncIntervalMs: number;
+  maxSegmentBytes: number;
+  maxKeyBytes: number;
+  maxValueBytes: number;
+  maxStoreBytes: number;
+  medium: Medium | undefined;
+  clock: () => number;
+}
+
+export const DEFAULTS = {
+  sync: 'always' as SyncMode,
+  syncIntervalMs: 1000,
+  maxSegmentBytes: 64 * 1024 * 1024,
+  maxKeyBytes: 1024,
+  maxValueBytes: 16 * 1024 * 1024,
+  maxStoreBytes: Infinity,
+};
+
+/** The format stores key lengths in 16 bits. */
+export const FORMAT_MAX_KEY_BYTES = 0xffff;
+/** Values are bounded well inside a u32 and a Buffer; a corrupt length can never ask for more. */
+export const FORMAT_MAX_VALUE_BYTES = 1024 * 1024 * 1024;
+
+function invalid(option: string, expected: string, received: unknown): LogkvError {
+  return new LogkvError(
+    ErrorCodes.INVALID_ARGUMENT,
+    `option ${option} must be ${expected}, received ${describe(received)}`,
+    { option },
+  );
+}
+
+export function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? value.slice(0, 40) + '…' : value);
+  if (typeof value === 'bigint') return `${value}n`;
+  if (typeof value === 'function') return 'a function';
+  if (typeof value === 'symbol') return value.toString();
+  if (Array.isArray(value)) return 'an array';
+  if (value === null) return 'null';
+  if (typeof value === 'object') return 'an object';
+  return String(value);
+}
+
+function integerIn(options: OpenOptions, name: keyof typeof DEFAULTS, min: number, max: number): number {
+  const value = (options as Record<string, unknown>)[name];
+  if (value === undefined) return DEFAULTS[name] as number;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw invalid(name, `an integer from ${min} to ${max}`, value);
+  }
+  return value;
+}
+
+export function resolveOptions(options: OpenOptions | undefined): ResolvedOptions {
+  if (options === undefined || options === null) options = {};
+  if (typeof options !== 'object') throw invalid('options', 'an object', options);
+  const sync = options.sync ?? DEFAULTS.sync;
+  if (sync !== 'always' && sync !== 'interval' && sync !== 'never') {
+    throw invalid('sync', "'always', 'interval' or 'never'", sync);
+  }
+  const maxStoreBytes = options.maxStoreBytes ?? DEFAULTS.maxStoreBytes;
+  if (typeof maxStoreBytes !== 'number' || Number.isNaN(maxStoreBytes) || maxStoreBytes < 4096 ||
+      (maxStoreBytes !== Infinity && !Number.isInteger(maxStoreBytes))) {
+    throw invalid('maxStoreBytes', 'an integer of at least 4096, or Infinity', maxStoreBytes);
+  }
+  if (options.clock !== undefined && typeof options.clock !== 'function') throw invalid('clock', 'a function', options.clock);
+  if (options.medium !== undefined && (typeof options.medium !== 'object' || options.medium === null)) {
+    throw invalid('medium', 'a Medium object', options.medium);
+  }
+  return {
+    sync,
+    syncIntervalMs: integerIn(options, 'syncIntervalMs', 1, 24 * 3600 * 1000),
+    maxSegmentBytes: integerIn(options, 'maxSegmentBytes', 1024, 2 ** 40),
+    maxKeyBytes: integerIn(options, 'maxKeyBytes', 1, FORMAT_MAX_KEY_BYTES),
+    maxValueBytes: integerIn(options, 'maxValueBytes', 1, FORMAT_MAX_VALUE_BYTES),
+    maxStoreBytes,
+    medium: options.medium,
+    clock: options.clock ?? Date.now,
+  };
+}
+
+/** Space that only deletes may use, so a full store can still be emptied. */
+export function tombstoneReserveBytes(maxStoreBytes: number): number {
+  return maxStoreBytes === Infinity ? 0 : Math.min(1024 * 1024, Math.floor(maxStoreBytes / 16));
+}

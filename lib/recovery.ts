@@ -1,0 +1,136 @@
+/**
+ * Open-time recovery: find the segments, check their headers, replay their records into the
+ * keydir in order, and cut a torn tail off the newest segment. docs/recovery.md lists the steps.
+ *
+ * The rules:
+ * - Only the newest segment can have a torn tail. A segment is synced before the next one is
+ *   created, so every older segment was complete on disk before its successor existed.
+ * - In the newest segment, the first bad record (incomplete, implausible or failing its CRC) and
+ *   everything after it is cut off: a crash mid-append leaves exactly that. If the bad record is
+ *   inside an unfinished batch, the cut is at the batch's first record, so a torn batch is dropped
+ *   whole and the next append cannot complete it by accident.
+ * - A bad record in any other segment is corruption: open fails with LOGKV_CORRUPTION naming the
+ *   file and offset, rather than guess which keys the lost bytes held and serve older values.
+ * - A newest segment shorter than its header, or whose header is all zeros, is a segment whose
+ *   creation was interrupted (its header is synced before any record is written): it is reset.
+ */
+import * as path from 'path';
+import { corruption } from './errors';
+import {
+  FLAG_BATCH_CONT, RECORD_HEADER_BYTES, RecordHeader, SEGMENT_HEADER_BYTES, TYPE_SET, checkSegmentHeader,
+  encodeSegmentHeader,
+} from './format';
+import { Entry } from './keydir';
+import type { Medium, MediumFile } from './medium/types';
+import { scanRecords } from './scan';
+import { Segment, parseSegmentName, segmentName } from './segment';
+
+export interface TruncationReport {
+  file: string;
+  /** Where the cut was made. */
+  offset: number;
+  /** How many bytes were cut. */
+  bytes: number;
+  reason: string;
+}
+
+export interface RecoveryReport {
+  segments: number;
+  records: number;
+  /** Set if a torn tail was cut off the newest segment. */
+  truncated?: TruncationReport;
+}
+
+/** Receives each key's newest state as records replay: an entry, or undefined for a delete. */
+export type ApplyRecord = (key: string, entry: Entry | undefined) => void;
+
+interface BatchedRecord {
+  key: string;
+  entry: Entry | undefined;
+}
+
+export async function recover(medium: Medium, dir: string, apply: ApplyRecord):
+    Promise<{ segments: Segment[]; report: RecoveryReport }> {
+  const names = await medium.list(dir);
+  const ids = names.map(parseSegmentName).filter((id): id is number => id !== undefined).sort((a, b) => a - b);
+  const segments: Segment[] = [];
+  const report: RecoveryReport = { segments: ids.length, records: 0 };
+  try {
+    for (let i = 0; i < ids.length; i++) {
+      const segment = await recoverSegment(medium, dir, ids[i], i === ids.length - 1, apply, report);
+      segments.push(segment);
+    }
+  } catch (err) {
+    await Promise.all(segments.map((s) => s.file?.close()));
+    throw err;
+  }
+  return { segments, report };
+}
+
+async function recoverSegment(medium: Medium, dir: string, id: number, newest: boolean, apply: ApplyRecord,
+                              report: RecoveryReport): Promise<Segment> {
+  const file = path.join(dir, segmentName(id));
+  const handle = await medium.open(file);
+  try {
+    let size = handle.sizeSync();
+    const header = Buffer.alloc(SEGMENT_HEADER_BYTES);
+    const got = handle.readSync(header, 0, SEGMENT_HEADER_BYTES, 0);
+    if (newest && (got < SEGMENT_HEADER_BYTES || isAllZero(handle, size))) {
+      // An interrupted creation: nothing in it was ever acknowledged.
+      await resetSegment(handle, id);
+      if (size > 0) report.truncated = { file, offset: 0, bytes: size, reason: 'incomplete segment header' };
+      return new Segment(id, file, handle, SEGMENT_HEADER_BYTES);
+    }
+    checkSegmentHeader(header, file, id);
+
+    let batch: BatchedRecord[] = [];
+    let batchStart = -1;
+    const result = scanRecords(handle, size, (offset: number, record: RecordHeader, buf: Buffer, pos: number) => {
+      const key = buf.toString('utf8', pos + RECORD_HEADER_BYTES, pos + RECORD_HEADER_BYTES + record.keyLength);
+      const entry = record.type === TYPE_SET ? new Entry(id, offset, record.totalLength, record.expiresAt) : undefined;
+      report.records++;
+      if ((record.flags & FLAG_BATCH_CONT) !== 0) {
+        if (batch.length === 0) batchStart = offset;
+        batch.push({ key, entry });
+        return;
+      }
+      for (const pending of batch) apply(pending.key, pending.entry);
+      batch = [];
+      apply(key, entry);
+    });
+
+    let end = result.end;
+    let reason: string | undefined = result.stop?.reason;
+    if (batch.length > 0) {
+      // The file ends inside a batch: its last record never made it.
+      end = batchStart;
+      reason = reason ?? 'unfinished batch';
+    }
+    if (end < size) {
+      if (!newest) throw corruption(`bad record in a sealed segment: ${reason}`, file, end);
+      await handle.truncate(end);
+      await handle.sync();
+      report.truncated = { file, offset: end, bytes: size - end, reason: reason ?? 'unknown' };
+      size = end;
+    }
+    return new Segment(id, file, handle, size);
+  } catch (err) {
+    await handle.close();
+    throw err;
+  }
+}
+
+function isAllZero(handle: MediumFile, size: number): boolean {
+  const buf = Buffer.alloc(Math.min(size, 64 * 1024));
+  for (let at = 0; at < size; at += buf.length) {
+    const n = handle.readSync(buf, 0, Math.min(buf.length, size - at), at);
+    for (let i = 0; i < n; i++) if (buf[i] !== 0) return false;
+  }
+  return true;
+}
+
+async function resetSegment(handle: MediumFile, id: number): Promise<void> {
+  await handle.truncate(0);
+  await handle.write([encodeSegmentHeader(id)], 0);
+  await handle.sync();
+}

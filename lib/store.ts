@@ -1,0 +1,684 @@
+/**
+ * The Store: validation at the door, the keydir, the ordered write queue with group commit, and
+ * reads that never wait behind writes.
+ *
+ * How order is kept: every write call validates its arguments, checks its preconditions against
+ * the keydir, gives its record(s) a place at the tail of the active segment, and updates the keydir,
+ * all synchronously, before it returns its promise. So calls take effect in the order they are
+ * made, and a read made after a write sees it at once (from the queued bytes if they have not
+ * reached the file yet). The writer then hands queued records to the medium in order; with
+ * sync 'always' a group of records shares one fdatasync (group commit).
+ *
+ * If a write or sync fails, the failed group and everything queued after it are rejected, their
+ * keydir changes are undone in reverse, and the file is truncated back, so a rejected call changes
+ * nothing. If even that repair fails, the store refuses further writes (LOGKV_IO) until reopened.
+ */
+import * as path from 'path';
+import { decodeValue, encodeValue, prepareValue } from './codec';
+import { ErrorCodes, LogkvError, corruption, ioError } from './errors';
+import {
+  FLAG_BATCH_CONT, MAX_EXPIRES_AT, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES, TYPE_DELETE, TYPE_SET,
+  encodeRecord, encodeSegmentHeader, parseRecordHeader, recordCrcMatches,
+} from './format';
+import { Entry, KeyDir } from './keydir';
+import type { Medium } from './medium/types';
+import { ResolvedOptions, describe, tombstoneReserveBytes } from './options';
+import type { RecoveryReport } from './recovery';
+import { SEGMENT_ID_STEP, Segment, segmentName } from './segment';
+
+export interface WriteOptions {
+  /** Time to live in ms from now: a positive finite number. */
+  ttl?: number;
+  /** Absolute expiry in ms since the epoch. Mutually exclusive with `ttl`. */
+  expiresAt?: number;
+}
+
+export type BatchOperation<V> =
+  | { type: 'set'; key: string; value: V; ttl?: number; expiresAt?: number }
+  | { type: 'delete'; key: string };
+
+export interface IterateOptions {
+  /** Only keys that start with this string. */
+  prefix?: string;
+}
+
+export interface StoreStats {
+  /** Live keys (expired keys excluded). */
+  keys: number;
+  /** Segment files. */
+  segments: number;
+  /** Bytes of the records that hold live keys' newest values. */
+  liveBytes: number;
+  /** Bytes of records no longer needed: overwritten, deleted, expired, and tombstones. */
+  deadBytes: number;
+  /** Total size of the store's segment files, including their headers. */
+  diskBytes: number;
+}
+
+type Status = 'open' | 'closing' | 'closed';
+
+interface WriteOp {
+  /** The segment the records go to; undefined for a sync request. */
+  segment: Segment | undefined;
+  offset: number;
+  chunks: Buffer[];
+  /** Keydir entries these records replaced, in the order they were applied. */
+  undo: Array<[string, Entry | undefined]>;
+  resolve: () => void;
+  reject: (err: LogkvError) => void;
+}
+
+/** Closes over what a store needs from open(). */
+export interface StoreInit {
+  dir: string;
+  medium: Medium;
+  options: ResolvedOptions;
+  release: () => Promise<void>;
+  lockCompromised: () => Error | undefined;
+}
+
+export class Store<V = unknown> {
+  readonly #dir: string;
+  readonly #medium: Medium;
+  readonly #options: ResolvedOptions;
+  readonly #release: () => Promise<void>;
+  readonly #lockCompromised: () => Error | undefined;
+  readonly #keydir = new KeyDir();
+  /** Keys whose entry has an expiry, so expired ones can be found without a full scan. */
+  readonly #expiring = new Set<string>();
+  readonly #segments = new Map<number, Segment>();
+  #active!: Segment;
+  #status: Status = 'open';
+  #liveBytes = 0;
+  #diskBytes = 0;
+  #queue: WriteOp[] = [];
+  #draining = false;
+  #idleWaiters: Array<() => void> = [];
+  #failure: LogkvError | undefined;
+  #closing: Promise<void> | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #recovery: RecoveryReport = { segments: 0, records: 0 };
+
+  /** @internal Use open(). */
+  constructor(init: StoreInit) {
+    this.#dir = init.dir;
+    this.#medium = init.medium;
+    this.#options = init.options;
+    this.#release = init.release;
+    this.#lockCompromised = init.lockCompromised;
+  }
+
+  /** @internal Replays a record during recovery. */
+  applyRecovered(key: string, entry: Entry | undefined): void {
+    this.#apply(key, entry);
+  }
+
+  /** @internal Installs the recovered segments and starts serving. */
+  start(segments: Segment[], report: RecoveryReport): void {
+    for (const segment of segments) this.#segments.set(segment.id, segment);
+    const newest = segments[segments.length - 1];
+    if (newest !== undefined) {
+      this.#active = newest;
+    } else {
+      const id = SEGMENT_ID_STEP;
+      this.#active = new Segment(id, path.join(this.#dir, segmentName(id)), undefined, 0);
+      this.#segments.set(id, this.#active);
+    }
+    this.#diskBytes = this.#sumTails();
+    this.#recovery = report;
+    this.#purgeExpired();
+    if (this.#options.sync === 'interval') {
+      this.#timer = setInterval(() => this.#syncInBackground(), this.#options.syncIntervalMs);
+      this.#timer.unref();
+    }
+  }
+
+  /** The directory this store lives in. */
+  get dir(): string {
+    return this.#dir;
+  }
+
+  /** What open() found and repaired. */
+  get recovery(): RecoveryReport {
+    return this.#recovery;
+  }
+
+  /** The number of live keys. */
+  get size(): number {
+    this.#checkOpen();
+    this.#purgeExpired();
+    return this.#keydir.size;
+  }
+
+  get closed(): boolean {
+    return this.#status !== 'open';
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  /** The value of `key`, or undefined if it is missing or expired. */
+  async get(key: string): Promise<V | undefined> {
+    this.#checkOpen();
+    this.#checkKey(key);
+    const entry = this.#liveEntry(key);
+    return entry === undefined ? undefined : (this.#readValue(key, entry) as V);
+  }
+
+  /** Whether `key` is live. Does not read the value. */
+  async has(key: string): Promise<boolean> {
+    this.#checkOpen();
+    this.#checkKey(key);
+    return this.#liveEntry(key) !== undefined;
+  }
+
+  /**
+   * The live keys, optionally only those with a prefix. Order is unspecified (today: the order
+   * keys were first written since open). Keys written or deleted while iterating may or may not
+   * be seen; a key is never yielded twice, and an expired or deleted key is never yielded.
+   */
+  async *keys(options: IterateOptions = {}): AsyncGenerator<string, void, undefined> {
+    const prefix = this.#checkIterate(options);
+    for (const key of this.#keydir.keys()) {
+      this.#checkOpen();
+      if (prefix !== undefined && !key.startsWith(prefix)) continue;
+      if (this.#liveEntry(key) === undefined) continue;
+      yield key;
+    }
+  }
+
+  /** The live [key, value] pairs; the same guarantees as keys(). */
+  async *entries(options: IterateOptions = {}): AsyncGenerator<[string, V], void, undefined> {
+    const prefix = this.#checkIterate(options);
+    for (const key of this.#keydir.keys()) {
+      this.#checkOpen();
+      if (prefix !== undefined && !key.startsWith(prefix)) continue;
+      const entry = this.#liveEntry(key);
+      if (entry === undefined) continue;
+      yield [key, this.#readValue(key, entry) as V];
+    }
+  }
+
+  stats(): StoreStats {
+    this.#checkOpen();
+    this.#purgeExpired();
+    const headers = this.#segments.size * SEGMENT_HEADER_BYTES;
+    return {
+      keys: this.#keydir.size,
+      segments: this.#segments.size,
+      liveBytes: this.#liveBytes,
+      deadBytes: this.#diskBytes - headers - this.#liveBytes,
+      diskBytes: this.#diskBytes,
+    };
+  }
+
+  // ---------------------------------------------------------------- writes
+
+  /** Sets `key` to `value`, whether or not it exists. */
+  set(key: string, value: V, options?: WriteOptions): Promise<void> {
+    return this.#guard(() => this.#enqueueSets([this.#prepareSet(key, value, options)]));
+  }
+
+  /** Sets `key` only if it is not live; rejects with LOGKV_KEY_EXISTS otherwise. */
+  create(key: string, value: V, options?: WriteOptions): Promise<void> {
+    return this.#guard(() => {
+      const set = this.#prepareSet(key, value, options);
+      if (this.#liveEntry(key) !== undefined) {
+        throw new LogkvError(ErrorCodes.KEY_EXISTS, `key ${describe(key)} already exists`, { key });
+      }
+      return this.#enqueueSets([set]);
+    });
+  }
+
+  /** Sets `key` only if it is live; rejects with LOGKV_KEY_NOT_FOUND otherwise. */
+  update(key: string, value: V, options?: WriteOptions): Promise<void> {
+    return this.#guard(() => {
+      const set = this.#prepareSet(key, value, options);
+      if (this.#liveEntry(key) === undefined) {
+        throw new LogkvError(ErrorCodes.KEY_NOT_FOUND, `key ${describe(key)} does not exist`, { key });
+      }
+      return this.#enqueueSets([set]);
+    });
+  }
+
+  /** Deletes `key`; resolves true if it was live, false if there was nothing to delete. */
+  delete(key: string): Promise<boolean> {
+    return this.#guard(() => {
+      this.#checkKey(key);
+      if (this.#liveEntry(key) === undefined) return Promise.resolve(false);
+      return this.#enqueueSets([{ key, keyBytes: Buffer.from(key, 'utf8'), valueBytes: undefined, expiresAt: 0 }])
+        .then(() => true);
+    });
+  }
+
+  /**
+   * Applies the operations in order, atomically: after a crash either all of them are there or
+   * none. Every operation is validated first; if any is invalid, nothing is written.
+   */
+  batch(operations: ReadonlyArray<BatchOperation<V>>): Promise<void> {
+    return this.#guard(() => {
+      if (!Array.isArray(operations)) throw invalidArgument(`batch() takes an array, received ${describe(operations)}`);
+      const prepared = operations.map((op, i) => {
+        if (typeof op !== 'object' || op === null) throw invalidArgument(`batch operation ${i} is ${describe(op)}`);
+        if (op.type === 'set') return this.#prepareSet(op.key, op.value, op);
+        if (op.type === 'delete') {
+          this.#checkKey(op.key);
+          return { key: op.key, keyBytes: Buffer.from(op.key, 'utf8'), valueBytes: undefined, expiresAt: 0 };
+        }
+        throw invalidArgument(`batch operation ${i} has type ${describe((op as { type?: unknown }).type)}; expected 'set' or 'delete'`);
+      });
+      // A delete of a key that is not live (at that point of the batch) writes nothing.
+      const live = new Map<string, boolean>();
+      const needed = prepared.filter((op) => {
+        const wasLive = live.has(op.key) ? live.get(op.key)! : this.#liveEntry(op.key) !== undefined;
+        live.set(op.key, op.valueBytes !== undefined);
+        return op.valueBytes !== undefined || wasLive;
+      });
+      return needed.length === 0 ? Promise.resolve() : this.#enqueueSets(needed);
+    });
+  }
+
+  /** Resolves when every write made before it is durable (fdatasync), whatever the sync mode. */
+  sync(): Promise<void> {
+    return this.#guard(() => this.#enqueue(undefined, 0, [], []));
+  }
+
+  /**
+   * Finishes queued writes, syncs, releases the files and the lock. Idempotent: every call returns
+   * the same promise. Any other call after close() rejects with LOGKV_CLOSED.
+   */
+  close(): Promise<void> {
+    if (this.#closing === undefined) {
+      this.#status = 'closing';
+      this.#closing = this.#shutdown();
+    }
+    return this.#closing;
+  }
+
+  async #shutdown(): Promise<void> {
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    await this.#whenIdle();
+    let failure: LogkvError | undefined;
+    try {
+      if (this.#failure === undefined) await this.#syncActive();
+    } catch (err) {
+      failure = ioError(err instanceof SyncFailed ? err.cause : err, 'final sync on close', this.#active.path);
+    } finally {
+      await Promise.allSettled([...this.#segments.values()].map((s) => s.file?.close()));
+      this.#status = 'closed';
+      await this.#release();
+    }
+    if (failure !== undefined) throw failure;
+  }
+
+  // ---------------------------------------------------------------- validation
+
+  #checkOpen(): void {
+    if (this.#status !== 'open') throw new LogkvError(ErrorCodes.CLOSED, 'the store is closed');
+  }
+
+  /** Runs a write's synchronous part; turns a throw into a rejected promise. */
+  #guard<T>(body: () => Promise<T>): Promise<T> {
+    try {
+      this.#checkOpen();
+      return body();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  #checkKey(key: unknown): asserts key is string {
+    if (typeof key !== 'string') throw invalidKey(`a key must be a string, received ${describe(key)}`, undefined);
+    if (key.length === 0) throw invalidKey('a key must not be empty', key);
+    if (!key.isWellFormed()) throw invalidKey('a key must be well-formed UTF-16 (it holds a lone surrogate)', key);
+    // A UTF-16 code unit takes at most 3 UTF-8 bytes, so short keys need no count.
+    if (key.length * 3 > this.#options.maxKeyBytes && Buffer.byteLength(key, 'utf8') > this.#options.maxKeyBytes) {
+      throw invalidKey(`a key must be at most ${this.#options.maxKeyBytes} bytes in UTF-8`, key);
+    }
+  }
+
+  #checkIterate(options: IterateOptions): string | undefined {
+    this.#checkOpen();
+    if (typeof options !== 'object' || options === null) throw invalidArgument(`iteration options must be an object, received ${describe(options)}`);
+    if (options.prefix !== undefined && typeof options.prefix !== 'string') {
+      throw invalidArgument(`prefix must be a string, received ${describe(options.prefix)}`);
+    }
+    return options.prefix || undefined;
+  }
+
+  #expiresAt(options: WriteOptions | undefined): number {
+    if (options === undefined) return 0;
+    if (typeof options !== 'object' || options === null) throw invalidArgument(`write options must be an object, received ${describe(options)}`);
+    const { ttl, expiresAt } = options;
+    if (ttl !== undefined && expiresAt !== undefined) throw invalidArgument('give ttl or expiresAt, not both');
+    if (ttl !== undefined) {
+      if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl <= 0) {
+        throw invalidArgument(`ttl must be a positive finite number of ms, received ${describe(ttl)}`);
+      }
+      return Math.min(Math.ceil(this.#options.clock() + ttl), MAX_EXPIRES_AT);
+    }
+    if (expiresAt !== undefined) {
+      if (typeof expiresAt !== 'number' || !Number.isFinite(expiresAt) || expiresAt <= 0 || expiresAt > MAX_EXPIRES_AT) {
+        throw invalidArgument(`expiresAt must be a positive finite time in ms since the epoch, received ${describe(expiresAt)}`);
+      }
+      return Math.ceil(expiresAt);
+    }
+    return 0;
+  }
+
+  #prepareSet(key: string, value: V, options: WriteOptions | undefined): PreparedWrite {
+    this.#checkKey(key);
+    const expiresAt = this.#expiresAt(options);
+    let valueBytes: Buffer;
+    const prepared = prepareValue(value, key);
+    try {
+      valueBytes = encodeValue(prepared);
+    } catch (err) {
+      throw new LogkvError(ErrorCodes.INVALID_VALUE, `value cannot be encoded: ${(err as Error).message}`, { key }, err);
+    }
+    if (valueBytes.length > this.#options.maxValueBytes) {
+      throw new LogkvError(ErrorCodes.INVALID_VALUE,
+        `value is ${valueBytes.length} bytes encoded; maxValueBytes is ${this.#options.maxValueBytes}`, { key });
+    }
+    return { key, keyBytes: Buffer.from(key, 'utf8'), valueBytes, expiresAt };
+  }
+
+  // ---------------------------------------------------------------- the keydir
+
+  /** The entry of `key` if it is live; an expired entry is dropped from the keydir. */
+  #liveEntry(key: string): Entry | undefined {
+    const entry = this.#keydir.get(key);
+    if (entry === undefined) return undefined;
+    if (entry.expiresAt !== 0 && entry.expiresAt <= this.#options.clock()) {
+      this.#apply(key, undefined);
+      return undefined;
+    }
+    return entry;
+  }
+
+  /** Points `key` at `entry` (or removes it), keeping the byte counts and the expiry set. */
+  #apply(key: string, entry: Entry | undefined): Entry | undefined {
+    const previous = this.#keydir.put(key, entry);
+    if (previous !== undefined) {
+      this.#liveBytes -= previous.length;
+      if (previous.expiresAt !== 0 && (entry === undefined || entry.expiresAt === 0)) this.#expiring.delete(key);
+    }
+    if (entry !== undefined) {
+      this.#liveBytes += entry.length;
+      if (entry.expiresAt !== 0) this.#expiring.add(key);
+    }
+    return previous;
+  }
+
+  #purgeExpired(): void {
+    if (this.#expiring.size === 0) return;
+    const now = this.#options.clock();
+    for (const key of this.#expiring) {
+      const entry = this.#keydir.get(key);
+      if (entry === undefined || entry.expiresAt === 0) this.#expiring.delete(key);
+      else if (entry.expiresAt <= now) this.#apply(key, undefined);
+    }
+  }
+
+  // ---------------------------------------------------------------- reading records
+
+  #readValue(key: string, entry: Entry): unknown {
+    const segment = this.#segments.get(entry.segmentId);
+    if (segment === undefined) throw new LogkvError(ErrorCodes.IO, `segment ${entry.segmentId} is gone`, { key });
+    let bytes: Buffer | undefined;
+    if (entry.offset >= segment.flushed) {
+      bytes = segment.findPending(entry.offset);
+    } else if (segment.file !== undefined) {
+      bytes = Buffer.allocUnsafe(entry.length);
+      let got: number;
+      try {
+        got = segment.file.readSync(bytes, 0, entry.length, entry.offset);
+      } catch (err) {
+        throw ioError(err, `reading key ${describe(key)}`, segment.path);
+      }
+      if (got !== entry.length) throw corruption('record is cut short', segment.path, entry.offset, { key });
+    }
+    if (bytes === undefined) throw new LogkvError(ErrorCodes.IO, 'record not found where the keydir says', { key });
+    const header = parseRecordHeader(bytes, 0);
+    if (header === null || header.totalLength !== entry.length || header.type !== TYPE_SET ||
+        !recordCrcMatches(bytes, 0, header) ||
+        bytes.toString('utf8', RECORD_HEADER_BYTES, RECORD_HEADER_BYTES + header.keyLength) !== key) {
+      throw corruption(`record for key ${describe(key)} fails its checks`, segment.path, entry.offset, { key });
+    }
+    try {
+      return decodeValue(bytes.subarray(RECORD_HEADER_BYTES + header.keyLength));
+    } catch (err) {
+      throw corruption(`value of key ${describe(key)} does not decode`, segment.path, entry.offset, { key });
+    }
+  }
+
+  // ---------------------------------------------------------------- the write queue
+
+  /** Gives the prepared writes their place in the log, applies them to the keydir, queues them. */
+  #enqueueSets(writes: PreparedWrite[]): Promise<void> {
+    if (this.#failure !== undefined) throw this.#failure;
+    const compromised = this.#lockCompromised();
+    if (compromised !== undefined) {
+      throw new LogkvError(ErrorCodes.LOCKED, `the store's lock was taken by someone else: ${compromised.message}`);
+    }
+    const chunks = writes.map((w, i) => encodeRecord(
+      w.valueBytes === undefined ? TYPE_DELETE : TYPE_SET,
+      i < writes.length - 1 ? FLAG_BATCH_CONT : 0,
+      w.keyBytes, w.valueBytes, w.expiresAt));
+    let length = 0;
+    for (const chunk of chunks) length += chunk.length;
+
+    // A batch never spans segments: start a new one if this would overflow a non-empty segment.
+    const rotate = this.#active.tail + length > this.#options.maxSegmentBytes && this.#active.tail > SEGMENT_HEADER_BYTES;
+    const onlyDeletes = writes.every((w) => w.valueBytes === undefined);
+    const limit = this.#options.maxStoreBytes - (onlyDeletes ? 0 : tombstoneReserveBytes(this.#options.maxStoreBytes));
+    if (this.#diskBytes + length + (rotate ? SEGMENT_HEADER_BYTES : 0) > limit) {
+      throw new LogkvError(ErrorCodes.STORE_FULL,
+        `the store would exceed maxStoreBytes (${this.#options.maxStoreBytes})`, { key: writes[0].key });
+    }
+    if (rotate) this.#rotate();
+
+    const segment = this.#active;
+    const offset = segment.tail;
+    const undo: Array<[string, Entry | undefined]> = [];
+    let at = offset;
+    for (let i = 0; i < writes.length; i++) {
+      const w = writes[i];
+      const chunk = chunks[i];
+      segment.pending.push({ offset: at, bytes: chunk });
+      const entry = w.valueBytes === undefined ? undefined : new Entry(segment.id, at, chunk.length, w.expiresAt);
+      undo.push([w.key, this.#apply(w.key, entry)]);
+      at += chunk.length;
+    }
+    segment.tail = at;
+    this.#diskBytes += length;
+    return this.#enqueue(segment, offset, chunks, undo);
+  }
+
+  #enqueue(segment: Segment | undefined, offset: number, chunks: Buffer[], undo: WriteOp['undo']): Promise<void> {
+    if (this.#failure !== undefined) return Promise.reject(this.#failure);
+    return new Promise<void>((resolve, reject) => {
+      this.#queue.push({ segment, offset, chunks, undo, resolve, reject });
+      if (!this.#draining) {
+        this.#draining = true;
+        // Start after the caller's synchronous code, so a burst of calls forms one group.
+        queueMicrotask(() => void this.#drain());
+      }
+    });
+  }
+
+  #rotate(): void {
+    const id = (Math.floor(this.#active.id / SEGMENT_ID_STEP) + 1) * SEGMENT_ID_STEP;
+    const segment = new Segment(id, path.join(this.#dir, segmentName(id)), undefined, 0);
+    this.#segments.set(id, segment);
+    this.#active = segment;
+    this.#diskBytes += SEGMENT_HEADER_BYTES;
+  }
+
+  async #drain(): Promise<void> {
+    while (this.#queue.length > 0) {
+      const group = this.#queue;
+      this.#queue = [];
+      try {
+        await this.#writeGroup(group);
+      } catch (err) {
+        await this.#failGroup(group, err);
+        continue;
+      }
+      for (const op of group) op.resolve();
+    }
+    this.#draining = false;
+    const waiters = this.#idleWaiters;
+    this.#idleWaiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  #whenIdle(): Promise<void> {
+    if (!this.#draining) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  /** Writes a group's records in order, one writev per segment, then syncs if it must. */
+  async #writeGroup(group: WriteOp[]): Promise<void> {
+    let mustSync = this.#options.sync === 'always';
+    for (let i = 0; i < group.length;) {
+      const segment = group[i].segment;
+      if (segment === undefined) { mustSync = true; i++; continue; }
+      const chunks: Buffer[] = [];
+      const offset = group[i].offset;
+      while (i < group.length && group[i].segment === segment) {
+        for (const chunk of group[i].chunks) chunks.push(chunk);
+        i++;
+      }
+      if (segment.file === undefined) await this.#createSegmentFile(segment);
+      await segment.file!.write(chunks, offset);
+      let end = offset;
+      for (const chunk of chunks) end += chunk.length;
+      segment.flushed = end;
+      segment.dropFlushed();
+    }
+    if (mustSync) await this.#syncActive();
+  }
+
+  async #syncActive(): Promise<void> {
+    await syncSegment(this.#active);
+  }
+
+  /**
+   * Creates a segment's file: first the previous segment is synced, so only the newest segment
+   * can ever have a torn tail; then the new file gets its header, synced, and its directory entry,
+   * synced, before any record goes in.
+   */
+  async #createSegmentFile(segment: Segment): Promise<void> {
+    for (const other of this.#segments.values()) {
+      if (other !== segment) await syncSegment(other);
+    }
+    const file = await this.#medium.open(segment.path, { create: true });
+    try {
+      await file.truncate(0); // a leftover from a failed attempt holds nothing acknowledged
+      await file.write([encodeSegmentHeader(segment.id)], 0);
+      await syncOrTag(file.sync());
+      await syncOrTag(this.#medium.syncDir(this.#dir));
+    } catch (err) {
+      await file.close().catch(() => undefined);
+      throw err;
+    }
+    segment.file = file;
+    segment.flushed = segment.synced = SEGMENT_HEADER_BYTES;
+  }
+
+  /**
+   * Rejects a failed group and everything queued after it (their offsets assumed the group's
+   * bytes), undoes their keydir changes newest first, and truncates the files back.
+   */
+  async #failGroup(group: WriteOp[], err: unknown): Promise<void> {
+    const failed = group.concat(this.#queue);
+    this.#queue = [];
+    const syncFailed = err instanceof SyncFailed;
+    if (syncFailed) err = (err as SyncFailed).cause;
+    const error = ioError(err, 'write', this.#active.path);
+    const truncateTo = new Map<Segment, number>();
+    for (let i = failed.length - 1; i >= 0; i--) {
+      const op = failed[i];
+      for (let j = op.undo.length - 1; j >= 0; j--) this.#apply(op.undo[j][0], op.undo[j][1]);
+      if (op.segment !== undefined) truncateTo.set(op.segment, op.offset);
+    }
+    for (const [segment, offset] of truncateTo) {
+      segment.tail = offset;
+      segment.pending = segment.pending.filter((p) => p.offset < offset);
+      if (segment.flushed > offset) segment.flushed = offset;
+      if (segment.synced > offset) segment.synced = offset;
+    }
+    this.#diskBytes = this.#sumTails();
+    try {
+      for (const [segment, offset] of truncateTo) {
+        if (segment.file === undefined || segment.file.sizeSync() <= Math.max(offset, SEGMENT_HEADER_BYTES)) continue;
+        await segment.file.truncate(Math.max(offset, SEGMENT_HEADER_BYTES));
+        await segment.file.sync();
+      }
+    } catch (repairErr) {
+      this.#poison(repairErr);
+    }
+    // After a failed sync the page cache may have dropped writes it could not persist, including
+    // acknowledged ones: what the disk holds is unknown until recovery reads it again.
+    if (syncFailed) this.#poison(err);
+    for (const op of failed) op.reject(error);
+  }
+
+  /** After a failure we cannot undo, refuse writes until the store is reopened. */
+  #poison(err: unknown): void {
+    if (this.#failure !== undefined) return;
+    const cause = ioError(err, 'repair after a failed write', this.#active.path);
+    this.#failure = new LogkvError(ErrorCodes.IO,
+      `the store cannot take writes until it is reopened: ${cause.message}`, { file: this.#active.path }, cause);
+  }
+
+  #syncInBackground(): void {
+    const segment = this.#active;
+    if (this.#status !== 'open' || this.#failure !== undefined) return;
+    if (segment.file === undefined || segment.synced >= segment.flushed) return;
+    this.#enqueue(undefined, 0, [], []).catch(() => undefined); // a failure poisons the store
+  }
+
+  #sumTails(): number {
+    let total = 0;
+    for (const segment of this.#segments.values()) total += segment.tail;
+    return total;
+  }
+}
+
+interface PreparedWrite {
+  key: string;
+  keyBytes: Buffer;
+  /** undefined for a delete */
+  valueBytes: Buffer | undefined;
+  expiresAt: number;
+}
+
+function invalidKey(message: string, key: string | undefined): LogkvError {
+  return new LogkvError(ErrorCodes.INVALID_KEY, message, key === undefined ? {} : { key });
+}
+
+function invalidArgument(message: string): LogkvError {
+  return new LogkvError(ErrorCodes.INVALID_ARGUMENT, message);
+}
+
+/** Marks a failed sync, after which what the disk holds is unknown. */
+class SyncFailed {
+  constructor(readonly cause: unknown) {}
+}
+
+async function syncOrTag(sync: Promise<void>): Promise<void> {
+  try {
+    await sync;
+  } catch (err) {
+    throw new SyncFailed(err);
+  }
+}
+
+/** Syncs a segment's file if it holds bytes not yet known durable. */
+async function syncSegment(segment: Segment): Promise<void> {
+  if (segment.file === undefined || segment.synced >= segment.flushed) return;
+  const flushed = segment.flushed;
+  await syncOrTag(segment.file.sync());
+  segment.synced = flushed;
+}
