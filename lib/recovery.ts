@@ -23,7 +23,8 @@ import {
 import { Entry } from './keydir';
 import type { Medium, MediumFile } from './medium/types';
 import { scanRecords } from './scan';
-import { Segment, parseSegmentName, segmentName } from './segment';
+import { hintName, readHint } from './hint';
+import { Segment, TEMP_SUFFIX, parseSegmentName, segmentName } from './segment';
 
 export interface TruncationReport {
   file: string;
@@ -36,7 +37,14 @@ export interface TruncationReport {
 
 export interface RecoveryReport {
   segments: number;
+  /** Records replayed by scanning segments. */
   records: number;
+  /** Segments whose keydir entries came from their hint file, without reading values. */
+  hinted: number;
+  /** Hint files that could not be used (the segment was scanned instead), with why. */
+  hintsIgnored: Array<{ file: string; reason: string }>;
+  /** Leftover temporary files (an interrupted compaction) and orphan hints that were removed. */
+  removed: string[];
   /** Set if a torn tail was cut off the newest segment. */
   truncated?: TruncationReport;
 }
@@ -54,10 +62,14 @@ export async function recover(medium: Medium, dir: string, apply: ApplyRecord):
   const names = await medium.list(dir);
   const ids = names.map(parseSegmentName).filter((id): id is number => id !== undefined).sort((a, b) => a - b);
   const segments: Segment[] = [];
-  const report: RecoveryReport = { segments: ids.length, records: 0 };
+  const report: RecoveryReport = { segments: ids.length, records: 0, hinted: 0, hintsIgnored: [], removed: [] };
+  await removeLeftovers(medium, dir, names, new Set(ids), report);
+  const hints = new Set(names.filter((name) => name.endsWith('.hint')));
   try {
     for (let i = 0; i < ids.length; i++) {
-      const segment = await recoverSegment(medium, dir, ids[i], i === ids.length - 1, apply, report);
+      const newest = i === ids.length - 1;
+      const hinted = hints.has(hintName(ids[i])) ? await recoverFromHint(medium, dir, ids[i], apply, report) : undefined;
+      const segment = hinted ?? await recoverSegment(medium, dir, ids[i], newest, apply, report);
       segments.push(segment);
     }
   } catch (err) {
@@ -65,6 +77,53 @@ export async function recover(medium: Medium, dir: string, apply: ApplyRecord):
     throw err;
   }
   return { segments, report };
+}
+
+/**
+ * Removes what an interrupted compaction leaves: temporary files (never part of the store until
+ * renamed) and hint files whose segment is gone. Syncs the directory if it removed anything.
+ */
+async function removeLeftovers(medium: Medium, dir: string, names: string[], ids: Set<number>,
+                               report: RecoveryReport): Promise<void> {
+  for (const name of names) {
+    const hintId = name.endsWith('.hint') ? parseSegmentName(name.slice(0, -5) + '.seg') : undefined;
+    const orphanHint = hintId !== undefined && !ids.has(hintId);
+    if (name.endsWith(TEMP_SUFFIX) || orphanHint) {
+      await medium.remove(path.join(dir, name));
+      report.removed.push(name);
+    }
+  }
+  if (report.removed.length > 0) await medium.syncDir(dir);
+}
+
+/** The segment, its keydir entries applied from its hint; undefined if the hint cannot be used. */
+async function recoverFromHint(medium: Medium, dir: string, id: number, apply: ApplyRecord,
+                               report: RecoveryReport): Promise<Segment | undefined> {
+  const hintPath = path.join(dir, hintName(id));
+  const segmentPath = path.join(dir, segmentName(id));
+  const segmentFile = await medium.open(segmentPath);
+  let reason: string | undefined;
+  try {
+    const header = Buffer.alloc(SEGMENT_HEADER_BYTES);
+    segmentFile.readSync(header, 0, SEGMENT_HEADER_BYTES, 0);
+    checkSegmentHeader(header, segmentPath, id);
+    const size = segmentFile.sizeSync();
+    const hintFile = await medium.open(hintPath, { readOnly: true });
+    try {
+      reason = readHint(hintFile, hintPath, id, size, apply);
+    } finally {
+      await hintFile.close();
+    }
+    if (reason === undefined) {
+      report.hinted++;
+      return new Segment(id, segmentPath, segmentFile, size);
+    }
+  } catch (err) {
+    reason = (err as Error).message;
+  }
+  await segmentFile.close();
+  report.hintsIgnored.push({ file: hintPath, reason });
+  return undefined;
 }
 
 async function recoverSegment(medium: Medium, dir: string, id: number, newest: boolean, apply: ApplyRecord,

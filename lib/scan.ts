@@ -21,16 +21,20 @@ export interface ScanResult {
 }
 
 /**
- * Calls `visit` for each good record from the header to `size`, in order, with the record's
- * bytes at `buf[pos .. pos + header.totalLength)`. `buf` is reused: copy what you keep. Stops at the
- * first record that is incomplete, implausible or fails its CRC, and says where.
+ * Calls `visit` for each good record from `start` (by default the first record, just past the
+ * header) to `size`, in order, with the record's bytes at `buf[pos .. pos + header.totalLength)`.
+ * `buf` is reused: copy what you keep. Stops at the first record that is incomplete, implausible or
+ * fails its CRC, and says where. With `budgetBytes`, it also returns (with no `stop`) once it has
+ * visited about that many bytes, so a caller can yield to the event loop and resume from `end`.
  */
 export function scanRecords(file: MediumFile, size: number,
-                            visit: (offset: number, header: RecordHeader, buf: Buffer, pos: number) => void): ScanResult {
-  let chunk = Buffer.allocUnsafe(Math.min(CHUNK_BYTES, Math.max(size, RECORD_HEADER_BYTES)));
+                            visit: (offset: number, header: RecordHeader, buf: Buffer, pos: number) => void,
+                            start = SEGMENT_HEADER_BYTES, budgetBytes = Infinity): ScanResult {
+  let chunk = Buffer.allocUnsafe(Math.min(CHUNK_BYTES, Math.max(size - start, RECORD_HEADER_BYTES)));
   let chunkStart = 0; // file offset of chunk[0]
   let chunkEnd = 0;   // file offset just past the valid bytes in chunk
-  let offset = SEGMENT_HEADER_BYTES;
+  let offset = start;
+  const budgetEnd = start + budgetBytes;
 
   // Makes [offset, offset + length) available in `chunk`; false if the file ends first.
   const ensure = (length: number): boolean => {
@@ -45,6 +49,7 @@ export function scanRecords(file: MediumFile, size: number,
   };
 
   while (offset < size) {
+    if (offset >= budgetEnd) return { end: offset };
     if (!ensure(RECORD_HEADER_BYTES)) return { end: offset, stop: { offset, reason: 'truncated header' } };
     const header = parseRecordHeader(chunk, offset - chunkStart);
     if (header === null) return { end: offset, stop: { offset, reason: 'implausible header' } };

@@ -6,6 +6,8 @@ import type { MediumFile } from './medium/types';
 
 /** Normal segments take ids that are multiples of this; compaction outputs use the ids between. */
 export const SEGMENT_ID_STEP = 0x10000;
+/** Files being written by compaction carry this suffix until they are complete and synced. */
+export const TEMP_SUFFIX = '.tmp';
 const NAME_PATTERN = /^([0-9a-f]{12})\.seg$/;
 
 export function segmentName(id: number): string {

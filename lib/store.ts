@@ -97,7 +97,7 @@ export class Store<V = unknown> {
   #failure: LogkvError | undefined;
   #closing: Promise<void> | undefined;
   #timer: NodeJS.Timeout | undefined;
-  #recovery: RecoveryReport = { segments: 0, records: 0 };
+  #recovery: RecoveryReport = { segments: 0, records: 0, hinted: 0, hintsIgnored: [], removed: [] };
 
   /** @internal Use open(). */
   constructor(init: StoreInit) {

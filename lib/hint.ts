@@ -1,0 +1,103 @@
+/**
+ * Hint files: for a segment written by compaction, the key, record length and expiry of every
+ * record in it, so open can rebuild the keydir without reading values. A hint is only ever an
+ * optimisation: a missing, torn or corrupt hint, or one that does not match its segment's size,
+ * is ignored and the segment is scanned instead.
+ *
+ * Layout (little-endian), file `<segment id>.hint` beside `<segment id>.seg`:
+ *
+ *   off  size  field
+ *   0    20    file header, as for segments (format.ts) with kind = 2 and the segment's id
+ *   20   8     segment size u64 (low word first): the exact size of the segment described
+ *   28   4     entry count u32
+ *   32   ...   entries, one per record of the segment, in file order:
+ *                2  key length u16
+ *                4  record length u32 (header + key + value)
+ *                8  expires at u64 (low word first), 0 = never
+ *                k  key, UTF-8
+ *   end-4 4    crc u32: CRC-32 of bytes 20 .. end-4
+ *
+ * Record offsets are not stored: the first record starts right after the segment header and each
+ * next one right after the previous, because compaction writes its outputs densely.
+ */
+import { crc32 } from './crc';
+import { RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES, checkSegmentHeader, encodeSegmentHeader } from './format';
+import { Entry } from './keydir';
+import type { MediumFile } from './medium/types';
+
+export const KIND_HINT = 2;
+const FIXED_BYTES = SEGMENT_HEADER_BYTES + 12;
+const ENTRY_FIXED_BYTES = 14;
+const U32 = 0x100000000;
+
+export interface HintRecord {
+  key: Buffer;
+  length: number;
+  expiresAt: number;
+}
+
+export function hintName(segmentId: number): string {
+  return segmentId.toString(16).padStart(12, '0') + '.hint';
+}
+
+export function encodeHint(segmentId: number, segmentSize: number, records: readonly HintRecord[]): Buffer {
+  let size = FIXED_BYTES + 4;
+  for (const r of records) size += ENTRY_FIXED_BYTES + r.key.length;
+  const buf = Buffer.allocUnsafe(size);
+  encodeSegmentHeader(segmentId, KIND_HINT).copy(buf, 0);
+  buf.writeUInt32LE(segmentSize % U32, 20);
+  buf.writeUInt32LE(Math.floor(segmentSize / U32), 24);
+  buf.writeUInt32LE(records.length, 28);
+  let at = FIXED_BYTES;
+  for (const r of records) {
+    buf.writeUInt16LE(r.key.length, at);
+    buf.writeUInt32LE(r.length, at + 2);
+    buf.writeUInt32LE(r.expiresAt % U32, at + 6);
+    buf.writeUInt32LE(Math.floor(r.expiresAt / U32), at + 10);
+    r.key.copy(buf, at + ENTRY_FIXED_BYTES);
+    at += ENTRY_FIXED_BYTES + r.key.length;
+  }
+  buf.writeUInt32LE(crc32(buf.subarray(SEGMENT_HEADER_BYTES, at)), at);
+  return buf;
+}
+
+/**
+ * Reads a hint file and calls `visit` for each record of its segment, or returns a reason why
+ * the hint cannot be used (then nothing was visited). `segmentSize` is the segment file's size.
+ */
+export function readHint(file: MediumFile, path: string, segmentId: number, segmentSize: number,
+                         visit: (key: string, entry: Entry) => void): string | undefined {
+  const size = file.sizeSync();
+  if (size < FIXED_BYTES + 4) return 'truncated';
+  const buf = Buffer.allocUnsafe(size);
+  if (file.readSync(buf, 0, size, 0) !== size) return 'truncated';
+  try {
+    checkSegmentHeader(buf, path, segmentId, KIND_HINT);
+  } catch (err) {
+    return (err as Error).message;
+  }
+  if (buf.readUInt32LE(size - 4) !== crc32(buf.subarray(SEGMENT_HEADER_BYTES, size - 4))) return 'checksum mismatch';
+  const describedSize = buf.readUInt32LE(20) + buf.readUInt32LE(24) * U32;
+  if (describedSize !== segmentSize) return `describes a segment of ${describedSize} bytes, found ${segmentSize}`;
+  const count = buf.readUInt32LE(28);
+  // Everything is checked before the keydir is touched: a bad hint must leave no trace.
+  let at = FIXED_BYTES;
+  let offset = SEGMENT_HEADER_BYTES;
+  const entries: Array<[string, Entry]> = [];
+  for (let i = 0; i < count; i++) {
+    if (at + ENTRY_FIXED_BYTES > size - 4) return 'entries overrun the file';
+    const keyLength = buf.readUInt16LE(at);
+    const length = buf.readUInt32LE(at + 2);
+    const expiresAt = buf.readUInt32LE(at + 6) + buf.readUInt32LE(at + 10) * U32;
+    const keyStart = at + ENTRY_FIXED_BYTES;
+    if (keyLength === 0 || keyStart + keyLength > size - 4) return 'entries overrun the file';
+    if (length < RECORD_HEADER_BYTES + keyLength) return 'implausible record length';
+    entries.push([buf.toString('utf8', keyStart, keyStart + keyLength), new Entry(segmentId, offset, length, expiresAt)]);
+    offset += length;
+    at = keyStart + keyLength;
+  }
+  if (at !== size - 4) return 'trailing bytes';
+  if (offset !== segmentSize) return 'record lengths do not add up to the segment size';
+  for (const [key, entry] of entries) visit(key, entry);
+  return undefined;
+}
