@@ -21,6 +21,7 @@ export type { ErrorCode, ErrorDetails } from './errors';
 export type { OpenOptions, SyncMode } from './options';
 export type { BatchOperation, IterateOptions, StoreStats, WriteOptions } from './store';
 export type { RecoveryReport, TruncationReport } from './recovery';
+export type { CompactOptions, CompactionProgress, CompactionResult } from './compactor';
 export type { Medium, MediumFile, OpenFileOptions } from './medium/types';
 export { Store } from './store';
 export { FORMAT_VERSION } from './format';

@@ -41,6 +41,15 @@ export interface OpenOptions {
    * the crash harness pass an in-memory or fault-injecting medium.
    */
   medium?: Medium;
+  /**
+   * Start a compaction in the background when dead bytes (overwritten, deleted, expired records)
+   * are at least `minDeadBytes` and at least `minDeadRatio` of the store's disk bytes; `false` turns
+   * it off. On by default so a store that is written to for years does not grow without bound;
+   * the byte floor keeps small stores from compacting often. A failure is reported in
+   * `stats().lastAutoCompactionError` and the next trigger tries again.
+   * @default { minDeadRatio: 0.5, minDeadBytes: 64 MiB }
+   */
+  autoCompact?: false | { minDeadRatio?: number; minDeadBytes?: number };
   /** The wall clock used for TTL, in ms since the epoch. For tests and simulations. @default Date.now */
   clock?: () => number;
 }
@@ -54,6 +63,7 @@ export interface ResolvedOptions {
   maxStoreBytes: number;
   medium: Medium | undefined;
   clock: () => number;
+  autoCompact: false | { minDeadRatio: number; minDeadBytes: number };
 }
 
 export const DEFAULTS = {
@@ -123,7 +133,23 @@ export function resolveOptions(options: OpenOptions | undefined): ResolvedOption
     maxStoreBytes,
     medium: options.medium,
     clock: options.clock ?? Date.now,
+    autoCompact: resolveAutoCompact(options.autoCompact),
   };
+}
+
+function resolveAutoCompact(value: OpenOptions['autoCompact']): ResolvedOptions['autoCompact'] {
+  if (value === false) return false;
+  if (value === undefined) return { minDeadRatio: 0.5, minDeadBytes: 64 * 1024 * 1024 };
+  if (typeof value !== 'object' || value === null) throw invalid('autoCompact', 'false or an object', value);
+  const minDeadRatio = value.minDeadRatio ?? 0.5;
+  const minDeadBytes = value.minDeadBytes ?? 64 * 1024 * 1024;
+  if (typeof minDeadRatio !== 'number' || !(minDeadRatio >= 0 && minDeadRatio <= 1)) {
+    throw invalid('autoCompact.minDeadRatio', 'a number from 0 to 1', minDeadRatio);
+  }
+  if (typeof minDeadBytes !== 'number' || !Number.isInteger(minDeadBytes) || minDeadBytes < 0) {
+    throw invalid('autoCompact.minDeadBytes', 'a non-negative integer', minDeadBytes);
+  }
+  return { minDeadRatio, minDeadBytes };
 }
 
 /** Space that only deletes may use, so a full store can still be emptied. */

@@ -15,6 +15,7 @@
  */
 import * as path from 'path';
 import { decodeValue, encodeValue, prepareValue } from './codec';
+import { CompactOptions, CompactionHost, CompactionResult, compact } from './compactor';
 import { ErrorCodes, LogkvError, corruption, ioError } from './errors';
 import {
   FLAG_BATCH_CONT, MAX_EXPIRES_AT, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES, TYPE_DELETE, TYPE_SET,
@@ -53,6 +54,12 @@ export interface StoreStats {
   deadBytes: number;
   /** Total size of the store's segment files, including their headers. */
   diskBytes: number;
+  /** Whether a compaction is running now. */
+  compacting: boolean;
+  /** The last compaction this store finished since it was opened. */
+  lastCompaction?: CompactionResult;
+  /** The last automatic compaction's failure, if the last one failed. */
+  lastAutoCompactionError?: LogkvError;
 }
 
 type Status = 'open' | 'closing' | 'closed';
@@ -92,7 +99,15 @@ export class Store<V = unknown> {
   #liveBytes = 0;
   #diskBytes = 0;
   #queue: WriteOp[] = [];
+  /** The group the writer is writing now. */
+  #inflight: WriteOp[] = [];
   #draining = false;
+  #compacting: Promise<CompactionResult> | undefined;
+  #compactionAborted = false;
+  #lastCompaction: CompactionResult | undefined;
+  #autoCompactionError: LogkvError | undefined;
+  /** Files an earlier compaction could not remove; the next one removes them first. */
+  readonly #garbage: string[] = [];
   #idleWaiters: Array<() => void> = [];
   #failure: LogkvError | undefined;
   #closing: Promise<void> | undefined;
@@ -208,7 +223,116 @@ export class Store<V = unknown> {
       liveBytes: this.#liveBytes,
       deadBytes: this.#diskBytes - headers - this.#liveBytes,
       diskBytes: this.#diskBytes,
+      compacting: this.#compacting !== undefined,
+      ...(this.#lastCompaction === undefined ? {} : { lastCompaction: this.#lastCompaction }),
+      ...(this.#autoCompactionError === undefined ? {} : { lastAutoCompactionError: this.#autoCompactionError }),
     };
+  }
+
+  // ---------------------------------------------------------------- compaction
+
+  /**
+   * Rewrites the sealed segments (the active one is sealed first) into new ones that hold only
+   * live records, online: reads and writes go on meanwhile, and every write made during it is
+   * kept. With `dryRun`, reports what it would reclaim and changes nothing. A call while one runs
+   * returns the running one.
+   */
+  compact(options: CompactOptions = {}): Promise<CompactionResult> {
+    return this.#guard(() => {
+      if (typeof options !== 'object' || options === null) throw invalidArgument(`compact() options must be an object, received ${describe(options)}`);
+      if (options.onProgress !== undefined && typeof options.onProgress !== 'function') {
+        throw invalidArgument(`onProgress must be a function, received ${describe(options.onProgress)}`);
+      }
+      if (this.#compacting !== undefined) return this.#compacting;
+      if (this.#failure !== undefined) throw this.#failure;
+      const running = compact(this.#compactionHost(options.dryRun === true), options)
+        .then((result) => {
+          if (!result.dryRun) this.#lastCompaction = result;
+          return result;
+        })
+        .finally(() => { this.#compacting = undefined; });
+      this.#compacting = running;
+      return running;
+    });
+  }
+
+  #compactionHost(dryRun: boolean): CompactionHost {
+    return {
+      dir: this.#dir,
+      medium: this.#medium,
+      maxSegmentBytes: this.#options.maxSegmentBytes,
+      garbage: this.#garbage,
+      now: () => this.#options.clock(),
+      aborted: () => this.#compactionAborted,
+      seal: async () => {
+        if (!dryRun && this.#active.tail > SEGMENT_HEADER_BYTES) this.#rotate();
+        await this.#enqueue(undefined, 0, [], []); // every write so far, durable
+        const limit = dryRun ? Infinity : this.#active.id;
+        return [...this.#segments.values()].filter((s) => s.id < limit && s.file !== undefined).sort((a, b) => a.id - b.id);
+      },
+      mustKeep: (key, segmentId, offset, undoRefs) => {
+        if (undoRefs.has(offset)) return true;
+        const entry = this.#keydir.get(key);
+        return entry !== undefined && entry.segmentId === segmentId && entry.offset === offset &&
+          (entry.expiresAt === 0 || entry.expiresAt > this.#options.clock());
+      },
+      undoRefs: (segmentId) => {
+        const refs = new Set<number>();
+        for (const op of this.#inflight.concat(this.#queue)) {
+          for (const [, previous] of op.undo) if (previous?.segmentId === segmentId) refs.add(previous.offset);
+        }
+        return refs;
+      },
+      reserve: (bytes) => {
+        if (this.#diskBytes + bytes > this.#options.maxStoreBytes) {
+          throw new LogkvError(ErrorCodes.STORE_FULL,
+            `compaction needs more room than maxStoreBytes (${this.#options.maxStoreBytes}) leaves`);
+        }
+        this.#diskBytes += bytes;
+      },
+      release: (bytes) => { this.#diskBytes -= bytes; },
+      segmentCount: () => this.#segments.size,
+      diskBytes: () => this.#diskBytes,
+      install: (inputs, outputs, moved) => this.#installCompaction(inputs, outputs, moved),
+    };
+  }
+
+  /**
+   * The switch from inputs to outputs, synchronous so no read or write sees it half done: the
+   * keydir and the undo entries of queued writes move to the outputs, and the inputs are dropped.
+   */
+  #installCompaction(inputs: Segment[], outputs: Segment[], moved: Map<number, Map<number, [string, Entry]>>): void {
+    for (const output of outputs) this.#segments.set(output.id, output);
+    for (const [inputId, records] of moved) {
+      for (const [offset, [key, entry]] of records) {
+        const current = this.#keydir.get(key);
+        if (current !== undefined && current.segmentId === inputId && current.offset === offset) this.#keydir.put(key, entry);
+      }
+    }
+    const inputIds = new Set(inputs.map((s) => s.id));
+    const relocate = (entry: Entry | undefined): Entry | undefined =>
+      entry === undefined || !inputIds.has(entry.segmentId) ? entry : moved.get(entry.segmentId)?.get(entry.offset)?.[1];
+    for (const op of this.#inflight.concat(this.#queue)) {
+      for (const pair of op.undo) pair[1] = relocate(pair[1]);
+    }
+    // What still points into an input was expired when copied, so it was not: it is gone now.
+    for (const key of this.#expiring) {
+      const entry = this.#keydir.get(key);
+      if (entry !== undefined && inputIds.has(entry.segmentId)) this.#apply(key, undefined);
+    }
+    for (const input of inputs) this.#segments.delete(input.id);
+    this.#diskBytes = this.#sumTails();
+  }
+
+  #maybeAutoCompact(): void {
+    const auto = this.#options.autoCompact;
+    if (auto === false || this.#compacting !== undefined || this.#status !== 'open' || this.#failure !== undefined) return;
+    const dead = this.#diskBytes - this.#segments.size * SEGMENT_HEADER_BYTES - this.#liveBytes;
+    if (dead < auto.minDeadBytes || dead < auto.minDeadRatio * this.#diskBytes) return;
+    this.compact().then(
+      () => { this.#autoCompactionError = undefined; },
+      (err: unknown) => { this.#autoCompactionError = ioError(err, 'automatic compaction', this.#dir); },
+    );
   }
 
   // ---------------------------------------------------------------- writes
@@ -296,10 +420,12 @@ export class Store<V = unknown> {
 
   async #shutdown(): Promise<void> {
     if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#compactionAborted = true;
+    await this.#compacting?.catch(() => undefined);
     await this.#whenIdle();
     let failure: LogkvError | undefined;
     try {
-      if (this.#failure === undefined) await this.#syncActive();
+      if (this.#failure === undefined) await this.#syncAll();
     } catch (err) {
       failure = ioError(err instanceof SyncFailed ? err.cause : err, 'final sync on close', this.#active.path);
     } finally {
@@ -518,13 +644,17 @@ export class Store<V = unknown> {
     while (this.#queue.length > 0) {
       const group = this.#queue;
       this.#queue = [];
+      this.#inflight = group;
       try {
         await this.#writeGroup(group);
       } catch (err) {
+        this.#inflight = [];
         await this.#failGroup(group, err);
         continue;
       }
+      this.#inflight = [];
       for (const op of group) op.resolve();
+      this.#maybeAutoCompact();
     }
     this.#draining = false;
     const waiters = this.#idleWaiters;
@@ -556,11 +686,12 @@ export class Store<V = unknown> {
       segment.flushed = end;
       segment.dropFlushed();
     }
-    if (mustSync) await this.#syncActive();
+    if (mustSync) await this.#syncAll();
   }
 
-  async #syncActive(): Promise<void> {
-    await syncSegment(this.#active);
+  /** Syncs every segment with unsynced bytes: normally just the active one. */
+  async #syncAll(): Promise<void> {
+    for (const segment of this.#segments.values()) await syncSegment(segment);
   }
 
   /**

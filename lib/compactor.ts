@@ -1,0 +1,327 @@
+/**
+ * Compaction: rewrite the sealed segments into new ones that hold only live records, online.
+ * docs/compaction.md states the steps and why each crash point is safe; in short:
+ *
+ *  1. Seal: the active segment is sealed (a new one takes the writes) and every queued write to
+ *     the sealed ones is made durable. The inputs are all sealed segments, oldest first.
+ *  2. Copy: each input is scanned (checking every CRC), in slices that yield to the event loop so
+ *     reads and writes go on. A record is copied if the keydir still points at it, or a queued
+ *     write would point the keydir back at it if that write failed. Expired records, overwritten
+ *     records and tombstones are dropped. Outputs are written under temporary names.
+ *  3. Make durable: each output and its hint file are fsynced, renamed to their final names, and
+ *     the directory is fsynced.
+ *  4. Switch (synchronous): the keydir and the queued writes' undo entries move to the outputs.
+ *  5. Remove the inputs, oldest first, fsyncing the directory after each.
+ *
+ * Output ids sit between the newest input's id and the new active segment's id, so on replay
+ * they come after every input and before every later write. An output only holds copies of
+ * records that were the newest for their key among the inputs, so replaying inputs + outputs
+ * gives the same state as the inputs alone: that is why the renames of step 3 are safe at any
+ * point. Removing the inputs oldest first means the inputs left after a crash in step 5 are
+ * always the newest ones, which still hold every tombstone that could matter, so a deleted key
+ * cannot come back. Tombstones themselves are never copied: every segment older than the outputs
+ * is an input, so no surviving older record is left for a tombstone to hide.
+ */
+import * as path from 'path';
+import { crc32 } from './crc';
+import { ErrorCodes, LogkvError, ioError } from './errors';
+import {
+  FLAG_BATCH_CONT, RECORD_HEADER_BYTES, RecordHeader, SEGMENT_HEADER_BYTES, TYPE_SET, encodeSegmentHeader,
+} from './format';
+import { HintRecord, encodeHint, hintName } from './hint';
+import { Entry } from './keydir';
+import type { Medium, MediumFile } from './medium/types';
+import { scanRecords } from './scan';
+import { SEGMENT_ID_STEP, Segment, TEMP_SUFFIX, segmentName } from './segment';
+
+export interface CompactOptions {
+  /** Report what compaction would reclaim, and change nothing. */
+  dryRun?: boolean;
+  /** Called as input bytes are processed. */
+  onProgress?: (progress: CompactionProgress) => void;
+}
+
+export interface CompactionProgress {
+  bytesDone: number;
+  bytesTotal: number;
+}
+
+export interface CompactionResult {
+  dryRun: boolean;
+  /** Segment files of the whole store, before and after. */
+  segmentsBefore: number;
+  segmentsAfter: number;
+  /** Bytes of the whole store's segment files, before and after. */
+  bytesBefore: number;
+  bytesAfter: number;
+  /** Records copied into the new segments, and records dropped (overwritten, deleted, expired, tombstones). */
+  recordsKept: number;
+  recordsDropped: number;
+  durationMs: number;
+  /** When it finished, in ms since the epoch. */
+  finishedAt: number;
+}
+
+/** What the compactor needs from the store. */
+export interface CompactionHost {
+  readonly dir: string;
+  readonly medium: Medium;
+  readonly maxSegmentBytes: number;
+  now(): number;
+  /** Seals the active segment; resolves with the sealed segments, oldest first, once all their writes are durable. */
+  seal(): Promise<Segment[]>;
+  /** Whether the record of `key` at (segmentId, offset) must be kept; `undoRefs` from undoRefs(). */
+  mustKeep(key: string, segmentId: number, offset: number, undoRefs: ReadonlySet<number>): boolean;
+  /** Offsets in `segmentId` that queued or in-flight writes would restore if they failed. */
+  undoRefs(segmentId: number): Set<number>;
+  /** Claims disk space for outputs under maxStoreBytes; throws LOGKV_STORE_FULL if it is not there. */
+  reserve(bytes: number): void;
+  release(bytes: number): void;
+  segmentCount(): number;
+  diskBytes(): number;
+  /** The switch: synchronous. `moved` maps input id -> offset -> the record's entry in an output. */
+  install(inputs: Segment[], outputs: Segment[], moved: Map<number, Map<number, [string, Entry]>>): void;
+  /** Files that could not be removed; the next compaction must remove them first. */
+  garbage: string[];
+  /** True once the store is closing: the compaction stops and discards its work. */
+  aborted(): boolean;
+}
+
+/** Bytes copied before the compactor yields to the event loop. */
+const SLICE_BYTES = 1024 * 1024;
+
+interface Output {
+  id: number;
+  tempPath: string;
+  file: MediumFile;
+  size: number;
+  hints: HintRecord[];
+  buffered: Buffer[];
+  bufferedBytes: number;
+}
+
+export async function compact(host: CompactionHost, options: CompactOptions): Promise<CompactionResult> {
+  const started = Date.now();
+  await removeGarbage(host);
+  const segmentsBefore = host.segmentCount();
+  const bytesBefore = host.diskBytes();
+  const inputs = await host.seal();
+  const bytesTotal = inputs.reduce((sum, s) => sum + s.flushed, 0);
+  const job = new Job(host, inputs, options, bytesTotal);
+  try {
+    await job.copy();
+    if (options.dryRun) {
+      await job.discard();
+      return job.result(started, segmentsBefore, bytesBefore, true);
+    }
+    await job.commit();
+  } catch (err) {
+    await job.discard();
+    throw ioError(err, 'compaction', host.dir);
+  }
+  host.install(inputs, job.segments(), job.moved);
+  await removeInputs(host, inputs);
+  return job.result(started, segmentsBefore, bytesBefore, false);
+}
+
+class Job {
+  readonly outputs: Output[] = [];
+  readonly moved = new Map<number, Map<number, [string, Entry]>>();
+  recordsKept = 0;
+  recordsDropped = 0;
+  bytesDone = 0;
+  reserved = 0;
+  #nextId: number;
+  #keptBytes = 0;
+
+  constructor(private readonly host: CompactionHost, private readonly inputs: Segment[],
+              private readonly options: CompactOptions, private readonly bytesTotal: number) {
+    const newest = inputs.length > 0 ? inputs[inputs.length - 1].id : 0;
+    this.#nextId = newest + 1;
+  }
+
+  /** Step 2: scan every input in slices and copy what must be kept. */
+  async copy(): Promise<void> {
+    for (const input of this.inputs) {
+      const moved = new Map<number, [string, Entry]>();
+      this.moved.set(input.id, moved);
+      let offset = SEGMENT_HEADER_BYTES;
+      while (offset < input.flushed) {
+        const undoRefs = this.host.undoRefs(input.id);
+        if (this.host.aborted()) throw new LogkvError(ErrorCodes.CLOSED, 'the store closed during compaction');
+        const kept: Array<[number, string, RecordHeader, Buffer]> = [];
+        const scan = scanRecords(input.file!, input.flushed, (at, header, buf, pos) => {
+          const key = buf.toString('utf8', pos + RECORD_HEADER_BYTES, pos + RECORD_HEADER_BYTES + header.keyLength);
+          if (header.type === TYPE_SET && this.host.mustKeep(key, input.id, at, undoRefs)) {
+            kept.push([at, key, header, Buffer.from(buf.subarray(pos, pos + header.totalLength))]);
+          } else {
+            this.recordsDropped++;
+          }
+        }, offset, SLICE_BYTES);
+        if (scan.stop !== undefined) {
+          throw new LogkvError(ErrorCodes.CORRUPTION,
+            `compaction found a bad record (${scan.stop.reason}) in ${input.path} at offset ${scan.stop.offset}`,
+            { file: input.path, offset: scan.stop.offset });
+        }
+        for (const [at, key, header, bytes] of kept) moved.set(at, [key, await this.#append(bytes, header)]);
+        this.bytesDone += scan.end - offset;
+        offset = scan.end;
+        this.options.onProgress?.({ bytesDone: this.bytesDone, bytesTotal: this.bytesTotal });
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+    }
+    for (const output of this.outputs) await this.#flush(output);
+  }
+
+  /** Appends one record to the current output (starting a new one if it is full). */
+  async #append(bytes: Buffer, header: RecordHeader): Promise<Entry> {
+    this.recordsKept++;
+    this.#keptBytes += bytes.length;
+    if (this.options.dryRun) return new Entry(0, 0, bytes.length, header.expiresAt);
+    let output = this.outputs[this.outputs.length - 1];
+    if (output === undefined || (output.size + bytes.length > this.host.maxSegmentBytes && output.size > SEGMENT_HEADER_BYTES)) {
+      output = await this.#startOutput();
+    }
+    if ((bytes[5] & FLAG_BATCH_CONT) !== 0) {
+      // Batch atomicity was settled when the batch was first written; alone, a copied record must
+      // not look like the start of an unfinished batch.
+      bytes[5] &= ~FLAG_BATCH_CONT;
+      bytes.writeUInt32LE(crc32(bytes.subarray(4)), 0);
+    }
+    this.host.reserve(bytes.length);
+    this.reserved += bytes.length;
+    const entry = new Entry(output.id, output.size, bytes.length, header.expiresAt);
+    output.buffered.push(bytes);
+    output.bufferedBytes += bytes.length;
+    output.size += bytes.length;
+    output.hints.push({
+      key: bytes.subarray(RECORD_HEADER_BYTES, RECORD_HEADER_BYTES + header.keyLength),
+      length: bytes.length,
+      expiresAt: header.expiresAt,
+    });
+    if (output.bufferedBytes >= SLICE_BYTES) await this.#flush(output);
+    return entry;
+  }
+
+  async #startOutput(): Promise<Output> {
+    const id = this.#nextId++;
+    if (id % SEGMENT_ID_STEP === 0) throw new LogkvError(ErrorCodes.IO, 'compaction ran out of segment ids');
+    const tempPath = path.join(this.host.dir, segmentName(id) + TEMP_SUFFIX);
+    this.host.reserve(SEGMENT_HEADER_BYTES);
+    this.reserved += SEGMENT_HEADER_BYTES;
+    const file = await this.host.medium.open(tempPath, { create: true });
+    const output: Output = { id, tempPath, file, size: SEGMENT_HEADER_BYTES, hints: [], buffered: [], bufferedBytes: 0 };
+    this.outputs.push(output);
+    await file.truncate(0);
+    await file.write([encodeSegmentHeader(id)], 0);
+    return output;
+  }
+
+  async #flush(output: Output): Promise<void> {
+    if (output.bufferedBytes === 0) return;
+    const chunks = output.buffered;
+    const at = output.size - output.bufferedBytes;
+    output.buffered = [];
+    output.bufferedBytes = 0;
+    await output.file.write(chunks, at);
+  }
+
+  /** Step 3: each output and its hint durable under its final name, then the directory. */
+  async commit(): Promise<void> {
+    const { medium, dir } = this.host;
+    for (const output of this.outputs) {
+      await output.file.sync();
+      const hint = encodeHint(output.id, output.size, output.hints);
+      const hintTemp = path.join(dir, hintName(output.id) + TEMP_SUFFIX);
+      const hintFile = await medium.open(hintTemp, { create: true });
+      try {
+        await hintFile.truncate(0);
+        await hintFile.write([hint], 0);
+        await hintFile.sync();
+      } finally {
+        await hintFile.close();
+      }
+      await medium.rename(output.tempPath, path.join(dir, segmentName(output.id)));
+      output.tempPath = '';
+      await medium.rename(hintTemp, path.join(dir, hintName(output.id)));
+    }
+    await medium.syncDir(dir);
+  }
+
+  /** The outputs as segments of the store, ready for the switch. */
+  segments(): Segment[] {
+    return this.outputs.map((o) => {
+      const segment = new Segment(o.id, path.join(this.host.dir, segmentName(o.id)), o.file, o.size);
+      return segment;
+    });
+  }
+
+  /** Undoes a compaction that did not switch: closes and removes every output, temporary or renamed. */
+  async discard(): Promise<void> {
+    this.host.release(this.reserved);
+    this.reserved = 0;
+    const { medium, dir } = this.host;
+    for (const output of this.outputs) {
+      await output.file.close().catch(() => undefined);
+      const names = [segmentName(output.id) + TEMP_SUFFIX, segmentName(output.id),
+        hintName(output.id) + TEMP_SUFFIX, hintName(output.id)];
+      for (const name of names) {
+        try {
+          await medium.remove(path.join(dir, name));
+        } catch {
+          this.host.garbage.push(path.join(dir, name));
+        }
+      }
+    }
+    if (this.outputs.length > 0) await medium.syncDir(dir).catch(() => undefined);
+  }
+
+  result(started: number, segmentsBefore: number, bytesBefore: number, dryRun: boolean): CompactionResult {
+    const outputsEstimate = this.#keptBytes === 0 ? 0
+      : Math.ceil(this.#keptBytes / Math.max(1, this.host.maxSegmentBytes - SEGMENT_HEADER_BYTES));
+    const inputBytes = this.inputs.reduce((sum, s) => sum + s.flushed, 0);
+    return {
+      dryRun,
+      segmentsBefore,
+      segmentsAfter: dryRun ? segmentsBefore - this.inputs.length + outputsEstimate : this.host.segmentCount(),
+      bytesBefore,
+      bytesAfter: dryRun ? bytesBefore - inputBytes + this.#keptBytes + outputsEstimate * SEGMENT_HEADER_BYTES
+        : this.host.diskBytes(),
+      recordsKept: this.recordsKept,
+      recordsDropped: this.recordsDropped,
+      durationMs: Date.now() - started,
+      finishedAt: this.host.now(),
+    };
+  }
+}
+
+/** Step 5: remove the inputs oldest first, each removal durable before the next. */
+async function removeInputs(host: CompactionHost, inputs: Segment[]): Promise<void> {
+  for (let i = 0; i < inputs.length; i++) {
+    const input = inputs[i];
+    await input.file?.close().catch(() => undefined);
+    const files = [input.path, path.join(host.dir, hintName(input.id))];
+    try {
+      for (const file of files) await host.medium.remove(file);
+      await host.medium.syncDir(host.dir);
+    } catch (err) {
+      // The switch is done; what is left on disk is a suffix of the inputs, which replays
+      // correctly. It must go before another compaction drops tombstones that could hide it.
+      for (const later of inputs.slice(i)) host.garbage.push(later.path, path.join(host.dir, hintName(later.id)));
+      throw ioError(err, 'removing compacted segments', input.path);
+    }
+  }
+}
+
+async function removeGarbage(host: CompactionHost): Promise<void> {
+  if (host.garbage.length === 0) return;
+  try {
+    while (host.garbage.length > 0) {
+      await host.medium.remove(host.garbage[0]);
+      host.garbage.shift();
+    }
+    await host.medium.syncDir(host.dir);
+  } catch (err) {
+    throw ioError(err, 'removing files left by an earlier compaction', host.garbage[0]);
+  }
+}
