@@ -216,12 +216,12 @@ export class Store<V = unknown> {
   stats(): StoreStats {
     this.#checkOpen();
     this.#purgeExpired();
-    const headers = this.#segments.size * SEGMENT_HEADER_BYTES;
+    const segments = this.#segmentFiles();
     return {
       keys: this.#keydir.size,
-      segments: this.#segments.size,
+      segments,
       liveBytes: this.#liveBytes,
-      deadBytes: this.#diskBytes - headers - this.#liveBytes,
+      deadBytes: this.#diskBytes - segments * SEGMENT_HEADER_BYTES - this.#liveBytes,
       diskBytes: this.#diskBytes,
       compacting: this.#compacting !== undefined,
       ...(this.#lastCompaction === undefined ? {} : { lastCompaction: this.#lastCompaction }),
@@ -291,7 +291,7 @@ export class Store<V = unknown> {
         this.#diskBytes += bytes;
       },
       release: (bytes) => { this.#diskBytes -= bytes; },
-      segmentCount: () => this.#segments.size,
+      segmentCount: () => this.#segmentFiles(),
       diskBytes: () => this.#diskBytes,
       install: (inputs, outputs, moved) => this.#installCompaction(inputs, outputs, moved),
     };
@@ -327,7 +327,7 @@ export class Store<V = unknown> {
   #maybeAutoCompact(): void {
     const auto = this.#options.autoCompact;
     if (auto === false || this.#compacting !== undefined || this.#status !== 'open' || this.#failure !== undefined) return;
-    const dead = this.#diskBytes - this.#segments.size * SEGMENT_HEADER_BYTES - this.#liveBytes;
+    const dead = this.#diskBytes - this.#segmentFiles() * SEGMENT_HEADER_BYTES - this.#liveBytes;
     if (dead < auto.minDeadBytes || dead < auto.minDeadRatio * this.#diskBytes) return;
     this.compact().then(
       () => { this.#autoCompactionError = undefined; },
@@ -595,9 +595,11 @@ export class Store<V = unknown> {
 
     // A batch never spans segments: start a new one if this would overflow a non-empty segment.
     const rotate = this.#active.tail + length > this.#options.maxSegmentBytes && this.#active.tail > SEGMENT_HEADER_BYTES;
+    // The first record of a segment brings its file, and the file's header, into being.
+    const newFile = rotate || isUnborn(this.#active);
     const onlyDeletes = writes.every((w) => w.valueBytes === undefined);
     const limit = this.#options.maxStoreBytes - (onlyDeletes ? 0 : tombstoneReserveBytes(this.#options.maxStoreBytes));
-    if (this.#diskBytes + length + (rotate ? SEGMENT_HEADER_BYTES : 0) > limit) {
+    if (this.#diskBytes + length + (newFile ? SEGMENT_HEADER_BYTES : 0) > limit) {
       throw new LogkvError(ErrorCodes.STORE_FULL,
         `the store would exceed maxStoreBytes (${this.#options.maxStoreBytes})`, { key: writes[0].key });
     }
@@ -616,7 +618,7 @@ export class Store<V = unknown> {
       at += chunk.length;
     }
     segment.tail = at;
-    this.#diskBytes += length;
+    this.#diskBytes += length + (newFile ? SEGMENT_HEADER_BYTES : 0);
     return this.#enqueue(segment, offset, chunks, undo);
   }
 
@@ -637,7 +639,6 @@ export class Store<V = unknown> {
     const segment = new Segment(id, path.join(this.#dir, segmentName(id)), undefined, 0);
     this.#segments.set(id, segment);
     this.#active = segment;
-    this.#diskBytes += SEGMENT_HEADER_BYTES;
   }
 
   async #drain(): Promise<void> {
@@ -772,8 +773,15 @@ export class Store<V = unknown> {
 
   #sumTails(): number {
     let total = 0;
-    for (const segment of this.#segments.values()) total += segment.tail;
+    for (const segment of this.#segments.values()) if (!isUnborn(segment)) total += segment.tail;
     return total;
+  }
+
+  /** Segment files that exist or are about to (an empty active segment has no file yet). */
+  #segmentFiles(): number {
+    let count = 0;
+    for (const segment of this.#segments.values()) if (!isUnborn(segment)) count++;
+    return count;
   }
 }
 
@@ -783,6 +791,11 @@ interface PreparedWrite {
   /** undefined for a delete */
   valueBytes: Buffer | undefined;
   expiresAt: number;
+}
+
+/** A segment with no file and nothing queued for it: it takes no disk space yet. */
+function isUnborn(segment: Segment): boolean {
+  return segment.file === undefined && segment.tail === SEGMENT_HEADER_BYTES;
 }
 
 function invalidKey(message: string, key: string | undefined): LogkvError {
