@@ -67,7 +67,15 @@ export function prepareValue(value: unknown, key?: string): unknown {
 
 function walk(value: unknown, depth: number, stack: object[], key: string | undefined): unknown {
   switch (typeof value) {
-    case 'string': case 'number': case 'boolean': case 'bigint': case 'undefined':
+    case 'string':
+      // msgpack strings are UTF-8: a lone surrogate would come back as U+FFFD, a different string.
+      if (!(value as string).isWellFormed()) throw invalidValue('contains a string with a lone surrogate', key);
+      return value;
+    case 'number':
+      // msgpackr writes -0 as the integer 0, so it would come back as +0.
+      if (Object.is(value, -0)) throw invalidValue('contains -0, which msgpack stores as 0', key);
+      return value;
+    case 'boolean': case 'bigint': case 'undefined':
       return value;
     case 'function': case 'symbol':
       throw invalidValue(`contains ${describe(value)}, which msgpack cannot store`, key);
@@ -85,6 +93,12 @@ function walk(value: unknown, depth: number, stack: object[], key: string | unde
     if (Object.getOwnPropertySymbols(object).length > 0) throw invalidValue('has symbol keys', key);
     const record = object as Record<string, unknown>;
     const names = Object.keys(record);
+    for (const name of names) {
+      // msgpackr renames an own "__proto__" key on decode (against prototype pollution), and a
+      // key with a lone surrogate would come back as another key: either would change the value.
+      if (name === '__proto__') throw invalidValue('has an own property named __proto__', key);
+      if (!name.isWellFormed()) throw invalidValue('has a property name with a lone surrogate', key);
+    }
     const values = names.map((name) => record[name]);
     return mapChildren(object, values, depth, stack, key, (items) => {
       const copy: Record<string, unknown> = {};
