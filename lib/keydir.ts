@@ -1,8 +1,24 @@
 /**
  * The keydir: for every live key, where its newest record lives. No I/O.
  *
- * An entry names the segment, the record's offset and total length, and its expiry, which is
- * everything a read needs to fetch and check the record with one positioned read.
+ * An entry names the segment, the record's offset and total length, and its expiry: everything
+ * a read needs to fetch and check the record with one positioned read.
+ *
+ * Why not a Map<string, Entry>: that costs about 100 bytes of JS heap per key, and a million
+ * small objects that every full GC must trace (it doubled full-GC pauses when we measured). This
+ * table keeps everything in typed arrays, off the JS heap and invisible to the GC:
+ *
+ *   slots     Int32Array, open addressing with linear probing; slot = record index + 1, 0 = empty
+ *   segment   Uint32Array per record: a small index into `segmentIds`
+ *   offset    Uint32Array per record (segments are at most 4 GiB)
+ *   length    Uint32Array per record
+ *   keyAt     Uint32Array per record: where the key's bytes start in `arena`
+ *   arena     the keys' UTF-8 bytes, each preceded by its length (1 byte below 128, else 3)
+ *   expires   Map<record, ms> for the few records with an expiry
+ *
+ * About 16 bytes per record plus the key, plus 4 bytes per slot (at most 70% full).
+ * Deleted records' indices are reused (unless an iteration is running); the arena is rebuilt
+ * when more than half of it is deleted keys.
  */
 
 export class Entry {
@@ -18,38 +34,281 @@ export class Entry {
   ) {}
 }
 
-/**
- * The index. A Map today; the interface is kept narrow so a compact structure can replace it.
- * Keys are JS strings (well-formed UTF-16, validated at the door).
- */
+const MAX_LOAD = 0.7;
+const MIN_SLOTS = 1024;
+/** Keys are at most 65535 bytes (format.ts): the scratch buffer holds any of them. */
+const SCRATCH_BYTES = 0x10000;
+
 export class KeyDir {
-  readonly #entries = new Map<string, Entry>();
+  #slots = new Int32Array(MIN_SLOTS);
+  #mask = MIN_SLOTS - 1;
+  #count = 0;
+  /** Record indices handed out so far (live or free). */
+  #high = 0;
+  #free: number[] = [];
+  #segment = new Uint32Array(MIN_SLOTS);
+  #offset = new Uint32Array(MIN_SLOTS);
+  #length = new Uint32Array(MIN_SLOTS);
+  #keyAt = new Uint32Array(MIN_SLOTS);
+  #arena = new Uint8Array(MIN_SLOTS * 16);
+  #arenaUsed = 0;
+  #arenaGarbage = 0;
+  readonly #expires = new Map<number, number>();
+  readonly #segmentIds: number[] = [];
+  readonly #segmentIndex = new Map<number, number>();
+  /** Running iterations; while any runs, freed record indices are not reused (see keys()). */
+  #iterations = 0;
+  readonly #scratch = Buffer.allocUnsafe(SCRATCH_BYTES);
 
   get size(): number {
-    return this.#entries.size;
+    return this.#count;
   }
 
   get(key: string): Entry | undefined {
-    return this.#entries.get(key);
+    const slot = this.#findString(key);
+    if (slot < 0) return undefined;
+    return this.#entry(this.#slots[slot] - 1);
   }
 
   /** Sets `key` to `entry` (or removes it if `entry` is undefined); returns the previous entry. */
   put(key: string, entry: Entry | undefined): Entry | undefined {
-    const previous = this.#entries.get(key);
-    if (entry === undefined) this.#entries.delete(key);
-    else this.#entries.set(key, entry);
-    return previous;
+    const length = this.#scratch.write(key, 0, 'utf8');
+    return this.putBytes(this.#scratch, 0, length, entry);
+  }
+
+  /** put() with the key as UTF-8 bytes (`bytes[start .. start+length)`), as read from a segment. */
+  putBytes(bytes: Uint8Array, start: number, length: number, entry: Entry | undefined): Entry | undefined {
+    const hash = hashBytes(bytes, start, length);
+    const slot = this.#find(bytes, start, length, hash);
+    if (slot >= 0) {
+      const record = this.#slots[slot] - 1;
+      const previous = this.#entry(record);
+      if (entry === undefined) this.#remove(slot, record);
+      else this.#store(record, entry);
+      return previous;
+    }
+    if (entry === undefined) return undefined;
+    if ((this.#count + 1) > this.#slots.length * MAX_LOAD) this.#resize(this.#slots.length * 2);
+    const record = this.#allocate(bytes, start, length);
+    this.#store(record, entry);
+    let at = hash & this.#mask;
+    while (this.#slots[at] !== 0) at = (at + 1) & this.#mask;
+    this.#slots[at] = record + 1;
+    this.#count++;
+    return undefined;
   }
 
   /**
-   * Live iteration in insertion order. Like a Map's iterator, it sees keys added after it started
-   * and skips keys deleted before it reached them.
+   * The live keys, in no particular order. Keys added after the iteration started are not seen;
+   * a key is never yielded twice, and a key deleted before the iteration reached it is not
+   * yielded. (Freed record indices are not reused while an iteration runs; an iteration that is
+   * abandoned without finishing or `return()` keeps them from being reused for good, which costs
+   * memory, not correctness.)
    */
-  keys(): IterableIterator<string> {
-    return this.#entries.keys();
+  *keys(): Generator<string, void, undefined> {
+    const end = this.#high;
+    this.#iterations++;
+    try {
+      for (let record = 0; record < end; record++) {
+        if (this.#keyAt[record] === FREE) continue;
+        yield this.#keyString(record);
+      }
+    } finally {
+      this.#iterations--;
+    }
   }
 
-  entries(): IterableIterator<[string, Entry]> {
-    return this.#entries.entries();
+  /** Bytes of JS-invisible memory the table holds, for stats and benchmarks. */
+  get memoryBytes(): number {
+    return this.#slots.byteLength + this.#arena.byteLength + this.#segment.byteLength * 4;
   }
+
+  // ---------------------------------------------------------------- internals
+
+  #entry(record: number): Entry {
+    return new Entry(this.#segmentIds[this.#segment[record]], this.#offset[record], this.#length[record],
+      this.#expires.size === 0 ? 0 : this.#expires.get(record) ?? 0);
+  }
+
+  #store(record: number, entry: Entry): void {
+    let index = this.#segmentIndex.get(entry.segmentId);
+    if (index === undefined) {
+      index = this.#segmentIds.push(entry.segmentId) - 1;
+      this.#segmentIndex.set(entry.segmentId, index);
+    }
+    this.#segment[record] = index;
+    this.#offset[record] = entry.offset;
+    this.#length[record] = entry.length;
+    if (entry.expiresAt !== 0) this.#expires.set(record, entry.expiresAt);
+    else if (this.#expires.size > 0) this.#expires.delete(record);
+  }
+
+  /**
+   * The slot holding a string key, or -1. ASCII keys (the common case) are hashed and compared
+   * straight from the string's char codes, which are their UTF-8 bytes; others are encoded first.
+   */
+  #findString(key: string): number {
+    let hash = 0x811c9dc5;
+    const length = key.length;
+    for (let i = 0; i < length; i++) {
+      const code = key.charCodeAt(i);
+      if (code >= 0x80 || length >= 0x80) {
+        const n = this.#scratch.write(key, 0, 'utf8');
+        return this.#find(this.#scratch, 0, n, hashBytes(this.#scratch, 0, n));
+      }
+      hash = Math.imul(hash ^ code, 0x01000193);
+    }
+    const slots = this.#slots;
+    const mask = this.#mask;
+    const arena = this.#arena;
+    for (let at = (hash >>> 0) & mask; ; at = (at + 1) & mask) {
+      const value = slots[at];
+      if (value === 0) return -1;
+      let pos = this.#keyAt[value - 1];
+      if (arena[pos] !== length) continue;
+      pos++;
+      let i = 0;
+      while (i < length && arena[pos + i] === key.charCodeAt(i)) i++;
+      if (i === length) return at;
+    }
+  }
+
+  /** The slot holding the key, or -1. */
+  #find(bytes: Uint8Array, start: number, length: number, hash: number): number {
+    const slots = this.#slots;
+    const mask = this.#mask;
+    for (let at = hash & mask; ; at = (at + 1) & mask) {
+      const value = slots[at];
+      if (value === 0) return -1;
+      if (this.#keyEquals(value - 1, bytes, start, length)) return at;
+    }
+  }
+
+  #keyEquals(record: number, bytes: Uint8Array, start: number, length: number): boolean {
+    const arena = this.#arena;
+    let at = this.#keyAt[record];
+    let stored = arena[at];
+    if (stored < 0x80) at += 1;
+    else { stored = ((stored & 0x7f) << 16) | (arena[at + 1] << 8) | arena[at + 2]; at += 3; }
+    if (stored !== length) return false;
+    for (let i = 0; i < length; i++) if (arena[at + i] !== bytes[start + i]) return false;
+    return true;
+  }
+
+  #keyBounds(record: number): [number, number] {
+    const arena = this.#arena;
+    const at = this.#keyAt[record];
+    const first = arena[at];
+    if (first < 0x80) return [at + 1, first];
+    return [at + 3, ((first & 0x7f) << 16) | (arena[at + 1] << 8) | arena[at + 2]];
+  }
+
+  #keyString(record: number): string {
+    const [start, length] = this.#keyBounds(record);
+    return Buffer.from(this.#arena.buffer, this.#arena.byteOffset + start, length).toString('utf8');
+  }
+
+  #allocate(bytes: Uint8Array, start: number, length: number): number {
+    const record = this.#iterations === 0 && this.#free.length > 0 ? this.#free.pop()! : this.#high++;
+    if (record >= this.#segment.length) this.#growRecords(this.#segment.length * 2);
+    const need = length + (length < 0x80 ? 1 : 3);
+    if (this.#arenaUsed + need > this.#arena.length) this.#growArena(need);
+    let at = this.#arenaUsed;
+    this.#keyAt[record] = at;
+    if (length < 0x80) {
+      this.#arena[at++] = length;
+    } else {
+      this.#arena[at++] = 0x80 | (length >>> 16);
+      this.#arena[at++] = (length >>> 8) & 0xff;
+      this.#arena[at++] = length & 0xff;
+    }
+    this.#arena.set(bytes.subarray(start, start + length), at);
+    this.#arenaUsed = at + length;
+    return record;
+  }
+
+  /** Removes the record in `slot`, shifting later members of its cluster back (no tombstones). */
+  #remove(slot: number, record: number): void {
+    const [, length] = this.#keyBounds(record);
+    this.#arenaGarbage += length + (length < 0x80 ? 1 : 3);
+    this.#keyAt[record] = FREE;
+    this.#expires.delete(record);
+    this.#free.push(record);
+    this.#count--;
+    const slots = this.#slots;
+    const mask = this.#mask;
+    let hole = slot;
+    for (let at = (slot + 1) & mask; slots[at] !== 0; at = (at + 1) & mask) {
+      const home = this.#home(slots[at] - 1);
+      // Move the member back into the hole unless its home lies cyclically in (hole, at].
+      const stays = hole <= at ? (hole < home && home <= at) : (hole < home || home <= at);
+      if (!stays) {
+        slots[hole] = slots[at];
+        hole = at;
+      }
+    }
+    slots[hole] = 0;
+  }
+
+  #home(record: number): number {
+    const [start, length] = this.#keyBounds(record);
+    return hashBytes(this.#arena, start, length) & this.#mask;
+  }
+
+  #resize(capacity: number): void {
+    const slots = new Int32Array(capacity);
+    this.#slots = slots;
+    this.#mask = capacity - 1;
+    for (let record = 0; record < this.#high; record++) {
+      if (this.#keyAt[record] === FREE) continue;
+      let at = this.#home(record);
+      while (slots[at] !== 0) at = (at + 1) & this.#mask;
+      slots[at] = record + 1;
+    }
+  }
+
+  #growRecords(capacity: number): void {
+    const grow = (from: Uint32Array<ArrayBuffer>): Uint32Array<ArrayBuffer> => {
+      const to = new Uint32Array(capacity);
+      to.set(from);
+      return to;
+    };
+    this.#segment = grow(this.#segment);
+    this.#offset = grow(this.#offset);
+    this.#length = grow(this.#length);
+    this.#keyAt = grow(this.#keyAt);
+  }
+
+  /** Makes room for `need` more bytes: rebuilds without deleted keys if that frees enough, else grows. */
+  #growArena(need: number): void {
+    const live = this.#arenaUsed - this.#arenaGarbage;
+    const size = Math.max(this.#arena.length, (live + need) * 2);
+    const arena = new Uint8Array(this.#arenaGarbage > this.#arenaUsed / 2 ? size : Math.max(size, this.#arena.length * 2));
+    let used = 0;
+    for (let record = 0; record < this.#high; record++) {
+      if (this.#keyAt[record] === FREE) continue;
+      const at = this.#keyAt[record];
+      const [start, length] = this.#keyBounds(record);
+      const end = start + length;
+      arena.set(this.#arena.subarray(at, end), used);
+      this.#keyAt[record] = used;
+      used += end - at;
+    }
+    this.#arena = arena;
+    this.#arenaUsed = used;
+    this.#arenaGarbage = 0;
+  }
+}
+
+/** Marks a free record in keyAt; no key starts there because the arena is never that large. */
+const FREE = 0xffffffff;
+
+/** FNV-1a, 32 bits. */
+function hashBytes(bytes: Uint8Array, start: number, length: number): number {
+  let hash = 0x811c9dc5;
+  for (let i = start, end = start + length; i < end; i++) {
+    hash ^= bytes[i];
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return hash >>> 0;
 }

@@ -187,9 +187,9 @@ export class Store<V = unknown> {
   }
 
   /**
-   * The live keys, optionally only those with a prefix. Order is unspecified (today: the order
-   * keys were first written since open). Keys written or deleted while iterating may or may not
-   * be seen; a key is never yielded twice, and an expired or deleted key is never yielded.
+   * The live keys, optionally only those with a prefix, in no particular order. Keys added after
+   * the iteration started are not seen, and neither are keys deleted before it reached them; a
+   * key is never yielded twice, and an expired or deleted key is never yielded.
    */
   async *keys(options: IterateOptions = {}): AsyncGenerator<string, void, undefined> {
     const prefix = this.#checkIterate(options);

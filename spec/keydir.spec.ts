@@ -1,0 +1,90 @@
+/**
+ * The compact keydir against a plain Map model: random puts, overwrites and deletes, across
+ * resizes, arena rebuilds and long keys, with iteration under modification.
+ */
+import { expect } from 'chai';
+import { Entry, KeyDir } from '../lib/keydir';
+
+/** A small seeded PRNG (mulberry32) so a failure can be replayed. */
+function rng(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function keyOf(n: number): string {
+  // Mix short ASCII, multi-byte UTF-8 and long keys (which take a 3-byte length prefix).
+  if (n % 7 === 0) return `k${n}-` + 'é'.repeat(n % 50) + '😀';
+  if (n % 11 === 0) return `long-${n}-` + 'x'.repeat(200 + (n % 300));
+  return `k${n}`;
+}
+
+describe('keydir', () => {
+  for (const seed of [1, 2, 3]) {
+    it(`matches a Map through 60,000 random operations (seed ${seed})`, () => {
+      const random = rng(seed);
+      const keydir = new KeyDir();
+      const model = new Map<string, Entry>();
+      for (let i = 0; i < 60_000; i++) {
+        const key = keyOf(Math.floor(random() * 8000));
+        const roll = random();
+        if (roll < 0.6) {
+          const entry = new Entry(Math.floor(random() * 5) * 0x10000, Math.floor(random() * 2 ** 32),
+            20 + Math.floor(random() * 1000), roll < 0.1 ? 1_700_000_000_000 + i : 0);
+          const previous = keydir.put(key, entry);
+          expect(previous, `put ${key} (op ${i}, seed ${seed})`).to.deep.equal(model.get(key));
+          model.set(key, entry);
+        } else if (roll < 0.85) {
+          expect(keydir.put(key, undefined), `delete ${key} (op ${i})`).to.deep.equal(model.get(key));
+          model.delete(key);
+        } else {
+          expect(keydir.get(key), `get ${key} (op ${i})`).to.deep.equal(model.get(key));
+        }
+        expect(keydir.size).to.equal(model.size);
+      }
+      for (const [key, entry] of model) expect(keydir.get(key)).to.deep.equal(entry);
+      expect([...keydir.keys()].sort()).to.deep.equal([...model.keys()].sort());
+    });
+  }
+
+  it('grows to hold 200,000 keys and removes them all', () => {
+    const keydir = new KeyDir();
+    for (let i = 0; i < 200_000; i++) keydir.put(`key:${i}`, new Entry(0x10000, i * 40, 40, 0));
+    expect(keydir.size).to.equal(200_000);
+    expect(keydir.get('key:123456')).to.deep.equal(new Entry(0x10000, 123456 * 40, 40, 0));
+    for (let i = 0; i < 200_000; i++) expect(keydir.put(`key:${i}`, undefined)).to.not.equal(undefined);
+    expect(keydir.size).to.equal(0);
+    expect([...keydir.keys()]).to.deep.equal([]);
+    // Freed records and arena space are reused.
+    for (let i = 0; i < 1000; i++) keydir.put(`again:${i}`, new Entry(0x20000, i, 30, 0));
+    expect(keydir.size).to.equal(1000);
+    expect(keydir.get('again:999')).to.deep.equal(new Entry(0x20000, 999, 30, 0));
+  });
+
+  it('never yields a key twice, nor one added after the iteration started', () => {
+    const keydir = new KeyDir();
+    for (let i = 0; i < 100; i++) keydir.put(`a${i}`, new Entry(1, i, 25, 0));
+    const seen: string[] = [];
+    for (const key of keydir.keys()) {
+      seen.push(key);
+      if (key === 'a10') {
+        // Delete and re-add keys behind and ahead of the cursor, and add new ones.
+        keydir.put('a5', undefined);
+        keydir.put('a5', new Entry(1, 500, 25, 0));
+        keydir.put('a50', undefined);
+        keydir.put('a50', new Entry(1, 5000, 25, 0));
+        keydir.put('a60', undefined);
+        keydir.put('new', new Entry(1, 1, 25, 0));
+      }
+    }
+    expect(new Set(seen).size).to.equal(seen.length);
+    expect(seen).to.not.include('new');
+    expect(seen).to.not.include('a60');
+    expect(seen).to.include('a5');
+    expect(keydir.get('a50')).to.deep.equal(new Entry(1, 5000, 25, 0));
+    expect(keydir.size).to.equal(100);
+  });
+});
