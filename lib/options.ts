@@ -23,7 +23,8 @@ export interface OpenOptions {
   /**
    * A segment file is sealed and a new one started when the next record would take it past this
    * size. Larger segments mean fewer files; smaller ones let compaction reclaim space sooner.
-   * A single record larger than this gets a segment of its own. @default 64 MiB
+   * A single record larger than this gets a segment of its own. At most 4 GiB - 1 (offsets are
+   * 32-bit in the keydir). @default 64 MiB
    */
   maxSegmentBytes?: number;
   /** Longest key, in UTF-8 bytes (at most 65535, the format's limit). @default 1024 */
@@ -127,7 +128,7 @@ export function resolveOptions(options: OpenOptions | undefined): ResolvedOption
   return {
     sync,
     syncIntervalMs: integerIn(options, 'syncIntervalMs', 1, 24 * 3600 * 1000),
-    maxSegmentBytes: integerIn(options, 'maxSegmentBytes', 1024, 2 ** 40),
+    maxSegmentBytes: integerIn(options, 'maxSegmentBytes', 1024, 2 ** 32 - 1),
     maxKeyBytes: integerIn(options, 'maxKeyBytes', 1, FORMAT_MAX_KEY_BYTES),
     maxValueBytes: integerIn(options, 'maxValueBytes', 1, FORMAT_MAX_VALUE_BYTES),
     maxStoreBytes,
