@@ -161,7 +161,7 @@ export class KeyDir {
     const slots = this.#slots;
     const mask = this.#mask;
     const arena = this.#arena;
-    for (let at = (hash >>> 0) & mask; ; at = (at + 1) & mask) {
+    for (let at = mix(hash) & mask; ; at = (at + 1) & mask) {
       const value = slots[at];
       if (value === 0) return -1;
       let pos = this.#keyAt[value - 1];
@@ -303,12 +303,18 @@ export class KeyDir {
 /** Marks a free record in keyAt; no key starts there because the arena is never that large. */
 const FREE = 0xffffffff;
 
-/** FNV-1a, 32 bits. */
+/** FNV-1a, 32 bits, then murmur3's finalizer: FNV alone leaves the low bits, which pick the slot, poorly mixed. */
 function hashBytes(bytes: Uint8Array, start: number, length: number): number {
   let hash = 0x811c9dc5;
-  for (let i = start, end = start + length; i < end; i++) {
-    hash ^= bytes[i];
-    hash = Math.imul(hash, 0x01000193);
-  }
+  for (let i = start, end = start + length; i < end; i++) hash = Math.imul(hash ^ bytes[i], 0x01000193);
+  return mix(hash);
+}
+
+function mix(hash: number): number {
+  hash ^= hash >>> 16;
+  hash = Math.imul(hash, 0x85ebca6b);
+  hash ^= hash >>> 13;
+  hash = Math.imul(hash, 0xc2b2ae35);
+  hash ^= hash >>> 16;
   return hash >>> 0;
 }
