@@ -23,6 +23,12 @@ export type { BatchOperation, IterateOptions, StoreStats, WriteOptions } from '.
 export type { RecoveryReport, TruncationReport } from './recovery';
 export type { CompactOptions, CompactionProgress, CompactionResult } from './compactor';
 export type { Medium, MediumFile, OpenFileOptions } from './medium/types';
+export { MemoryMedium, DROP_UNSYNCED, KEEP_UNSYNCED, randomCrash } from './medium/memory';
+export type { ChangeFate, CrashChooser, DataChange, EntryChange, SystemError, UnsyncedDirectory, UnsyncedFile } from './medium/memory';
+export { FaultyMedium } from './medium/faulty';
+export type { Fault, FaultOperation, FaultPlan, FaultyOptions, OperationEvent, PowerLossOptions } from './medium/faulty';
+export { seededRandom } from './medium/random';
+export type { Random } from './medium/random';
 export { Store } from './store';
 export { FORMAT_VERSION } from './format';
 
