@@ -66,7 +66,7 @@ export function encodeHint(segmentId: number, segmentSize: number, records: read
  * the hint cannot be used (then nothing was visited). `segmentSize` is the segment file's size.
  */
 export function readHint(file: MediumFile, path: string, segmentId: number, segmentSize: number,
-                         visit: (key: string, entry: Entry) => void): string | undefined {
+                         visit: (bytes: Buffer, start: number, length: number, entry: Entry) => void): string | undefined {
   const size = file.sizeSync();
   if (size < FIXED_BYTES + 4) return 'truncated';
   const buf = Buffer.allocUnsafe(size);
@@ -83,7 +83,7 @@ export function readHint(file: MediumFile, path: string, segmentId: number, segm
   // Everything is checked before the keydir is touched: a bad hint must leave no trace.
   let at = FIXED_BYTES;
   let offset = SEGMENT_HEADER_BYTES;
-  const entries: Array<[string, Entry]> = [];
+  const entries: Array<[number, number, Entry]> = [];
   for (let i = 0; i < count; i++) {
     if (at + ENTRY_FIXED_BYTES > size - 4) return 'entries overrun the file';
     const keyLength = buf.readUInt16LE(at);
@@ -92,12 +92,12 @@ export function readHint(file: MediumFile, path: string, segmentId: number, segm
     const keyStart = at + ENTRY_FIXED_BYTES;
     if (keyLength === 0 || keyStart + keyLength > size - 4) return 'entries overrun the file';
     if (length < RECORD_HEADER_BYTES + keyLength) return 'implausible record length';
-    entries.push([buf.toString('utf8', keyStart, keyStart + keyLength), new Entry(segmentId, offset, length, expiresAt)]);
+    entries.push([keyStart, keyLength, new Entry(segmentId, offset, length, expiresAt)]);
     offset += length;
     at = keyStart + keyLength;
   }
   if (at !== size - 4) return 'trailing bytes';
   if (offset !== segmentSize) return 'record lengths do not add up to the segment size';
-  for (const [key, entry] of entries) visit(key, entry);
+  for (const [start, length, entry] of entries) visit(buf, start, length, entry);
   return undefined;
 }

@@ -76,7 +76,8 @@ export async function open<V = unknown>(dir?: string, options?: OpenOptions): Pr
     lockCompromised: lock.compromised,
   });
   try {
-    const { segments, report } = await recover(medium, where, (key, entry) => store.applyRecovered(key, entry));
+    const { segments, report } = await recover(medium, where,
+      (bytes, start, length, entry) => store.applyRecovered(bytes, start, length, entry));
     store.start(segments, report);
   } catch (err) {
     await lock.release();

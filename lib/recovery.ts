@@ -49,11 +49,14 @@ export interface RecoveryReport {
   truncated?: TruncationReport;
 }
 
-/** Receives each key's newest state as records replay: an entry, or undefined for a delete. */
-export type ApplyRecord = (key: string, entry: Entry | undefined) => void;
+/**
+ * Receives each key's newest state as records replay: an entry, or undefined for a delete. The
+ * key is `bytes[start .. start + length)` in UTF-8; `bytes` is reused after the call.
+ */
+export type ApplyRecord = (bytes: Buffer, start: number, length: number, entry: Entry | undefined) => void;
 
 interface BatchedRecord {
-  key: string;
+  key: Buffer;
   entry: Entry | undefined;
 }
 
@@ -145,17 +148,19 @@ async function recoverSegment(medium: Medium, dir: string, id: number, newest: b
     let batch: BatchedRecord[] = [];
     let batchStart = -1;
     const result = scanRecords(handle, size, (offset: number, record: RecordHeader, buf: Buffer, pos: number) => {
-      const key = buf.toString('utf8', pos + RECORD_HEADER_BYTES, pos + RECORD_HEADER_BYTES + record.keyLength);
+      const keyStart = pos + RECORD_HEADER_BYTES;
       const entry = record.type === TYPE_SET ? new Entry(id, offset, record.totalLength, record.expiresAt) : undefined;
       report.records++;
       if ((record.flags & FLAG_BATCH_CONT) !== 0) {
         if (batch.length === 0) batchStart = offset;
-        batch.push({ key, entry });
+        batch.push({ key: Buffer.from(buf.subarray(keyStart, keyStart + record.keyLength)), entry });
         return;
       }
-      for (const pending of batch) apply(pending.key, pending.entry);
-      batch = [];
-      apply(key, entry);
+      if (batch.length > 0) {
+        for (const pending of batch) apply(pending.key, 0, pending.key.length, pending.entry);
+        batch = [];
+      }
+      apply(buf, keyStart, record.keyLength, entry);
     });
 
     let end = result.end;

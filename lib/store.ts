@@ -123,9 +123,16 @@ export class Store<V = unknown> {
     this.#lockCompromised = init.lockCompromised;
   }
 
-  /** @internal Replays a record during recovery. */
-  applyRecovered(key: string, entry: Entry | undefined): void {
-    this.#apply(key, entry);
+  /** @internal Replays a record during recovery; the key is UTF-8 bytes, decoded only if it expires. */
+  applyRecovered(bytes: Buffer, start: number, length: number, entry: Entry | undefined): void {
+    const previous = this.#keydir.putBytes(bytes, start, length, entry);
+    if (previous !== undefined) this.#liveBytes -= previous.length;
+    if (entry !== undefined) this.#liveBytes += entry.length;
+    if ((previous !== undefined && previous.expiresAt !== 0) || (entry !== undefined && entry.expiresAt !== 0)) {
+      const key = bytes.toString('utf8', start, start + length);
+      if (entry !== undefined && entry.expiresAt !== 0) this.#expiring.add(key);
+      else this.#expiring.delete(key);
+    }
   }
 
   /** @internal Installs the recovered segments and starts serving. */
