@@ -68,7 +68,7 @@ describe('open()', () => {
     ['syncIntervalMs', 0], ['syncIntervalMs', -1], ['syncIntervalMs', 1.5], ['syncIntervalMs', '1000'],
     ['syncIntervalMs', NaN], ['syncIntervalMs', Infinity], ['syncIntervalMs', 24 * 3600 * 1000 + 1],
     ['maxSegmentBytes', 1023], ['maxSegmentBytes', 4096.5], ['maxSegmentBytes', '65536'], ['maxSegmentBytes', Infinity],
-    ['maxSegmentBytes', 2 ** 40 + 1],
+    ['maxSegmentBytes', 2 ** 32],
     ['maxKeyBytes', 0], ['maxKeyBytes', 65536], ['maxKeyBytes', 10.5], ['maxKeyBytes', '10'], ['maxKeyBytes', NaN],
     ['maxValueBytes', 0], ['maxValueBytes', 2 ** 30 + 1], ['maxValueBytes', 1e3 + 0.1], ['maxValueBytes', null],
     ['maxStoreBytes', 4095], ['maxStoreBytes', 8192.5], ['maxStoreBytes', NaN], ['maxStoreBytes', -Infinity],
@@ -95,7 +95,7 @@ describe('open()', () => {
   it('accepts every option at its bounds', async () => {
     const bounds: OpenOptions[] = [
       { sync: 'always' }, { sync: 'interval', syncIntervalMs: 1 }, { sync: 'never' },
-      { syncIntervalMs: 24 * 3600 * 1000 }, { maxSegmentBytes: 1024 }, { maxSegmentBytes: 2 ** 40 },
+      { syncIntervalMs: 24 * 3600 * 1000 }, { maxSegmentBytes: 1024 }, { maxSegmentBytes: 2 ** 32 - 1 },
       { maxKeyBytes: 1 }, { maxKeyBytes: 65535 }, { maxValueBytes: 1 }, { maxValueBytes: 2 ** 30 },
       { maxStoreBytes: 4096 }, { maxStoreBytes: Infinity }, { clock: () => 5 }, {},
     ];
