@@ -128,7 +128,8 @@ async function runAll(options: BenchOptions, build: Build, available: (store: An
           if (!reply.ok && reply.status === 'timeout' && JOBS_THAT_FILL.has(jobName)) fillTimedOut.set(store, jobName);
         }
         if (reply.ok) {
-          for (const m of reply.metrics) {
+          // A job may measure more workloads than were asked for (reopen: open and memory).
+          for (const m of reply.metrics.filter((metric) => options.workloads.includes(metric.workload))) {
             const key = `${m.workload}|${store}|${m.metric}`;
             const entry = samples.get(key) ?? { first: m, store, values: [] };
             entry.values.push(m.value);

@@ -28,7 +28,7 @@ export function ratioChart(results: BenchResults): string | null {
 
   const labelWidth = 250;
   const plotWidth = 520;
-  const valueWidth = 60;
+  const valueWidth = 80;
   const barHeight = 9;
   const groupGap = 10;
   const top = 58;
