@@ -17,7 +17,16 @@ export function crc32Js(data: Uint8Array, value = 0): number {
 
 const native = (zlib as unknown as { crc32?: Crc32 }).crc32;
 
+/**
+ * The native CRC, except for empty input: zlib's crc32() given a null data pointer returns its
+ * initial value 0 rather than the running value, and Node passes a null pointer for a buffer
+ * over an empty ArrayBuffer, so `zlib.crc32(Buffer.from(new ArrayBuffer(0)), crc)` is 0.
+ */
+function crc32Native(data: Uint8Array, value = 0): number {
+  return data.length === 0 ? value >>> 0 : native!(data, value);
+}
+
 /** The implementation the engine uses. Returns an unsigned 32-bit value. */
-export const crc32: Crc32 = typeof native === 'function' ? native : crc32Js;
+export const crc32: Crc32 = typeof native === 'function' ? crc32Native : crc32Js;
 
 export const crc32Implementation: 'zlib' | 'crc-32' = typeof native === 'function' ? 'zlib' : 'crc-32';

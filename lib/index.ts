@@ -8,7 +8,7 @@
  */
 import * as os from 'os';
 import * as path from 'path';
-import { ErrorCodes, LogkvError, ioError } from './errors';
+import { ErrorCodes, LogkvError, ioError, isErrno } from './errors';
 import { DirLock } from './lock';
 import { fileSystem } from './medium/fs';
 import type { Medium } from './medium/types';
@@ -63,7 +63,7 @@ export async function open<V = unknown>(dir?: string, options?: OpenOptions): Pr
   const medium = resolved.medium ?? fileSystem;
   const where = path.resolve(dir ?? defaultDir());
   try {
-    await medium.mkdirp(where);
+    await makeDurableDir(medium, where);
   } catch (err) {
     throw ioError(err, `creating ${where}`, where);
   }
@@ -76,14 +76,46 @@ export async function open<V = unknown>(dir?: string, options?: OpenOptions): Pr
     lockCompromised: lock.compromised,
   });
   try {
-    const { segments, report } = await recover(medium, where,
+    const { segments, report, keydir } = await recover(medium, where,
       (bytes, start, length, entry) => store.applyRecovered(bytes, start, length, entry));
-    store.start(segments, report);
+    store.start(segments, report, keydir);
   } catch (err) {
     await lock.release();
     throw ioError(err, `opening ${where}`, where);
   }
   return store;
+}
+
+/**
+ * Creates the store's directory if it is missing, and makes it and its entries durable before the
+ * store builds on them. A new directory, like a new file, survives a power loss only once its
+ * parent is synced; and the entries found in an existing one may have been made by a process that
+ * was killed before it synced them (a segment it had just created, say), which a power loss could
+ * still take after this store has written to them and acknowledged it. Two directory syncs per
+ * open buy that; docs/durability.md has the whole protocol.
+ */
+async function makeDurableDir(medium: Medium, dir: string): Promise<void> {
+  const created: string[] = [];
+  for (let at = dir; path.dirname(at) !== at && !(await isDirectory(medium, at)); at = path.dirname(at)) created.push(at);
+  await medium.mkdirp(dir);
+  for (const parent of new Set([path.dirname(dir), ...created.map((at) => path.dirname(at))])) {
+    try {
+      await medium.syncDir(parent);
+    } catch (err) {
+      // A parent we may not read cannot be opened to sync it; there is nothing better to do.
+      if (!isErrno(err, 'EACCES') && !isErrno(err, 'EPERM')) throw err;
+    }
+  }
+  await medium.syncDir(dir);
+}
+
+async function isDirectory(medium: Medium, dir: string): Promise<boolean> {
+  try {
+    await medium.list(dir);
+    return true;
+  } catch (err) {
+    return !isErrno(err, 'ENOENT');
+  }
 }
 
 async function takeLock(medium: Medium, dir: string):

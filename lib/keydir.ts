@@ -123,6 +123,137 @@ export class KeyDir {
     return this.#slots.byteLength + this.#arena.byteLength + this.#segment.byteLength * 4;
   }
 
+  // ---------------------------------------------------------------- snapshot
+
+  /**
+   * The table as bytes (see snapshot.ts for the layout), so a cleanly closed store opens with a
+   * bulk load instead of a replay. Typed arrays are written in the host's byte order, which
+   * snapshot.ts only allows when that is little-endian.
+   */
+  toBytes(): Buffer[] {
+    const high = this.#high;
+    const fixed = Buffer.alloc(40);
+    fixed.writeUInt32LE(this.#count, 0);
+    fixed.writeUInt32LE(high, 4);
+    fixed.writeUInt32LE(this.#slots.length, 8);
+    fixed.writeUInt32LE(this.#arenaUsed, 12);
+    fixed.writeUInt32LE(this.#arenaGarbage, 16);
+    fixed.writeUInt32LE(this.#free.length, 20);
+    fixed.writeUInt32LE(this.#segmentIds.length, 24);
+    fixed.writeUInt32LE(this.#expires.size, 28);
+    const view = (array: ArrayBufferView, bytes: number) => Buffer.from(array.buffer, array.byteOffset, bytes);
+    const segmentIds = Buffer.alloc(this.#segmentIds.length * 8);
+    this.#segmentIds.forEach((id, i) => segmentIds.writeDoubleLE(id, i * 8));
+    const expires = Buffer.alloc(this.#expires.size * 12);
+    let at = 0;
+    for (const [record, expiresAt] of this.#expires) {
+      expires.writeUInt32LE(record, at);
+      expires.writeDoubleLE(expiresAt, at + 4);
+      at += 12;
+    }
+    return [
+      fixed,
+      view(this.#slots, this.#slots.byteLength),
+      view(this.#segment, high * 4),
+      view(this.#offset, high * 4),
+      view(this.#length, high * 4),
+      view(this.#keyAt, high * 4),
+      view(this.#arena, this.#arenaUsed),
+      Buffer.from(Uint32Array.from(this.#free).buffer),
+      segmentIds,
+      expires,
+    ];
+  }
+
+  /** A table from toBytes() output; throws if the bytes are inconsistent. */
+  static fromBytes(buf: Buffer): KeyDir {
+    const fail = (why: string): never => { throw new Error(`keydir snapshot: ${why}`); };
+    if (buf.length < 40) fail('truncated');
+    const count = buf.readUInt32LE(0);
+    const high = buf.readUInt32LE(4);
+    const slotCount = buf.readUInt32LE(8);
+    const arenaUsed = buf.readUInt32LE(12);
+    const freeCount = buf.readUInt32LE(20);
+    const segmentCount = buf.readUInt32LE(24);
+    const expiresCount = buf.readUInt32LE(28);
+    if (slotCount < MIN_SLOTS || (slotCount & (slotCount - 1)) !== 0 || count > slotCount * MAX_LOAD ||
+        count + freeCount !== high) fail('inconsistent counts');
+    const expected = 40 + slotCount * 4 + high * 16 + arenaUsed + freeCount * 4 + segmentCount * 8 + expiresCount * 12;
+    if (buf.length !== expected) fail('wrong size');
+    const keydir = new KeyDir();
+    let at = 40;
+    const take = (bytes: number): Uint8Array<ArrayBuffer> => {
+      const copy = new Uint8Array(bytes);
+      copy.set(buf.subarray(at, at + bytes));
+      at += bytes;
+      return copy;
+    };
+    const records = Math.max(MIN_SLOTS, Math.ceil(high * 1.25));
+    const column = (): Uint32Array<ArrayBuffer> => {
+      const array = new Uint32Array(records);
+      array.set(new Uint32Array(take(high * 4).buffer));
+      return array;
+    };
+    keydir.#slots = new Int32Array(take(slotCount * 4).buffer);
+    keydir.#mask = slotCount - 1;
+    keydir.#segment = column();
+    keydir.#offset = column();
+    keydir.#length = column();
+    keydir.#keyAt = column();
+    const arena = new Uint8Array(Math.max(MIN_SLOTS * 16, Math.ceil(arenaUsed * 1.25)));
+    arena.set(take(arenaUsed));
+    keydir.#arena = arena;
+    keydir.#arenaUsed = arenaUsed;
+    keydir.#arenaGarbage = buf.readUInt32LE(16);
+    keydir.#free = Array.from(new Uint32Array(take(freeCount * 4).buffer));
+    for (let i = 0; i < segmentCount; i++, at += 8) {
+      keydir.#segmentIds.push(buf.readDoubleLE(at));
+      keydir.#segmentIndex.set(buf.readDoubleLE(at), i);
+    }
+    for (let i = 0; i < expiresCount; i++, at += 12) keydir.#expires.set(buf.readUInt32LE(at), buf.readDoubleLE(at + 4));
+    keydir.#count = count;
+    keydir.#high = high;
+    // Every slot must name a live record, and every live record must sit in a slot: a check
+    // that the bytes describe a table, so a bad snapshot fails here rather than serve lookups.
+    let occupied = 0;
+    for (let i = 0; i < slotCount; i++) {
+      const value = keydir.#slots[i];
+      if (value === 0) continue;
+      if (value < 0 || value > high || keydir.#keyAt[value - 1] === FREE) fail('a slot names a free record');
+      occupied++;
+    }
+    if (occupied !== count) fail('slot count mismatch');
+    for (let record = 0; record < high; record++) {
+      const keyAt = keydir.#keyAt[record];
+      if (keyAt === FREE) continue;
+      if (keyAt >= arenaUsed || keydir.#segment[record] >= segmentCount) fail('a record points outside the table');
+      const [start, length] = keydir.#keyBounds(record);
+      if (start + length > arenaUsed) fail('a key runs past the arena');
+    }
+    return keydir;
+  }
+
+  /** Calls `visit` for every record with an expiry (for the store's expiry set). */
+  forEachExpiring(visit: (key: string, expiresAt: number) => void): void {
+    for (const [record, expiresAt] of this.#expires) visit(this.#keyString(record), expiresAt);
+  }
+
+  /** The sum of the live records' lengths. */
+  totalLength(): number {
+    let total = 0;
+    for (let record = 0; record < this.#high; record++) if (this.#keyAt[record] !== FREE) total += this.#length[record];
+    return total;
+  }
+
+  /** The segment ids records point into (for checking a snapshot against the directory). */
+  segmentIdsInUse(): Set<number> {
+    const used = new Set<number>();
+    for (let record = 0; record < this.#high; record++) {
+      if (this.#keyAt[record] !== FREE) used.add(this.#segmentIds[this.#segment[record]]);
+    }
+    return used;
+  }
+
   // ---------------------------------------------------------------- internals
 
   #entry(record: number): Entry {

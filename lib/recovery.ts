@@ -24,6 +24,8 @@ import { Entry } from './keydir';
 import type { Medium, MediumFile } from './medium/types';
 import { scanRecords } from './scan';
 import { hintName, readHint } from './hint';
+import type { KeyDir } from './keydir';
+import { SnapshotSegment, takeSnapshot } from './snapshot';
 import { Segment, TEMP_SUFFIX, parseSegmentName, segmentName } from './segment';
 
 export interface TruncationReport {
@@ -45,6 +47,10 @@ export interface RecoveryReport {
   hintsIgnored: Array<{ file: string; reason: string }>;
   /** Leftover temporary files (an interrupted compaction) and orphan hints that were removed. */
   removed: string[];
+  /** Whether the keydir was loaded from the snapshot the last clean close wrote. */
+  snapshot: boolean;
+  /** Why a snapshot that was there could not be used. */
+  snapshotIgnored?: string;
   /** Set if a torn tail was cut off the newest segment. */
   truncated?: TruncationReport;
 }
@@ -61,12 +67,25 @@ interface BatchedRecord {
 }
 
 export async function recover(medium: Medium, dir: string, apply: ApplyRecord):
-    Promise<{ segments: Segment[]; report: RecoveryReport }> {
+    Promise<{ segments: Segment[]; report: RecoveryReport; keydir?: KeyDir }> {
   const names = await medium.list(dir);
   const ids = names.map(parseSegmentName).filter((id): id is number => id !== undefined).sort((a, b) => a - b);
   const segments: Segment[] = [];
-  const report: RecoveryReport = { segments: ids.length, records: 0, hinted: 0, hintsIgnored: [], removed: [] };
+  const report: RecoveryReport = {
+    segments: ids.length, records: 0, hinted: 0, hintsIgnored: [], removed: [], snapshot: false,
+  };
   await removeLeftovers(medium, dir, names, new Set(ids), report);
+  const snapshot = await takeSnapshot(medium, dir, names);
+  if (typeof snapshot !== 'string') {
+    const opened = await openSnapshotSegments(medium, dir, ids, snapshot.segments);
+    if (Array.isArray(opened)) {
+      report.snapshot = true;
+      return { segments: opened, report, keydir: snapshot.keydir };
+    }
+    report.snapshotIgnored = opened;
+  } else if (snapshot !== 'none') {
+    report.snapshotIgnored = snapshot;
+  }
   const hints = new Set(names.filter((name) => name.endsWith('.hint')));
   try {
     for (let i = 0; i < ids.length; i++) {
@@ -80,6 +99,31 @@ export async function recover(medium: Medium, dir: string, apply: ApplyRecord):
     throw err;
   }
   return { segments, report };
+}
+
+/**
+ * The segments, if the directory holds exactly those the snapshot names, with exactly their
+ * sizes and sound headers; otherwise why not (and nothing is left open).
+ */
+async function openSnapshotSegments(medium: Medium, dir: string, ids: number[], expected: SnapshotSegment[]):
+    Promise<Segment[] | string> {
+  if (ids.length !== expected.length || ids.some((id, i) => expected[i].id !== id)) return 'the segment files differ';
+  const segments: Segment[] = [];
+  const header = Buffer.alloc(SEGMENT_HEADER_BYTES);
+  try {
+    for (let i = 0; i < ids.length; i++) {
+      const file = path.join(dir, segmentName(ids[i]));
+      const handle = await medium.open(file);
+      segments.push(new Segment(ids[i], file, handle, handle.sizeSync()));
+      if (handle.sizeSync() !== expected[i].size) throw new Error(`${file} changed size`);
+      handle.readSync(header, 0, SEGMENT_HEADER_BYTES, 0);
+      checkSegmentHeader(header, file, ids[i]);
+    }
+    return segments;
+  } catch (err) {
+    await Promise.all(segments.map((s) => s.file?.close()));
+    return (err as Error).message;
+  }
 }
 
 /**

@@ -25,6 +25,7 @@ import { Entry, KeyDir } from './keydir';
 import type { Medium } from './medium/types';
 import { ResolvedOptions, describe, tombstoneReserveBytes } from './options';
 import type { RecoveryReport } from './recovery';
+import { writeSnapshot } from './snapshot';
 import { SEGMENT_ID_STEP, Segment, segmentName } from './segment';
 
 export interface WriteOptions {
@@ -90,7 +91,7 @@ export class Store<V = unknown> {
   readonly #options: ResolvedOptions;
   readonly #release: () => Promise<void>;
   readonly #lockCompromised: () => Error | undefined;
-  readonly #keydir = new KeyDir();
+  #keydir = new KeyDir();
   /** Keys whose entry has an expiry, so expired ones can be found without a full scan. */
   readonly #expiring = new Set<string>();
   readonly #segments = new Map<number, Segment>();
@@ -112,7 +113,7 @@ export class Store<V = unknown> {
   #failure: LogkvError | undefined;
   #closing: Promise<void> | undefined;
   #timer: NodeJS.Timeout | undefined;
-  #recovery: RecoveryReport = { segments: 0, records: 0, hinted: 0, hintsIgnored: [], removed: [] };
+  #recovery: RecoveryReport = { segments: 0, records: 0, hinted: 0, hintsIgnored: [], removed: [], snapshot: false };
 
   /** @internal Use open(). */
   constructor(init: StoreInit) {
@@ -135,8 +136,13 @@ export class Store<V = unknown> {
     }
   }
 
-  /** @internal Installs the recovered segments and starts serving. */
-  start(segments: Segment[], report: RecoveryReport): void {
+  /** @internal Installs the recovered segments (and keydir, if loaded from a snapshot) and starts serving. */
+  start(segments: Segment[], report: RecoveryReport, keydir?: KeyDir): void {
+    if (keydir !== undefined) {
+      this.#keydir = keydir;
+      this.#liveBytes = keydir.totalLength();
+      keydir.forEachExpiring((key) => this.#expiring.add(key));
+    }
     for (const segment of segments) this.#segments.set(segment.id, segment);
     const newest = segments[segments.length - 1];
     if (newest !== undefined) {
@@ -432,7 +438,10 @@ export class Store<V = unknown> {
     await this.#whenIdle();
     let failure: LogkvError | undefined;
     try {
-      if (this.#failure === undefined) await this.#syncAll();
+      if (this.#failure === undefined) {
+        await this.#syncAll();
+        await this.#writeSnapshot();
+      }
     } catch (err) {
       failure = ioError(err instanceof SyncFailed ? err.cause : err, 'final sync on close', this.#active.path);
     } finally {
@@ -441,6 +450,17 @@ export class Store<V = unknown> {
       await this.#release();
     }
     if (failure !== undefined) throw failure;
+  }
+
+  /** Leaves the keydir for the next open to load (snapshot.ts). Best effort: a failure costs only open time. */
+  async #writeSnapshot(): Promise<void> {
+    const segments = [...this.#segments.values()].filter((s) => s.file !== undefined)
+      .sort((a, b) => a.id - b.id).map((s) => ({ id: s.id, size: s.flushed }));
+    try {
+      await writeSnapshot(this.#medium, this.#dir, segments, this.#keydir);
+    } catch {
+      // The next open replays the log instead.
+    }
   }
 
   // ---------------------------------------------------------------- validation

@@ -17,6 +17,11 @@ function files(dir: string, suffix: string): string[] {
   return fs.readdirSync(dir).filter((name) => name.endsWith(suffix)).sort();
 }
 
+/** Removes the keydir snapshot a clean close leaves, so the next open must use hints or scan. */
+function dropSnapshot(dir: string): void {
+  fs.rmSync(path.join(dir, 'keydir.snapshot'));
+}
+
 /** Writes `rounds` versions of `keys` keys, so all but the last round are dead. */
 async function fill(store: Store<unknown>, keys: number, rounds: number, tag = 'v'): Promise<Map<string, unknown>> {
   const model = new Map<string, unknown>();
@@ -66,7 +71,9 @@ describe('compaction', () => {
     expect(await dump(store)).to.deep.equal(sorted(model));
     await store.close();
 
+    dropSnapshot(dir);
     const reopened = await openFast(dir, { ...SMALL, clock: () => now });
+    expect(reopened.recovery.snapshot).to.equal(false);
     expect(reopened.recovery.hinted).to.equal(files(dir, '.hint').length);
     expect(reopened.recovery.hinted).to.be.greaterThan(0);
     expect(await dump(reopened)).to.deep.equal(sorted(model));
@@ -230,6 +237,7 @@ describe('hint files', () => {
     const model = await fill(store, 120, 2);
     await store.compact();
     await store.close();
+    dropSnapshot(dir);
     return { dir, model };
   }
 
@@ -272,6 +280,7 @@ describe('hint files', () => {
     await store.set('appended', 1);
     model.set('appended', 1);
     await store.close();
+    dropSnapshot(dir);
     const reopened = await openFast(dir, SMALL);
     expect(reopened.recovery.hintsIgnored.map((h) => path.basename(h.file))).to.deep.equal([files(dir, '.hint').pop()]);
     expect(await dump(reopened)).to.deep.equal(sorted(model));
@@ -298,9 +307,12 @@ describe('hint files', () => {
 class CrashAt implements Medium {
   readonly isFileSystem = true;
   calls = 0;
+  /** Steps are counted only once armed (after open, which removes the keydir snapshot). */
+  armed = false;
   constructor(private readonly at: number) {}
 
   private step(): void {
+    if (!this.armed) return;
     this.calls++;
     if (this.calls >= this.at) throw Object.assign(new Error('simulated crash'), { code: 'EIO' });
   }
@@ -346,6 +358,7 @@ describe('a crash during compaction', function () {
     const model = await scenario(countDir, fileSystem);
     const counter = new CrashAt(Infinity);
     const counted = await openFast(countDir, { ...SMALL, medium: counter });
+    counter.armed = true;
     await counted.compact();
     const total = counter.calls;
     await counted.close();
@@ -356,6 +369,7 @@ describe('a crash during compaction', function () {
       await scenario(dir, fileSystem);
       const crashing = new CrashAt(at);
       const store = await openFast(dir, { ...SMALL, medium: crashing });
+      crashing.armed = true;
       const outcome = await store.compact().then(() => 'done', (err) => err.code);
       await store.close().catch(() => undefined);
       expect(['done', 'LOGKV_IO'], `crash at step ${at}`).to.include(outcome);
