@@ -57,6 +57,14 @@ describe('open()', () => {
     }
   });
 
+  it('rejects LOGKV_IO, with the system error as cause, when the directory cannot be made', async () => {
+    const file = path.join(tempDir(), 'a-file');
+    fs.writeFileSync(file, 'not a directory');
+    const err = await expectCode(openFast(path.join(file, 'store')), ErrorCodes.IO);
+    expect((err.cause as NodeJS.ErrnoException).code).to.equal('ENOTDIR');
+    expect(err.details.file).to.equal(path.join(file, 'store'));
+  });
+
   for (const bad of ['', 5, null, {}, true]) {
     it(`rejects dir ${JSON.stringify(bad)} with LOGKV_INVALID_ARGUMENT`, async () => {
       await expectCode(open(bad as Loose), ErrorCodes.INVALID_ARGUMENT);

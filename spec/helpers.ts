@@ -137,3 +137,20 @@ export function coreStats(store: Store<unknown>): { keys: number; segments: numb
   const { keys, segments, liveBytes, deadBytes, diskBytes } = store.stats();
   return { keys, segments, liveBytes, deadBytes, diskBytes };
 }
+
+/**
+ * Removes every file but the segments, as a crash would leave the directory: what a clean close
+ * writes beside the segments (such as a keydir snapshot, which lets open skip the scan) was never
+ * written. Specs that damage segment files call this so that open scans what they damaged.
+ */
+export function keepOnlySegments(dir: string): void {
+  for (const name of fs.readdirSync(dir)) {
+    if (!name.endsWith('.seg')) fs.rmSync(path.join(dir, name), { recursive: true, force: true });
+  }
+}
+
+/** Opens `dir` as the first open after a crash: only the segment files are there. */
+export function openAfterCrash<V = unknown>(dir: string, options: OpenOptions = {}): Promise<Store<V>> {
+  keepOnlySegments(dir);
+  return openFast<V>(dir, options);
+}

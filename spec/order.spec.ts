@@ -230,6 +230,16 @@ describe('a read sees every write called before it', () => {
     expect(coreStats(store).segments).to.be.greaterThan(5);
   });
 
+  it('queued records are found in any order before they reach the file', async () => {
+    const writes: Array<Promise<void>> = [];
+    for (let i = 0; i < 33; i++) writes.push(store.set(`k${i}`, i));
+    // Issued before any write can finish: every read is served from the queue.
+    const order = [32, 0, 16, 31, 1, 8, 24, 15, 17, 2, 30];
+    const reads = order.map((i) => store.get(`k${i}`));
+    expect(await Promise.all(reads)).to.deep.equal(order);
+    await Promise.all(writes);
+  });
+
   it('a write made while a group is being written lands after it', async () => {
     const first = store.set('k', 1);
     await Promise.resolve(); // let the writer start on the first group

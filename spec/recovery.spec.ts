@@ -10,7 +10,7 @@ import { ErrorCodes, Store } from '../lib';
 import { crc32 } from '../lib/crc';
 import { FORMAT_VERSION, encodeSegmentHeader } from '../lib/format';
 import {
-  deleteRecordBytes, dump, expectCode, openFast, prng, randomBytes, segmentFiles, setRecordBytes, tempDir,
+  deleteRecordBytes, dump, expectCode, openAfterCrash, openFast, prng, randomBytes, segmentFiles, setRecordBytes, tempDir,
 } from './helpers';
 
 const SEG1 = '000000010000.seg';
@@ -41,7 +41,7 @@ const BASE: Array<[string, unknown]> = [
 /** Writes BASE then `last` into a fresh store; returns the directory and the last record's span. */
 async function storeWithLast(lastKey: string, lastValue: unknown): Promise<{ dir: string; file: string; lastStart: number; size: number }> {
   const dir = tempDir();
-  const store = await openFast(dir);
+  const store = await openAfterCrash(dir);
   for (const [k, v] of BASE) await store.set(k, v);
   await store.set(lastKey, lastValue);
   await store.close();
@@ -63,7 +63,7 @@ describe('recovery: a torn tail', () => {
     expect(size - lastStart).to.be.greaterThan(40);
     for (let cut = lastStart + 1; cut < size; cut++) {
       fs.writeFileSync(file, pristine.subarray(0, cut));
-      let store = await openFast(dir);
+      let store = await openAfterCrash(dir);
       const where = `cut at ${cut} (record at ${lastStart}..${size})`;
       expect(store.recovery.truncated, where).to.deep.include({ file, offset: lastStart, bytes: cut - lastStart });
       expect(await store.has('last'), where).to.equal(false);
@@ -72,7 +72,7 @@ describe('recovery: a torn tail', () => {
       await store.set('after', cut);
       await store.close();
       expect(fs.statSync(file).size, where).to.equal(lastStart + setRecordBytes('after', cut));
-      store = await openFast(dir);
+      store = await openAfterCrash(dir);
       expect(store.recovery.truncated, where).to.equal(undefined);
       await expectBase(store, [['after', cut]]);
       await store.close();
@@ -82,7 +82,7 @@ describe('recovery: a torn tail', () => {
   it('cut exactly at a record boundary: nothing to repair', async () => {
     const { dir, file, lastStart } = await storeWithLast('last', 'value');
     fs.truncateSync(file, lastStart);
-    const store = await openFast(dir);
+    const store = await openAfterCrash(dir);
     expect(store.recovery.truncated).to.equal(undefined);
     expect(store.recovery.records).to.equal(BASE.length);
     await expectBase(store);
@@ -91,7 +91,7 @@ describe('recovery: a torn tail', () => {
 
   it('the intact file opens with every record and reports no repair', async () => {
     const { dir } = await storeWithLast('last', 'value');
-    const store = await openFast(dir);
+    const store = await openAfterCrash(dir);
     expect(store.recovery.truncated).to.equal(undefined);
     expect(store.recovery.segments).to.equal(1);
     expect(store.recovery.records).to.equal(BASE.length + 1);
@@ -101,7 +101,7 @@ describe('recovery: a torn tail', () => {
 
   it('a torn tail of the newest of several segments leaves the older ones whole', async () => {
     const dir = tempDir();
-    let store = await openFast(dir, { maxSegmentBytes: 1024 });
+    let store = await openAfterCrash(dir, { maxSegmentBytes: 1024 });
     const value = 'x'.repeat(300);
     for (let i = 0; i < 8; i++) await store.set(`k${i}`, value);
     await store.close();
@@ -110,11 +110,50 @@ describe('recovery: a torn tail', () => {
     const newest = path.join(dir, names[names.length - 1]);
     const size = fs.statSync(newest).size;
     fs.truncateSync(newest, size - 7);
-    store = await openFast(dir, { maxSegmentBytes: 1024 });
+    store = await openAfterCrash(dir, { maxSegmentBytes: 1024 });
     expect(store.recovery.truncated).to.deep.include({ file: newest, offset: size - setRecordBytes('k7', value) });
     expect(await store.has('k7')).to.equal(false);
     for (let i = 0; i < 7; i++) expect(await store.get(`k${i}`)).to.equal(value);
     await store.close();
+  });
+});
+
+describe('recovery: segments larger than the read chunk', () => {
+  it('records straddling the 1 MiB read chunks of recovery replay exactly', async () => {
+    const dir = tempDir();
+    let store = await openAfterCrash(dir);
+    const random = prng(5);
+    const expected: Array<[string, unknown]> = [];
+    let bytes = 0;
+    for (let i = 0; bytes < 3.5 * 1024 * 1024; i++) {
+      const value = randomBytes(random, 500 + Math.floor(random() * 9000));
+      const key = `r${String(i).padStart(5, '0')}`;
+      void store.set(key, value);
+      expected.push([key, value]);
+      bytes += setRecordBytes(key, value);
+    }
+    await store.close();
+    store = await openAfterCrash(dir);
+    expect(store.recovery.records).to.equal(expected.length);
+    expect(store.recovery.truncated).to.equal(undefined);
+    expect(await dump(store)).to.deep.equal(expected);
+    await store.close();
+  });
+
+  it('a 3 MiB value survives reopen, and a cut inside it is a torn tail', async () => {
+    const big = randomBytes(prng(11), 3 * 1024 * 1024);
+    const { dir, file, lastStart, size } = await storeWithLast('big', big);
+    let store = await openAfterCrash(dir);
+    expect(await store.get('big')).to.deep.equal(big);
+    await store.close();
+    const pristine = fs.readFileSync(file);
+    for (const cut of [lastStart + 19, lastStart + 20, lastStart + 1024 * 1024, size - 1]) {
+      fs.writeFileSync(file, pristine.subarray(0, cut));
+      store = await openAfterCrash(dir);
+      expect(store.recovery.truncated, `cut at ${cut}`).to.deep.include({ offset: lastStart, bytes: cut - lastStart });
+      await expectBase(store);
+      await store.close();
+    }
   });
 });
 
@@ -151,13 +190,13 @@ describe('recovery: a garbage tail', () => {
       const { dir, file, size } = await storeWithLast('last', 'value');
       const tail = makeTail(size);
       fs.appendFileSync(file, tail);
-      let store = await openFast(dir);
+      let store = await openAfterCrash(dir);
       expect(store.recovery.truncated).to.deep.include({ file, offset: size, bytes: tail.length });
       await expectBase(store, [['last', 'value']]);
       expect(fs.statSync(file).size).to.equal(size);
       await store.set('after', 1);
       await store.close();
-      store = await openFast(dir);
+      store = await openAfterCrash(dir);
       expect(store.recovery.truncated).to.equal(undefined);
       await expectBase(store, [['last', 'value'], ['after', 1]]);
       await store.close();
@@ -168,12 +207,12 @@ describe('recovery: a garbage tail', () => {
 describe('recovery: a torn batch', () => {
   it('cut anywhere inside a batch: none of the batch is visible, and the store goes on', async () => {
     const dir = tempDir();
-    let store = await openFast(dir);
+    let store = await openAfterCrash(dir);
     for (const [k, v] of BASE) await store.set(k, v);
     await store.close();
     const file = path.join(dir, SEG1);
     const batchStart = fs.statSync(file).size;
-    store = await openFast(dir);
+    store = await openAfterCrash(dir);
     await store.batch([
       { type: 'set', key: 'k1', value: 'new one' },
       { type: 'set', key: 'fresh', value: { in: 'batch' } },
@@ -188,7 +227,7 @@ describe('recovery: a torn batch', () => {
 
     for (let cut = batchStart + 1; cut < pristine.length; cut++) {
       fs.writeFileSync(file, pristine.subarray(0, cut));
-      store = await openFast(dir);
+      store = await openAfterCrash(dir);
       const where = `cut at ${cut} (batch at ${batchStart}..${pristine.length})`;
       expect(store.recovery.truncated, where).to.deep.include({ file, offset: batchStart, bytes: cut - batchStart });
       await expectBase(store);
@@ -197,13 +236,13 @@ describe('recovery: a torn batch', () => {
       // The next write must not be taken as the end of the torn batch.
       await store.set('after', cut);
       await store.close();
-      store = await openFast(dir);
+      store = await openAfterCrash(dir);
       await expectBase(store, [['after', cut]]);
       await store.close();
     }
 
     fs.writeFileSync(file, pristine);
-    store = await openFast(dir);
+    store = await openAfterCrash(dir);
     expect(await dump(store)).to.deep.equal([
       ['fresh', { in: 'batch' }], ['k1', 'new one'], ['k2', 'new two'], ['k3', 3n], ['k4', Buffer.from('four')],
     ]);
@@ -212,13 +251,13 @@ describe('recovery: a torn batch', () => {
 
   it('a whole batch before a torn one stays applied', async () => {
     const dir = tempDir();
-    let store = await openFast(dir);
+    let store = await openAfterCrash(dir);
     await store.batch([{ type: 'set', key: 'a', value: 1 }, { type: 'set', key: 'b', value: 2 }]);
     await store.batch([{ type: 'set', key: 'a', value: 10 }, { type: 'set', key: 'c', value: 3 }]);
     await store.close();
     const file = path.join(dir, SEG1);
     fs.truncateSync(file, fs.statSync(file).size - 1);
-    store = await openFast(dir);
+    store = await openAfterCrash(dir);
     expect(await dump(store)).to.deep.equal([['a', 1], ['b', 2]]);
     await store.close();
   });
@@ -228,7 +267,7 @@ describe('recovery: a damaged sealed segment', () => {
   /** Three segments; returns the first record's offset and length in the first (sealed) one. */
   async function threeSegments(): Promise<{ dir: string; file: string; recordStart: number; recordLength: number }> {
     const dir = tempDir();
-    const store = await openFast(dir, { maxSegmentBytes: 1024 });
+    const store = await openAfterCrash(dir, { maxSegmentBytes: 1024 });
     const value = 'v'.repeat(300);
     for (let i = 0; i < 8; i++) await store.set(`key${i}`, `${value}${i}`);
     await store.close();
@@ -245,20 +284,42 @@ describe('recovery: a damaged sealed segment', () => {
     const positions = [...Array(24).keys()].concat([30, 100, 200, recordLength - 1]).map((i) => recordStart + i);
     for (const at of positions) {
       flipByte(file, at);
-      const err = await expectCode(openFast(dir, { maxSegmentBytes: 1024 }), ErrorCodes.CORRUPTION);
+      const err = await expectCode(openAfterCrash(dir, { maxSegmentBytes: 1024 }), ErrorCodes.CORRUPTION);
       expect(err.details, `byte ${at}`).to.deep.include({ file, offset: recordStart });
       fs.writeFileSync(file, pristine);
     }
     // The failed opens released the lock, and the repaired file opens.
-    const store = await openFast(dir, { maxSegmentBytes: 1024 });
+    const store = await openAfterCrash(dir, { maxSegmentBytes: 1024 });
     expect(store.size).to.equal(8);
+    await store.close();
+  });
+
+  it('after a clean close too, a flipped value byte is never served as a value', async () => {
+    // A clean close may leave what lets open skip the scan (a keydir snapshot); then the damage is
+    // found when the key is read instead. Either way: LOGKV_CORRUPTION, never a wrong value.
+    const { dir, file, recordStart, recordLength } = await threeSegments();
+    const reopened = await openFast(dir, { maxSegmentBytes: 1024 });
+    await reopened.close(); // a clean close, with whatever it leaves behind
+    flipByte(file, recordStart + recordLength - 1);
+    let store: Store<unknown>;
+    try {
+      store = await openFast(dir, { maxSegmentBytes: 1024 });
+    } catch (err) {
+      expect((err as { code?: string }).code).to.equal(ErrorCodes.CORRUPTION);
+      expect((err as { details?: object }).details).to.deep.include({ file, offset: recordStart });
+      return;
+    }
+    const err = await expectCode(store.get('key1'), ErrorCodes.CORRUPTION);
+    expect(err.details).to.deep.include({ file, offset: recordStart, key: 'key1' });
+    expect(await store.get('key0')).to.equal('v'.repeat(300) + '0');
+    expect(await store.get('key7')).to.equal('v'.repeat(300) + '7');
     await store.close();
   });
 
   it('a flipped byte in the last record of a sealed segment is corruption, not a torn tail', async () => {
     const { dir, file } = await threeSegments();
     flipByte(file, fs.statSync(file).size - 1);
-    const err = await expectCode(openFast(dir), ErrorCodes.CORRUPTION);
+    const err = await expectCode(openAfterCrash(dir), ErrorCodes.CORRUPTION);
     expect(err.details.file).to.equal(file);
     expect(err.details.offset).to.equal(20 + 2 * setRecordBytes('key0', 'v'.repeat(300) + '0'));
   });
@@ -267,7 +328,7 @@ describe('recovery: a damaged sealed segment', () => {
     const { dir, file } = await threeSegments();
     const size = fs.statSync(file).size;
     fs.truncateSync(file, size - 5);
-    const err = await expectCode(openFast(dir), ErrorCodes.CORRUPTION);
+    const err = await expectCode(openAfterCrash(dir), ErrorCodes.CORRUPTION);
     expect(err.details.file).to.equal(file);
     expect(err.details.offset).to.equal(20 + 2 * setRecordBytes('key0', 'v'.repeat(300) + '0'));
   });
@@ -276,7 +337,7 @@ describe('recovery: a damaged sealed segment', () => {
     const { dir, file } = await threeSegments();
     const size = fs.statSync(file).size;
     fs.appendFileSync(file, Buffer.from([1, 2, 3]));
-    const err = await expectCode(openFast(dir), ErrorCodes.CORRUPTION);
+    const err = await expectCode(openAfterCrash(dir), ErrorCodes.CORRUPTION);
     expect(err.details).to.deep.include({ file, offset: size });
   });
 
@@ -284,7 +345,7 @@ describe('recovery: a damaged sealed segment', () => {
     const { dir, file } = await threeSegments();
     for (let at = 0; at < 20; at++) {
       flipByte(file, at);
-      const err = await expectCode(openFast(dir), ErrorCodes.CORRUPTION);
+      const err = await expectCode(openAfterCrash(dir), ErrorCodes.CORRUPTION);
       expect(err.details, `byte ${at}`).to.deep.include({ file, offset: 0 });
       flipByte(file, at);
     }
@@ -293,7 +354,7 @@ describe('recovery: a damaged sealed segment', () => {
   it('an empty sealed segment is corruption', async () => {
     const { dir, file } = await threeSegments();
     fs.truncateSync(file, 0);
-    const err = await expectCode(openFast(dir), ErrorCodes.CORRUPTION);
+    const err = await expectCode(openAfterCrash(dir), ErrorCodes.CORRUPTION);
     expect(err.details).to.deep.include({ file, offset: 0 });
   });
 });
@@ -324,7 +385,7 @@ describe('recovery: bad segment headers', () => {
       const file = path.join(dir, SEG1);
       const record = Buffer.alloc(30, 7); // whatever follows: the header alone decides
       fs.writeFileSync(file, Buffer.concat([c.bytes, record]));
-      const err = await expectCode(openFast(dir), ErrorCodes.CORRUPTION);
+      const err = await expectCode(openAfterCrash(dir), ErrorCodes.CORRUPTION);
       expect(err.details).to.deep.include({ file, offset: c.offset });
       expect(fs.readFileSync(file)).to.deep.equal(Buffer.concat([c.bytes, record]));
     });
@@ -334,7 +395,7 @@ describe('recovery: bad segment headers', () => {
 describe('recovery: an interrupted segment creation', () => {
   async function oneSegment(): Promise<string> {
     const dir = tempDir();
-    const store = await openFast(dir);
+    const store = await openAfterCrash(dir);
     for (const [k, v] of BASE) await store.set(k, v);
     await store.close();
     return dir;
@@ -352,7 +413,7 @@ describe('recovery: an interrupted segment creation', () => {
       const dir = await oneSegment();
       const file = path.join(dir, SEG2);
       fs.writeFileSync(file, c.bytes());
-      let store = await openFast(dir);
+      let store = await openAfterCrash(dir);
       if (c.truncatedBytes === undefined) expect(store.recovery.truncated).to.equal(undefined);
       else expect(store.recovery.truncated).to.deep.include({ file, offset: 0, bytes: c.truncatedBytes });
       await expectBase(store);
@@ -360,7 +421,7 @@ describe('recovery: an interrupted segment creation', () => {
       await store.set('after', 1);
       await store.close();
       expect(segmentFiles(dir)).to.deep.equal([SEG1, SEG2]);
-      store = await openFast(dir);
+      store = await openAfterCrash(dir);
       await expectBase(store, [['after', 1]]);
       await store.close();
     });
@@ -369,11 +430,11 @@ describe('recovery: an interrupted segment creation', () => {
   it('an empty only segment: opens empty and takes writes', async () => {
     const dir = tempDir();
     fs.writeFileSync(path.join(dir, SEG1), '');
-    let store = await openFast(dir);
+    let store = await openAfterCrash(dir);
     expect(store.size).to.equal(0);
     await store.set('a', 1);
     await store.close();
-    store = await openFast(dir);
+    store = await openAfterCrash(dir);
     expect(await dump(store)).to.deep.equal([['a', 1]]);
     await store.close();
   });
@@ -402,7 +463,7 @@ describe('recovery: damage found after open', () => {
   beforeEach(async () => {
     dir = tempDir();
     file = path.join(dir, SEG1);
-    store = await openFast(dir);
+    store = await openAfterCrash(dir);
     await store.set('a', 'alpha');
     await store.set('b', b);
     await store.set('c', 'gamma');
