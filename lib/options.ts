@@ -27,6 +27,12 @@ export interface OpenOptions {
    * 32-bit in the keydir). @default 64 MiB
    */
   maxSegmentBytes?: number;
+  /**
+   * Memory for recently read 4 KiB blocks of the segment files, so most reads of small records
+   * are a copy from memory rather than a system call. Taken as it fills, so a small store uses
+   * little. 0 turns it off (every read is one positioned read). @default 64 MiB
+   */
+  cacheBytes?: number;
   /** Longest key, in UTF-8 bytes (at most 65535, the format's limit). @default 1024 */
   maxKeyBytes?: number;
   /** Largest value, in msgpack-encoded bytes (at most 1 GiB). @default 16 MiB */
@@ -59,6 +65,7 @@ export interface ResolvedOptions {
   sync: SyncMode;
   syncIntervalMs: number;
   maxSegmentBytes: number;
+  cacheBytes: number;
   maxKeyBytes: number;
   maxValueBytes: number;
   maxStoreBytes: number;
@@ -71,6 +78,7 @@ export const DEFAULTS = {
   sync: 'always' as SyncMode,
   syncIntervalMs: 1000,
   maxSegmentBytes: 64 * 1024 * 1024,
+  cacheBytes: 64 * 1024 * 1024,
   maxKeyBytes: 1024,
   maxValueBytes: 16 * 1024 * 1024,
   maxStoreBytes: Infinity,
@@ -129,6 +137,7 @@ export function resolveOptions(options: OpenOptions | undefined): ResolvedOption
     sync,
     syncIntervalMs: integerIn(options, 'syncIntervalMs', 1, 24 * 3600 * 1000),
     maxSegmentBytes: integerIn(options, 'maxSegmentBytes', 1024, 2 ** 32 - 1),
+    cacheBytes: integerIn(options, 'cacheBytes', 0, 2 ** 40),
     maxKeyBytes: integerIn(options, 'maxKeyBytes', 1, FORMAT_MAX_KEY_BYTES),
     maxValueBytes: integerIn(options, 'maxValueBytes', 1, FORMAT_MAX_VALUE_BYTES),
     maxStoreBytes,

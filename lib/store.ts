@@ -14,6 +14,7 @@
  * nothing. If even that repair fails, the store refuses further writes (LOGKV_IO) until reopened.
  */
 import * as path from 'path';
+import { BlockCache } from './cache';
 import { decodeValue, encodeValue, prepareValue } from './codec';
 import { CompactOptions, CompactionHost, CompactionResult, compact } from './compactor';
 import { ErrorCodes, LogkvError, corruption, ioError } from './errors';
@@ -92,6 +93,7 @@ export class Store<V = unknown> {
   readonly #release: () => Promise<void>;
   readonly #lockCompromised: () => Error | undefined;
   #keydir = new KeyDir();
+  readonly #cache: BlockCache;
   /** Keys whose entry has an expiry, so expired ones can be found without a full scan. */
   readonly #expiring = new Set<string>();
   readonly #segments = new Map<number, Segment>();
@@ -122,6 +124,7 @@ export class Store<V = unknown> {
     this.#options = init.options;
     this.#release = init.release;
     this.#lockCompromised = init.lockCompromised;
+    this.#cache = new BlockCache(init.options.cacheBytes);
   }
 
   /** @internal Replays a record during recovery; the key is UTF-8 bytes, decoded only if it expires. */
@@ -333,7 +336,10 @@ export class Store<V = unknown> {
       const entry = this.#keydir.get(key);
       if (entry !== undefined && inputIds.has(entry.segmentId)) this.#apply(key, undefined);
     }
-    for (const input of inputs) this.#segments.delete(input.id);
+    for (const input of inputs) {
+      this.#segments.delete(input.id);
+      this.#cache.drop(input.id);
+    }
     this.#diskBytes = this.#sumTails();
   }
 
@@ -584,7 +590,7 @@ export class Store<V = unknown> {
       bytes = Buffer.allocUnsafe(entry.length);
       let got: number;
       try {
-        got = segment.file.readSync(bytes, 0, entry.length, entry.offset);
+        got = this.#cache.read(segment.id, segment.file, bytes, entry.length, entry.offset);
       } catch (err) {
         throw ioError(err, `reading key ${describe(key)}`, segment.path);
       }
@@ -762,6 +768,7 @@ export class Store<V = unknown> {
       if (op.segment !== undefined) truncateTo.set(op.segment, op.offset);
     }
     for (const [segment, offset] of truncateTo) {
+      this.#cache.drop(segment.id, offset);
       segment.tail = offset;
       segment.pending = segment.pending.filter((p) => p.offset < offset);
       if (segment.flushed > offset) segment.flushed = offset;

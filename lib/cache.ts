@@ -1,0 +1,123 @@
+/**
+ * The block cache: recently read 4 KiB blocks of segment files, so a read of a small record is
+ * usually a copy from memory instead of a system call.
+ *
+ * Frames live in 1 MiB slabs allocated as the cache fills (no per-block allocation, nothing for
+ * the GC to trace but the index maps, no memory taken by a small store's cache) and are evicted
+ * by the CLOCK algorithm. A cached block remembers how many of its
+ * bytes were in the file when it was read; a read that needs more (the tail block of the active
+ * segment, which keeps growing) reads the block again. Segments only grow, except when a failed
+ * write is truncated away or a compaction removes a segment: the store calls drop() then.
+ */
+import type { MediumFile } from './medium/types';
+
+export const BLOCK_BYTES = 4096;
+const FRAMES_PER_SLAB = 256;
+
+export class BlockCache {
+  readonly #frames: number;
+  readonly #slabs: Buffer[] = [];
+  readonly #frameSegment: Float64Array;
+  readonly #frameBlock: Float64Array;
+  readonly #frameValid: Uint32Array;
+  readonly #frameReferenced: Uint8Array;
+  readonly #index = new Map<number, Map<number, number>>();
+  #hand = 0;
+  /** Frames handed out so far; below #frames, a new frame is taken before any is evicted. */
+  #allocated = 0;
+
+  constructor(capacityBytes: number) {
+    this.#frames = Math.floor(capacityBytes / BLOCK_BYTES);
+    this.#frameSegment = new Float64Array(this.#frames).fill(-1);
+    this.#frameBlock = new Float64Array(this.#frames);
+    this.#frameValid = new Uint32Array(this.#frames);
+    this.#frameReferenced = new Uint8Array(this.#frames);
+  }
+
+  /**
+   * Reads `length` bytes at `position` of segment `segmentId` into `out`; returns how many
+   * (fewer only at the end of the file). Records larger than a block bypass the cache.
+   */
+  read(segmentId: number, file: MediumFile, out: Buffer, length: number, position: number): number {
+    if (this.#frames < 2 || length > BLOCK_BYTES) return file.readSync(out, 0, length, position);
+    let done = 0;
+    while (done < length) {
+      const at = position + done;
+      const block = Math.floor(at / BLOCK_BYTES);
+      const inBlock = at - block * BLOCK_BYTES;
+      const want = Math.min(length - done, BLOCK_BYTES - inBlock);
+      const frame = this.#frame(segmentId, file, block, inBlock + want);
+      const available = Math.min(want, this.#frameValid[frame] - inBlock);
+      if (available <= 0) break;
+      const start = (frame % FRAMES_PER_SLAB) * BLOCK_BYTES + inBlock;
+      this.#slabs[Math.floor(frame / FRAMES_PER_SLAB)].copy(out, done, start, start + available);
+      done += available;
+      if (available < want) break;
+    }
+    return done;
+  }
+
+  /** Forgets every cached byte of the segment at or past `offset` (0: the whole segment). */
+  drop(segmentId: number, offset = 0): void {
+    const blocks = this.#index.get(segmentId);
+    if (blocks === undefined) return;
+    const first = Math.floor(offset / BLOCK_BYTES);
+    for (const [block, frame] of blocks) {
+      if (block < first) continue;
+      blocks.delete(block);
+      this.#frameSegment[frame] = -1;
+      this.#frameValid[frame] = 0;
+    }
+    if (blocks.size === 0) this.#index.delete(segmentId);
+  }
+
+  /** The frame holding the block with at least `need` valid bytes (unless the file is shorter). */
+  #frame(segmentId: number, file: MediumFile, block: number, need: number): number {
+    let blocks = this.#index.get(segmentId);
+    const cached = blocks?.get(block);
+    if (cached !== undefined) {
+      this.#frameReferenced[cached] = 1;
+      if (this.#frameValid[cached] >= need) return cached;
+      this.#fill(cached, file, block);
+      return cached;
+    }
+    const frame = this.#victim();
+    if (blocks === undefined) this.#index.set(segmentId, (blocks = new Map()));
+    blocks.set(block, frame);
+    this.#frameSegment[frame] = segmentId;
+    this.#frameBlock[frame] = block;
+    this.#frameReferenced[frame] = 1;
+    this.#fill(frame, file, block);
+    return frame;
+  }
+
+  #fill(frame: number, file: MediumFile, block: number): void {
+    this.#frameValid[frame] = 0; // if the read throws, the frame holds nothing
+    const slab = this.#slabs[Math.floor(frame / FRAMES_PER_SLAB)];
+    this.#frameValid[frame] = file.readSync(slab, (frame % FRAMES_PER_SLAB) * BLOCK_BYTES, BLOCK_BYTES, block * BLOCK_BYTES);
+  }
+
+  /** A free frame, or the first unreferenced one the clock hand finds (clearing bits as it goes). */
+  #victim(): number {
+    if (this.#allocated < this.#frames) {
+      const frame = this.#allocated++;
+      if (frame % FRAMES_PER_SLAB === 0) {
+        this.#slabs.push(Buffer.allocUnsafe(Math.min(FRAMES_PER_SLAB, this.#frames - frame) * BLOCK_BYTES));
+      }
+      return frame;
+    }
+    for (;;) {
+      const frame = this.#hand;
+      this.#hand = (this.#hand + 1) % this.#frames;
+      if (this.#frameSegment[frame] === -1) return frame;
+      if (this.#frameReferenced[frame] === 1) {
+        this.#frameReferenced[frame] = 0;
+        continue;
+      }
+      this.#index.get(this.#frameSegment[frame])?.delete(this.#frameBlock[frame]);
+      if (this.#index.get(this.#frameSegment[frame])?.size === 0) this.#index.delete(this.#frameSegment[frame]);
+      this.#frameSegment[frame] = -1;
+      return frame;
+    }
+  }
+}
