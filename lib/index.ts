@@ -31,6 +31,8 @@ export { seededRandom } from './medium/random';
 export type { Random } from './medium/random';
 export { Store } from './store';
 export { FORMAT_VERSION } from './format';
+export { checkStore } from './check';
+export type { CheckOptions, CheckProblem, CheckReport, CheckSeverity } from './check';
 
 /**
  * Where a store lives when open() is given no directory: $LOGKV_DIR if set, else the platform's

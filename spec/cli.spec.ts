@@ -1,0 +1,415 @@
+/**
+ * The `logkv` and `logkv-compact` commands, run as child processes the way a user runs them:
+ * every exit code (0 done, 1 failed, 2 usage, 3 locked), --help, --json output, a dump → load
+ * round trip of every value type, and a store locked by this process naming its pid.
+ *
+ * lib/ is compiled once (tsc, as the package build does) into a temporary directory, so each
+ * command starts as fast as the installed binary does rather than paying for ts-node every time.
+ */
+import { expect } from 'chai';
+import { execFileSync, spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { Store, open } from '../lib';
+import { SEGMENT_HEADER_BYTES } from '../lib/format';
+import { segmentFiles, setRecordBytes, tempDir } from './helpers';
+
+const ROOT = path.join(__dirname, '..');
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+describe('logkv command line', function () {
+  this.timeout(60_000);
+  let buildDir: string;
+  let logkvBin: string;
+  let compactBin: string;
+
+  before(() => {
+    buildDir = fs.mkdtempSync(path.join(os.tmpdir(), 'logkv-cli-build-'));
+    execFileSync(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'),
+      '-p', path.join(ROOT, 'tsconfig.build.json'), '--outDir', path.join(buildDir, 'dist')], { stdio: 'inherit' });
+    // The build reads its version from ../package.json and its dependencies from node_modules.
+    fs.copyFileSync(path.join(ROOT, 'package.json'), path.join(buildDir, 'package.json'));
+    fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(buildDir, 'node_modules'), 'dir');
+    logkvBin = path.join(buildDir, 'dist', 'bin', 'logkv.js');
+    compactBin = path.join(buildDir, 'dist', 'bin', 'logkv-compact.js');
+  });
+
+  after(() => {
+    fs.rmSync(buildDir, { recursive: true, force: true });
+  });
+
+  function exec(bin: string, args: string[], options: { input?: string | Buffer; env?: NodeJS.ProcessEnv } = {}): Run {
+    const result = spawnSync(process.execPath, [bin, ...args], {
+      input: options.input ?? '',
+      env: { ...process.env, ...options.env },
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+  }
+  const logkv = (args: string[], options?: Parameters<typeof exec>[2]): Run => exec(logkvBin, args, options);
+  const compact = (args: string[], options?: Parameters<typeof exec>[2]): Run => exec(compactBin, args, options);
+
+  /** Runs and checks the exit code, showing stderr when it is not the expected one. */
+  function expectExit(run: Run, code: number): Run {
+    expect(run.code, `exit code; stderr: ${run.stderr}`).to.equal(code);
+    return run;
+  }
+
+  async function withStore<T>(dir: string, body: (store: Store<unknown>) => Promise<T>): Promise<T> {
+    const store = await open(dir, { sync: 'never' });
+    try {
+      return await body(store);
+    } finally {
+      await store.close();
+    }
+  }
+
+  describe('help and usage errors', () => {
+    it('--help and help COMMAND print usage and exit 0', () => {
+      const main = expectExit(logkv(['--help']), 0);
+      expect(main.stdout).to.match(/^Usage: logkv \[--dir DIR\] <command>/);
+      for (const command of ['get', 'set', 'delete', 'keys', 'stats', 'check', 'dump', 'load', 'compact']) {
+        expect(main.stdout).to.include(`  ${command}`);
+        const help = expectExit(logkv([command, '--help']), 0);
+        expect(help.stdout).to.include(`Usage: logkv [--dir DIR] ${command}`);
+      }
+      expect(expectExit(logkv(['help', 'values']), 0).stdout).to.include('"$logkv":"Map"');
+      expect(expectExit(compact(['--help']), 0).stdout).to.match(/^Usage: logkv-compact DIR/);
+    });
+
+    it('--version prints the package version', () => {
+      const version = (JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+      expect(expectExit(logkv(['--version']), 0).stdout.trim()).to.equal(version);
+    });
+
+    it('exits 2 with a pointer to --help on every kind of usage error', () => {
+      const dir = tempDir('cli');
+      const cases: string[][] = [
+        [],                                   // no command
+        ['frobnicate'],                       // unknown command
+        ['--dir', dir, 'get'],                // missing argument
+        ['--dir', dir, 'get', 'a', 'b'],      // extra argument
+        ['--dir', dir, 'keys', '--bogus'],    // unknown option
+        ['--dir', dir, 'set', 'k', '{oops'],  // value is not JSON
+        ['--dir', dir, 'set', 'k', 'plain'],  // a string without JSON quotes
+        ['--dir', dir, 'set', 'k', '{"$logkv":"Nope"}'],   // unknown tag
+        ['--dir', dir, 'set', 'k', '1', '--ttl', '0'],    // bad ttl
+        ['--dir', dir, 'set', 'k', '1', '--ttl', 'soon'], // bad ttl
+        ['--dir', dir, 'set', '', '1'],       // invalid key (empty)
+        ['--dir', dir, 'load', '--batch-size', '-1'],
+      ];
+      for (const args of cases) {
+        const run = expectExit(logkv(args), 2);
+        expect(run.stderr, args.join(' ')).to.match(/^logkv: .+\nRun 'logkv( \w+)? --help' for usage\.\n$/);
+        expect(run.stdout).to.equal('');
+      }
+      expectExit(compact([]), 2);
+      expectExit(compact([dir, 'other']), 2);
+      expectExit(compact([dir, '--bogus']), 2);
+    });
+  });
+
+  describe('get, set, delete, keys, stats', () => {
+    it('set then get, with --json, --ttl, negative numbers and tagged values', async () => {
+      const dir = tempDir('cli');
+      expectExit(logkv(['--dir', dir, 'set', 'user:1', '{"name":"Ada","born":{"$logkv":"Date","value":"1815-12-10T00:00:00.000Z"}}']), 0);
+      expectExit(logkv(['--dir', dir, 'set', 'n', '-5']), 0);
+      expect(expectExit(logkv(['--dir', dir, 'set', 'tmp', '"x"', '--ttl', '60000', '--json']), 0).stdout)
+        .to.equal('{"key":"tmp","set":true}\n');
+
+      const pretty = expectExit(logkv(['--dir', dir, 'get', 'user:1']), 0);
+      expect(JSON.parse(pretty.stdout)).to.deep.equal({ name: 'Ada', born: { $logkv: 'Date', value: '1815-12-10T00:00:00.000Z' } });
+      expect(expectExit(logkv(['get', 'n', '--json', '--dir', dir]), 0).stdout).to.equal('{"key":"n","value":-5}\n');
+
+      await withStore(dir, async (store) => {
+        expect(await store.get('user:1')).to.deep.equal({ name: 'Ada', born: new Date('1815-12-10T00:00:00.000Z') });
+        expect(await store.get('n')).to.equal(-5);
+        expect(await store.has('tmp')).to.equal(true);
+      });
+    });
+
+    it('get of a missing key exits 1; delete says whether there was a key', () => {
+      const dir = tempDir('cli');
+      expectExit(logkv(['--dir', dir, 'set', 'k', '1']), 0);
+      const missing = expectExit(logkv(['--dir', dir, 'get', 'nope']), 1);
+      expect(missing.stderr).to.equal('logkv: key "nope" not found\n');
+      expect(expectExit(logkv(['--dir', dir, 'delete', 'k', '--json']), 0).stdout).to.equal('{"key":"k","deleted":true}\n');
+      expect(expectExit(logkv(['--dir', dir, 'delete', 'k', '--json']), 0).stdout).to.equal('{"key":"k","deleted":false}\n');
+      expectExit(logkv(['--dir', dir, 'get', 'k']), 1);
+    });
+
+    it('commands that read exit 1 on a directory that does not exist, and create nothing', () => {
+      const dir = path.join(tempDir('cli'), 'absent');
+      for (const args of [['get', 'k'], ['keys'], ['stats'], ['check'], ['dump'], ['delete', 'k'], ['compact']]) {
+        const run = expectExit(logkv(['--dir', dir, ...args]), 1);
+        expect(run.stderr).to.match(/no store at .*absent/);
+      }
+      expectExit(compact([dir]), 1);
+      expect(fs.existsSync(dir)).to.equal(false);
+    });
+
+    it('keys lists live keys, with --prefix and as a JSON array', async () => {
+      const dir = tempDir('cli');
+      await withStore(dir, async (store) => {
+        await store.batch([
+          { type: 'set', key: 'a:1', value: 1 }, { type: 'set', key: 'a:2', value: 2 },
+          { type: 'set', key: 'b:1', value: 3 }, { type: 'set', key: 'line\nbreak', value: 4 },
+        ]);
+        await store.delete('a:2');
+      });
+      expect(expectExit(logkv(['--dir', dir, 'keys', '--prefix', 'a:']), 0).stdout).to.equal('a:1\n');
+      const all = JSON.parse(expectExit(logkv(['--dir', dir, 'keys', '--json']), 0).stdout) as string[];
+      expect(all.sort()).to.deep.equal(['a:1', 'b:1', 'line\nbreak']);
+      expect(expectExit(logkv(['--dir', tempDir('cli'), 'keys', '--json']), 0).stdout).to.equal('[]\n');
+    });
+
+    it('the default directory is $LOGKV_DIR, as for open()', async () => {
+      const dir = tempDir('cli');
+      expectExit(logkv(['set', 'k', '"v"'], { env: { LOGKV_DIR: dir } }), 0);
+      await withStore(dir, async (store) => expect(await store.get('k')).to.equal('v'));
+    });
+
+    it('stats reports keys, segments and bytes; --json as one object', async () => {
+      const dir = tempDir('cli');
+      await withStore(dir, async (store) => {
+        for (let i = 0; i < 10; i++) await store.set(`k${i}`, 'x'.repeat(100));
+        for (let i = 0; i < 5; i++) await store.set(`k${i}`, 'y'.repeat(100));
+        await store.delete('k9');
+      });
+      const stats = JSON.parse(expectExit(logkv(['--dir', dir, 'stats', '--json']), 0).stdout) as Record<string, unknown>;
+      expect(stats).to.include({ dir: fs.realpathSync(dir), keys: 9, segments: 1, compactedSegments: 0, lastCompactionAt: null });
+      expect(stats.liveBytes as number).to.be.greaterThan(900);
+      expect(stats.deadBytes as number).to.be.greaterThan(500);
+      expect(stats.diskBytes).to.equal((stats.liveBytes as number) + (stats.deadBytes as number) + SEGMENT_HEADER_BYTES);
+      const text = expectExit(logkv(['--dir', dir, 'stats']), 0).stdout;
+      expect(text).to.match(/^keys +9$/m).and.match(/^segments +1$/m).and.match(/^compaction +no compacted segments$/m);
+    });
+  });
+
+  describe('dump and load', () => {
+    /** Every value type logkv stores, including those JSON has no word for. */
+    const VALUES: Record<string, unknown> = {
+      string: 'héllo "quoted" \u2028 line',
+      number: 3.141592653589793,
+      integer: Number.MAX_SAFE_INTEGER,
+      negative: -42,
+      nan: NaN,
+      infinity: Infinity,
+      negInfinity: -Infinity,
+      true: true,
+      false: false,
+      null: null,
+      bigint: 2n ** 64n + 1n,
+      negBigint: -(2n ** 70n),
+      smallBigint: 5n,
+      date: new Date('2024-05-01T12:34:56.789Z'),
+      ancientDate: new Date(-8_640_000_000_000_000),
+      regexp: /^a+\/b$/giu,
+      buffer: Buffer.from([0, 1, 2, 253, 254, 255]),
+      emptyBuffer: Buffer.alloc(0),
+      uint8: new Uint8Array([1, 2, 3]),
+      uint8clamped: new Uint8ClampedArray([255, 0]),
+      int16: new Int16Array([-2, 300]),
+      uint32: new Uint32Array([4_000_000_000]),
+      float32: new Float32Array([1.5, -0.25]),
+      float64: new Float64Array([Math.PI, NaN]),
+      bigint64: new BigInt64Array([-5n, 2n ** 62n]),
+      biguint64: new BigUint64Array([2n ** 64n - 1n]),
+      map: new Map<unknown, unknown>([['a', 1], [2, new Set(['x'])], [true, new Map([[null, [1, { y: undefined }]]])]]),
+      set: new Set<unknown>([1, 'two', 3n, new Date(0)]),
+      array: [1, 'two', [3, [4]], undefined, null, { five: 5 }],
+      object: { nested: { deep: { list: [Buffer.from('x'), new Date(1)] } }, undef: undefined, 'key with "quotes"': 1 },
+      lookalike: { $logkv: 'Map', entries: [] },
+      emptyObject: {},
+      emptyArray: [],
+      unicodeKeyValue: { 'ключ': '值', '🙂': 'emoji' },
+    };
+
+    it('round-trips every value type and expiry exactly: dump → load → dump', async () => {
+      const source = tempDir('cli');
+      const expiresAt = Date.now() + 3_600_000;
+      await withStore(source, async (store) => {
+        for (const [key, value] of Object.entries(VALUES)) await store.set(key, value);
+        await store.set('expiring', 'soon', { expiresAt });
+        await store.set('🔑 unicode key', 1);
+      });
+      const dump = expectExit(logkv(['--dir', source, 'dump']), 0);
+      expect(dump.stderr).to.equal('');
+      const lines = dump.stdout.trimEnd().split('\n');
+      expect(lines).to.have.length(Object.keys(VALUES).length + 2);
+      for (const line of lines) expect(Object.keys(JSON.parse(line) as object)).to.deep.equal(['key', 'value', 'expiresAt']);
+      expect(lines).to.include(`{"key":"expiring","value":"soon","expiresAt":${expiresAt}}`);
+
+      const target = tempDir('cli');
+      const load = expectExit(logkv(['--dir', target, 'load', '--json'], { input: dump.stdout }), 0);
+      expect(JSON.parse(load.stdout)).to.include({ loaded: lines.length, skippedExpired: 0, lines: lines.length });
+
+      await withStore(target, async (store) => {
+        for (const [key, value] of Object.entries(VALUES)) {
+          const back = await store.get(key);
+          expect(back, key).to.deep.equal(value);
+          expect(Object.prototype.toString.call(back), key).to.equal(Object.prototype.toString.call(value));
+          if (Buffer.isBuffer(value)) expect(Buffer.isBuffer(back), key).to.equal(true);
+          if (value instanceof Uint8Array && !Buffer.isBuffer(value)) expect(Buffer.isBuffer(back), key).to.equal(false);
+        }
+        expect(await store.get('expiring')).to.equal('soon');
+        expect(store.size).to.equal(lines.length);
+      });
+      const again = expectExit(logkv(['--dir', target, 'dump']), 0);
+      expect(again.stdout.split('\n').sort()).to.deep.equal(dump.stdout.split('\n').sort());
+    });
+
+    it('load reads a FILE, in batches, skips expired lines, and stops at a bad line keeping earlier batches', async () => {
+      const dir = tempDir('cli');
+      const file = path.join(tempDir('cli'), 'in.ndjson');
+      const good = Array.from({ length: 5 }, (_, i) => JSON.stringify({ key: `k${i}`, value: i }));
+      fs.writeFileSync(file, [...good, '{"key":"old","value":1,"expiresAt":1000}', '', ...good.slice(0, 1)].join('\n') + '\n');
+      const ok = expectExit(logkv(['--dir', dir, 'load', file, '--batch-size', '2']), 0);
+      expect(ok.stdout).to.match(/^loaded 6 record\(s\) from 8 line\(s\), skipped 1 already expired in /);
+      expect(ok.stderr).to.equal(''); // no progress bar off a terminal
+
+      const bad = path.join(tempDir('cli'), 'bad.ndjson');
+      fs.writeFileSync(bad, [JSON.stringify({ key: 'a', value: 1 }), JSON.stringify({ key: 'b', value: 2 }),
+        JSON.stringify({ key: 'c', value: 3 }), '{"key":"d"}', JSON.stringify({ key: 'e', value: 5 })].join('\n'));
+      const target = tempDir('cli');
+      const failed = expectExit(logkv(['--dir', target, 'load', bad, '--batch-size', '2']), 1);
+      expect(failed.stderr).to.match(/^logkv: line 4: "value" is missing; 2 record\(s\) before its batch are loaded\n$/);
+      await withStore(target, async (store) => {
+        expect(await store.get('a')).to.equal(1);
+        expect(await store.get('b')).to.equal(2);
+        expect(await store.has('c')).to.equal(false); // its batch was never written
+        expect(await store.has('e')).to.equal(false);
+      });
+      expectExit(logkv(['--dir', target, 'load', path.join(target, 'missing.ndjson')]), 1);
+      expectExit(logkv(['--dir', target, 'load'], { input: '{"key":"x","value":{"$logkv":"Buffer","base64":"!!"}}\n' }), 1);
+      expectExit(logkv(['--dir', target, 'load'], { input: '{"key":"x","value":1,"extra":true}\n' }), 1);
+    });
+  });
+
+  describe('check', () => {
+    it('exits 0 on a healthy store and lists nothing', async () => {
+      const dir = tempDir('cli');
+      await withStore(dir, async (store) => {
+        for (let i = 0; i < 50; i++) await store.set(`k${i}`, { i });
+      });
+      const run = expectExit(logkv(['--dir', dir, 'check']), 0);
+      expect(run.stdout).to.match(/^ok: checked 1 segment\(s\), 50 records, /);
+      const report = JSON.parse(expectExit(logkv(['--dir', dir, 'check', '--json']), 0).stdout) as Record<string, unknown>;
+      expect(report).to.deep.include({ ok: true, segments: 1, records: 50, problems: [] });
+    });
+
+    it('reports a damaged record in a sealed segment with its file and offset, reads past it, and exits 1', async () => {
+      const dir = tempDir('cli');
+      await withStore(dir, async (store) => {
+        for (let i = 0; i < 40; i++) await store.set(`key-${String(i).padStart(3, '0')}`, 'v'.repeat(200));
+      });
+      // Reopen with small segments so more segments follow, then damage a record of the first one.
+      const store = await open(dir, { sync: 'never', maxSegmentBytes: 2048 });
+      for (let i = 0; i < 20; i++) await store.set(`later-${i}`, 'w'.repeat(200));
+      await store.close();
+      const first = path.join(dir, segmentFiles(dir)[0]);
+      const recordBytes = setRecordBytes('key-000', 'v'.repeat(200));
+      const recordStart = SEGMENT_HEADER_BYTES + 3 * recordBytes; // the fourth record
+      const damagedAt = recordStart + 30;
+      const bytes = fs.readFileSync(first);
+      bytes[damagedAt] ^= 0xff;
+      fs.writeFileSync(first, bytes);
+
+      const run = expectExit(logkv(['--dir', dir, 'check']), 1);
+      expect(run.stdout).to.include(`${fs.realpathSync(first)}:${recordStart}: corruption: bad record (checksum mismatch);`);
+      expect(run.stdout).to.include(`to the next good record at offset ${recordStart + recordBytes}`);
+      expect(run.stdout).to.match(/^damaged: 1 problem\(s\) in \d+ segment\(s\), 59 records, /m);
+      const report = JSON.parse(expectExit(logkv(['--dir', dir, 'check', '--json']), 1).stdout) as
+        { ok: boolean; problems: Array<{ severity: string; offset: number }> };
+      expect(report.ok).to.equal(false);
+      expect(report.problems.map((p) => [p.severity, p.offset])).to.deep.equal([['corruption', recordStart]]);
+    });
+
+    it('reports a torn tail of the newest segment as a notice (open() cuts it) and exits 0', async () => {
+      const dir = tempDir('cli');
+      await withStore(dir, async (store) => {
+        await store.set('a', 1);
+        await store.set('b', 2);
+      });
+      const file = path.join(dir, segmentFiles(dir)[0]);
+      const size = fs.statSync(file).size;
+      fs.truncateSync(file, size - 3);
+      const report = JSON.parse(expectExit(logkv(['--dir', dir, 'check', '--json']), 0).stdout) as
+        { ok: boolean; records: number; problems: Array<{ severity: string; problem: string }> };
+      expect(report.ok).to.equal(true);
+      expect(report.records).to.equal(1);
+      expect(report.problems).to.have.length(1);
+      expect(report.problems[0].severity).to.equal('notice');
+      expect(report.problems[0].problem).to.match(/^torn tail/);
+      expect(fs.statSync(file).size).to.equal(size - 3); // check changes nothing
+    });
+  });
+
+  describe('compact (logkv compact and logkv-compact)', () => {
+    async function storeWithGarbage(dir: string): Promise<void> {
+      const store = await open(dir, { sync: 'never', maxSegmentBytes: 4096, autoCompact: false });
+      for (let round = 0; round < 5; round++) {
+        for (let i = 0; i < 20; i++) await store.set(`k${i}`, `${round}`.repeat(100));
+      }
+      for (let i = 0; i < 5; i++) await store.delete(`k${i}`);
+      await store.close();
+    }
+
+    it('--dry-run reports what it would reclaim and changes nothing; compact reclaims it', async () => {
+      const dir = tempDir('cli');
+      await storeWithGarbage(dir);
+      const before = segmentFiles(dir);
+      const dry = JSON.parse(expectExit(logkv(['--dir', dir, 'compact', '--dry-run', '--json']), 0).stdout) as Record<string, number | boolean>;
+      expect(dry).to.include({ dryRun: true, liveKeys: 15 });
+      expect(dry.bytesAfter as number).to.be.lessThan(dry.bytesBefore as number);
+      expect(segmentFiles(dir)).to.deep.equal(before);
+
+      const run = expectExit(compact([dir]), 0);
+      expect(run.stdout).to.match(/^compacted .* in .*, reclaimed /);
+      expect(run.stdout).to.match(/^live keys +15$/m);
+      expect(run.stderr).to.equal(''); // no progress bar off a terminal
+      await withStore(dir, async (store) => {
+        expect(store.size).to.equal(15);
+        expect(await store.get('k19')).to.equal('4'.repeat(100));
+        expect(await store.has('k0')).to.equal(false);
+      });
+      const result = JSON.parse(expectExit(logkv(['--dir', dir, 'compact', '--json']), 0).stdout) as Record<string, unknown>;
+      for (const field of ['segmentsBefore', 'segmentsAfter', 'bytesBefore', 'bytesAfter', 'recordsKept', 'recordsDropped', 'durationMs']) {
+        expect(result[field], field).to.be.a('number');
+      }
+    });
+  });
+
+  describe('a store locked by another process', () => {
+    it('every command exits 3 and names the owner pid', async () => {
+      const dir = tempDir('cli');
+      const store = await open(dir, { sync: 'never' });
+      try {
+        await store.set('k', 1);
+        const runs = [
+          logkv(['--dir', dir, 'get', 'k']), logkv(['--dir', dir, 'set', 'k', '2']), logkv(['--dir', dir, 'delete', 'k']),
+          logkv(['--dir', dir, 'keys']), logkv(['--dir', dir, 'stats']), logkv(['--dir', dir, 'check']),
+          logkv(['--dir', dir, 'dump']), logkv(['--dir', dir, 'load'], { input: '{"key":"x","value":1}\n' }),
+          logkv(['--dir', dir, 'compact']), compact([dir]),
+        ];
+        for (const run of runs) {
+          expectExit(run, 3);
+          expect(run.stderr).to.match(new RegExp(`^logkv(-compact)?: the store at .* is locked by process ${process.pid};`));
+          expect(run.stdout).to.equal('');
+        }
+        expect(await store.get('k')).to.equal(1);
+      } finally {
+        await store.close();
+      }
+      // Each command released the lock it never got, and the owner's close released its own.
+      expectExit(logkv(['--dir', dir, 'get', 'k']), 0);
+    });
+  });
+});
