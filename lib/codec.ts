@@ -62,86 +62,95 @@ function invalidValue(why: string, key?: string): LogkvError {
  */
 export function prepareValue(value: unknown, key?: string): unknown {
   if (value === undefined) throw invalidValue('is undefined (use delete() to remove a key)', key);
-  return walk(value, 0, [], key);
+  // Most values hold no Map: check them without allocating, and copy only when a Map needs boxing.
+  const stack: object[] = [];
+  return check(value, 0, stack, key) ? box(value) : value;
 }
 
-function walk(value: unknown, depth: number, stack: object[], key: string | undefined): unknown {
+/**
+ * Throws LOGKV_INVALID_VALUE if msgpack cannot round-trip `value`; returns whether it contains a
+ * Map (which must be boxed before packing). `stack` holds the containers above, to find cycles.
+ */
+function check(value: unknown, depth: number, stack: object[], key: string | undefined): boolean {
   switch (typeof value) {
     case 'string':
       // msgpack strings are UTF-8: a lone surrogate would come back as U+FFFD, a different string.
       if (!(value as string).isWellFormed()) throw invalidValue('contains a string with a lone surrogate', key);
-      return value;
+      return false;
     case 'number':
       // msgpackr writes -0 as the integer 0, so it would come back as +0.
-      if (Object.is(value, -0)) throw invalidValue('contains -0, which msgpack stores as 0', key);
-      return value;
+      if (value === 0 && 1 / (value as number) < 0) throw invalidValue('contains -0, which msgpack stores as 0', key);
+      return false;
     case 'boolean': case 'bigint': case 'undefined':
-      return value;
+      return false;
     case 'function': case 'symbol':
       throw invalidValue(`contains ${describe(value)}, which msgpack cannot store`, key);
   }
-  if (value === null) return value;
+  if (value === null) return false;
   const object = value as object;
   if (depth >= MAX_VALUE_DEPTH) throw invalidValue(`is nested deeper than ${MAX_VALUE_DEPTH} levels`, key);
   if (stack.includes(object)) throw invalidValue('contains a cycle', key);
   const proto = Object.getPrototypeOf(object);
-  if (Array.isArray(object)) {
-    if (proto !== Array.prototype) throw invalidValue('contains an Array subclass', key);
-    return mapChildren(object, object, depth, stack, key, (items) => items);
-  }
+  let hasMap = false;
   if (proto === Object.prototype) {
     if (Object.getOwnPropertySymbols(object).length > 0) throw invalidValue('has symbol keys', key);
+    stack.push(object);
     const record = object as Record<string, unknown>;
-    const names = Object.keys(record);
-    for (const name of names) {
+    for (const name in record) {
+      if (!Object.prototype.hasOwnProperty.call(record, name)) continue;
       // msgpackr renames an own "__proto__" key on decode (against prototype pollution), and a
       // key with a lone surrogate would come back as another key: either would change the value.
       if (name === '__proto__') throw invalidValue('has an own property named __proto__', key);
       if (!name.isWellFormed()) throw invalidValue('has a property name with a lone surrogate', key);
+      if (check(record[name], depth + 1, stack, key)) hasMap = true;
     }
-    const values = names.map((name) => record[name]);
-    return mapChildren(object, values, depth, stack, key, (items) => {
-      const copy: Record<string, unknown> = {};
-      names.forEach((name, i) => { copy[name] = items[i]; });
-      return copy;
-    });
-  }
-  if (proto === Map.prototype) {
-    const flat: unknown[] = [];
-    for (const [k, v] of object as Map<unknown, unknown>) flat.push(k, v);
-    stack.push(object);
-    const walked = flat.map((item) => walk(item, depth + 1, stack, key));
     stack.pop();
-    const pairs: unknown[] = [];
-    for (let i = 0; i < walked.length; i += 2) pairs.push([walked[i], walked[i + 1]]);
-    return new MapBox(pairs);
+    return hasMap;
   }
-  if (proto === Set.prototype) {
-    return mapChildren(object, [...(object as Set<unknown>)], depth, stack, key, (items) => new Set(items));
+  if (Array.isArray(object)) {
+    if (proto !== Array.prototype) throw invalidValue('contains an Array subclass', key);
+    stack.push(object);
+    for (let i = 0; i < object.length; i++) if (check(object[i], depth + 1, stack, key)) hasMap = true;
+    stack.pop();
+    return hasMap;
+  }
+  if (proto === Map.prototype || proto === Set.prototype) {
+    stack.push(object);
+    if (proto === Map.prototype) {
+      for (const [k, v] of object as Map<unknown, unknown>) {
+        check(k, depth + 1, stack, key);
+        check(v, depth + 1, stack, key);
+      }
+    } else {
+      for (const item of object as Set<unknown>) if (check(item, depth + 1, stack, key)) hasMap = true;
+    }
+    stack.pop();
+    return proto === Map.prototype || hasMap;
   }
   if (proto === Date.prototype) {
     if (Number.isNaN((object as Date).getTime())) throw invalidValue('contains an invalid Date', key);
-    return value;
+    return false;
   }
-  if (proto === RegExp.prototype) return value;
-  if (Buffer.isBuffer(object) && proto === Buffer.prototype) return value;
-  if (TYPED_ARRAYS.has(object.constructor) && proto === object.constructor.prototype) return value;
+  if (proto === RegExp.prototype) return false;
+  if (Buffer.isBuffer(object) && proto === Buffer.prototype) return false;
+  if (TYPED_ARRAYS.has(object.constructor) && proto === object.constructor.prototype) return false;
   const name = typeof object.constructor === 'function' && object.constructor.name ? object.constructor.name : 'object';
   throw invalidValue(`contains a ${name}, which msgpack cannot round-trip`, key);
 }
 
-/** Walks the children; returns the container itself unless a child had to be replaced. */
-function mapChildren(container: object, items: unknown[], depth: number, stack: object[], key: string | undefined,
-                     rebuild: (items: unknown[]) => unknown): unknown {
-  stack.push(container);
-  let changed = false;
-  const walked = items.map((item) => {
-    const result = walk(item, depth + 1, stack, key);
-    if (result !== item) changed = true;
-    return result;
-  });
-  stack.pop();
-  return changed ? rebuild(walked) : container;
+/** A copy of a checked value in which every Map is boxed for its extension. */
+function box(value: unknown): unknown {
+  if (typeof value !== 'object' || value === null) return value;
+  const proto = Object.getPrototypeOf(value);
+  if (proto === Object.prototype) {
+    const copy: Record<string, unknown> = {};
+    for (const name of Object.keys(value)) copy[name] = box((value as Record<string, unknown>)[name]);
+    return copy;
+  }
+  if (Array.isArray(value)) return value.map(box);
+  if (proto === Map.prototype) return new MapBox([...(value as Map<unknown, unknown>)].map(([k, v]) => [box(k), box(v)]));
+  if (proto === Set.prototype) return new Set([...(value as Set<unknown>)].map(box));
+  return value;
 }
 
 /** Encodes a value that prepareValue accepted. */

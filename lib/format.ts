@@ -80,21 +80,23 @@ export function checkSegmentHeader(buf: Uint8Array, file: string, expectedId: nu
 }
 
 /**
- * Encodes one record. `key` is the UTF-8 key, `value` the encoded value (empty for DELETE).
- * The caller has validated both lengths against the limits.
+ * Encodes one record. `key` is the key (a string, written as UTF-8, or its UTF-8 bytes), `value`
+ * the encoded value (undefined for DELETE). The caller has validated both lengths.
  */
-export function encodeRecord(type: number, flags: number, key: Buffer, value: Uint8Array | undefined,
+export function encodeRecord(type: number, flags: number, key: Buffer | string, value: Uint8Array | undefined,
                              expiresAt: number): Buffer {
   const valueLength = value === undefined ? 0 : value.length;
-  const buf = Buffer.allocUnsafe(RECORD_HEADER_BYTES + key.length + valueLength);
+  const keyLength = typeof key === 'string' ? Buffer.byteLength(key, 'utf8') : key.length;
+  const buf = Buffer.allocUnsafe(RECORD_HEADER_BYTES + keyLength + valueLength);
   buf[4] = type;
   buf[5] = flags;
-  buf.writeUInt16LE(key.length, 6);
+  buf.writeUInt16LE(keyLength, 6);
   buf.writeUInt32LE(valueLength, 8);
   buf.writeUInt32LE(expiresAt % U32, 12);
   buf.writeUInt32LE(Math.floor(expiresAt / U32), 16);
-  key.copy(buf, RECORD_HEADER_BYTES);
-  if (value !== undefined) buf.set(value, RECORD_HEADER_BYTES + key.length);
+  if (typeof key === 'string') buf.write(key, RECORD_HEADER_BYTES, keyLength, 'utf8');
+  else key.copy(buf, RECORD_HEADER_BYTES);
+  if (value !== undefined) buf.set(value, RECORD_HEADER_BYTES + keyLength);
   buf.writeUInt32LE(crc32(buf.subarray(4)), 0);
   return buf;
 }

@@ -388,7 +388,7 @@ export class Store<V = unknown> {
     return this.#guard(() => {
       this.#checkKey(key);
       if (this.#liveEntry(key) === undefined) return Promise.resolve(false);
-      return this.#enqueueSets([{ key, keyBytes: Buffer.from(key, 'utf8'), valueBytes: undefined, expiresAt: 0 }])
+      return this.#enqueueSets([{ key, valueBytes: undefined, expiresAt: 0 }])
         .then(() => true);
     });
   }
@@ -405,7 +405,7 @@ export class Store<V = unknown> {
         if (op.type === 'set') return this.#prepareSet(op.key, op.value, op);
         if (op.type === 'delete') {
           this.#checkKey(op.key);
-          return { key: op.key, keyBytes: Buffer.from(op.key, 'utf8'), valueBytes: undefined, expiresAt: 0 };
+          return { key: op.key, valueBytes: undefined, expiresAt: 0 };
         }
         throw invalidArgument(`batch operation ${i} has type ${describe((op as { type?: unknown }).type)}; expected 'set' or 'delete'`);
       });
@@ -538,7 +538,7 @@ export class Store<V = unknown> {
       throw new LogkvError(ErrorCodes.INVALID_VALUE,
         `value is ${valueBytes.length} bytes encoded; maxValueBytes is ${this.#options.maxValueBytes}`, { key });
     }
-    return { key, keyBytes: Buffer.from(key, 'utf8'), valueBytes, expiresAt };
+    return { key, valueBytes, expiresAt };
   }
 
   // ---------------------------------------------------------------- the keydir
@@ -554,9 +554,13 @@ export class Store<V = unknown> {
     return entry;
   }
 
-  /** Points `key` at `entry` (or removes it), keeping the byte counts and the expiry set. */
-  #apply(key: string, entry: Entry | undefined): Entry | undefined {
-    const previous = this.#keydir.put(key, entry);
+  /**
+   * Points `key` at `entry` (or removes it), keeping the byte counts and the expiry set. With
+   * `record`, the keydir takes the key's bytes from the encoded record instead of encoding it again.
+   */
+  #apply(key: string, entry: Entry | undefined, record?: Buffer): Entry | undefined {
+    const previous = record === undefined ? this.#keydir.put(key, entry)
+      : this.#keydir.putBytes(record, RECORD_HEADER_BYTES, record.readUInt16LE(6), entry);
     if (previous !== undefined) {
       this.#liveBytes -= previous.length;
       if (previous.expiresAt !== 0 && (entry === undefined || entry.expiresAt === 0)) this.#expiring.delete(key);
@@ -622,7 +626,7 @@ export class Store<V = unknown> {
     const chunks = writes.map((w, i) => encodeRecord(
       w.valueBytes === undefined ? TYPE_DELETE : TYPE_SET,
       i < writes.length - 1 ? FLAG_BATCH_CONT : 0,
-      w.keyBytes, w.valueBytes, w.expiresAt));
+      w.key, w.valueBytes, w.expiresAt));
     let length = 0;
     for (const chunk of chunks) length += chunk.length;
 
@@ -647,7 +651,7 @@ export class Store<V = unknown> {
       const chunk = chunks[i];
       segment.pending.push({ offset: at, bytes: chunk });
       const entry = w.valueBytes === undefined ? undefined : new Entry(segment.id, at, chunk.length, w.expiresAt);
-      undo.push([w.key, this.#apply(w.key, entry)]);
+      undo.push([w.key, this.#apply(w.key, entry, chunk)]);
       at += chunk.length;
     }
     segment.tail = at;
@@ -821,7 +825,6 @@ export class Store<V = unknown> {
 
 interface PreparedWrite {
   key: string;
-  keyBytes: Buffer;
   /** undefined for a delete */
   valueBytes: Buffer | undefined;
   expiresAt: number;
