@@ -11,10 +11,12 @@
  *   whole and the next append cannot complete it by accident.
  * - A bad record in any other segment is corruption: open fails with LOGKV_CORRUPTION naming the
  *   file and offset, rather than guess which keys the lost bytes held and serve older values.
- * - A newest segment shorter than its header, or whose header is all zeros, is a segment whose
- *   creation was interrupted (its header is synced before any record is written): it is reset.
+ * - A newest segment shorter than its header, or whose header is all zeros, or no longer than its
+ *   header with a header that fails its CRC (torn), is a segment whose creation was interrupted
+ *   (its header is synced before any record is written): it is reset.
  */
 import * as path from 'path';
+import { crc32 } from './crc';
 import { corruption } from './errors';
 import {
   FLAG_BATCH_CONT, RECORD_HEADER_BYTES, RecordHeader, SEGMENT_HEADER_BYTES, TYPE_SET, checkSegmentHeader,
@@ -181,7 +183,10 @@ async function recoverSegment(medium: Medium, dir: string, id: number, newest: b
     let size = handle.sizeSync();
     const header = Buffer.alloc(SEGMENT_HEADER_BYTES);
     const got = handle.readSync(header, 0, SEGMENT_HEADER_BYTES, 0);
-    if (newest && (got < SEGMENT_HEADER_BYTES || isAllZero(handle, size))) {
+    // A header torn by a crash fails its CRC; records go in only after the header is synced, so
+    // a newest segment no longer than its header with such a header holds nothing either.
+    const tornHeader = size <= SEGMENT_HEADER_BYTES && header.readUInt32LE(16) !== crc32(header.subarray(0, 16));
+    if (newest && (got < SEGMENT_HEADER_BYTES || isAllZero(handle, size) || tornHeader)) {
       // An interrupted creation: nothing in it was ever acknowledged.
       await resetSegment(handle, id);
       if (size > 0) report.truncated = { file, offset: 0, bytes: size, reason: 'incomplete segment header' };

@@ -251,6 +251,24 @@ describe('MemoryMedium', () => {
       expect(seen).to.include('');
     });
 
+    it('fork() is what a killed process leaves: unsynced changes still unsynced, for a later power loss', async () => {
+      await durableFile(medium, '/db/a', 'A');
+      const file = await medium.open('/db/a');
+      await file.write([bytes('B')], 1);
+      const created = await medium.open('/db/new', { create: true });
+      await created.write([bytes('N')], 0);
+      await created.sync();
+      const killed = medium.fork();
+      expect(content(killed, '/db/a')).to.equal('AB');
+      expect(content(killed, '/db/new')).to.equal('N');
+      expect(killed.unsynced()).to.deep.equal(medium.unsynced());
+      expect(content(killed.crash(), '/db/a')).to.equal('A');
+      expect(killed.crash().exists('/db/new')).to.equal(false);
+      await killed.syncDir('/db');
+      expect(content(killed.crash(), '/db/new')).to.equal('N');
+      expect(medium.crash().exists('/db/new'), 'the original is untouched').to.equal(false);
+    });
+
     it('corrupt() changes a byte on the disk and in the page cache alike', async () => {
       await durableFile(medium, '/db/a', 'abc');
       medium.corrupt('/db/a', 1, (b) => b ^ 0x20);

@@ -409,6 +409,39 @@ export class MemoryMedium implements Medium {
     return after;
   }
 
+  /**
+   * A copy of this medium as it is now, unsynced changes still unsynced: what the next process
+   * finds after this one is killed (the kernel and its page cache live on). A power loss later
+   * (`crash()` of the copy) can still take what the killed process never synced.
+   */
+  fork(): MemoryMedium {
+    const copy = new MemoryMedium();
+    copy.#seq = this.#seq;
+    const copies = new Map<Node, Node>();
+    const copyOf = (node: Node): Node => {
+      let done = copies.get(node);
+      if (done !== undefined) return done;
+      if (node.kind === 'file') {
+        const file = new FileNode(node.durable);
+        file.current.truncate(0);
+        file.current.write(node.current.view(), 0);
+        file.changes = [...node.changes];
+        done = file;
+        copies.set(node, done);
+      } else {
+        const dir = node === this.#root ? copy.#root : new DirNode();
+        copies.set(node, dir);
+        for (const [name, child] of node.entries) dir.entries.set(name, copyOf(child));
+        for (const [name, child] of node.durable) dir.durable.set(name, copyOf(child));
+        dir.changes = node.changes.map((change) => ({ ...change, node: copyOf(change.node) }));
+        done = dir;
+      }
+      return done;
+    };
+    copyOf(this.#root);
+    return copy;
+  }
+
   /** The newest unsynced write still in the page cache of a file that has a name, if any. */
   lastUnsyncedWrite(): { path: string; seq: number; position: number; length: number } | undefined {
     let last: { path: string; seq: number; position: number; length: number } | undefined;

@@ -1,0 +1,81 @@
+/**
+ * The harness's tally, and how it is printed: figures last, so a log's tail tells the result.
+ */
+import type { Verdict } from './check';
+
+export interface Failure {
+  /** What failed, in a line. */
+  what: string;
+  /** How to replay it. */
+  replay: string;
+  /** Where the failing store was kept, if it was. */
+  kept?: string;
+  details: string[];
+}
+
+export class Figures {
+  /** Power mode: workload runs; kill mode: child processes started. */
+  runs = 0;
+  /** Power mode: mutating operations at which crash states were taken. */
+  boundaries = 0;
+  /** Post-crash disks (power) or directories (kill) recovered and checked. */
+  crashPoints = 0;
+  /** Crashes during a recovery, checked again. */
+  nestedCrashes = 0;
+  /** Kill mode: children killed with SIGKILL. */
+  kills = 0;
+  /** Kill mode: children that finished their operations and closed. */
+  cleanExits = 0;
+  opsAcknowledged = 0;
+  opsVerified = 0;
+  /** Recoveries that cut a torn tail: shows the crashes hit mid-write. */
+  tornTailsCut = 0;
+  lost = 0;
+  wrong = 0;
+  resurrected = 0;
+  inconsistent = 0;
+  failedOpens = 0;
+  /** Calls that settled other than the model says (an unexpected rejection, a wrong result). */
+  failedOps = 0;
+  readonly failures: Failure[] = [];
+
+  add(verdict: Verdict): void {
+    this.lost += verdict.lost;
+    this.wrong += verdict.wrong;
+    this.resurrected += verdict.resurrected;
+    this.inconsistent += verdict.inconsistent;
+  }
+
+  get failed(): boolean {
+    return this.lost + this.wrong + this.resurrected + this.inconsistent + this.failedOpens + this.failedOps > 0 ||
+      this.failures.length > 0;
+  }
+
+  fail(failure: Failure): void {
+    // Keep the first few in full; a broken engine fails thousands of crash points alike.
+    if (this.failures.length < 20) this.failures.push(failure);
+  }
+
+  /** The figures as "name  value" lines, the verdict last. */
+  lines(): string[] {
+    const rows: Array<[string, number]> = [
+      ['workload runs / child processes', this.runs],
+      ['crash boundaries', this.boundaries],
+      ['crash points explored', this.crashPoints],
+      ['crashes during recovery', this.nestedCrashes],
+      ['process kills (SIGKILL)', this.kills],
+      ['clean exits', this.cleanExits],
+      ['operations acknowledged', this.opsAcknowledged],
+      ['operations verified', this.opsVerified],
+      ['torn tails cut by recovery', this.tornTailsCut],
+      ['lost', this.lost],
+      ['wrong', this.wrong],
+      ['resurrected', this.resurrected],
+      ['inconsistent (torn batch, not a prefix)', this.inconsistent],
+      ['failed opens', this.failedOpens],
+      ['failed operations', this.failedOps],
+    ];
+    const width = Math.max(...rows.map(([name]) => name.length));
+    return rows.map(([name, value]) => `${name.padEnd(width)}  ${value}`);
+  }
+}

@@ -1,0 +1,236 @@
+/**
+ * Kill mode: a workload child process runs on a real directory and is SIGKILLed at a random
+ * moment; the store is reopened and checked. A SIGKILL takes the process but not the kernel, so
+ * everything the child handed to the OS survives: in every sync mode, every acknowledged write
+ * must be there, whole, and every batch all or nothing.
+ *
+ * Rounds follow each other on the same directory (each recovery is the next round's starting
+ * point, and each round starts from the state the check found), until the directory is retired
+ * for a fresh one. Most kills land at a random moment of the workload; some during the child's
+ * recovery; a few rounds run to their end and close cleanly.
+ */
+import { spawn } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+import { open } from '../../lib';
+import type { Store, SyncMode } from '../../lib';
+import type { Random } from '../../lib/medium/random';
+import { check, readAll } from './check';
+import type { ChildConfig } from './child';
+import type { Figures } from './figures';
+import { ModelState, Step, Workload, WorkloadConfig } from './workload';
+
+const REPO = path.resolve(__dirname, '..', '..');
+const CHILD = path.join(__dirname, 'child.ts');
+const CLOCK_BASE = 1_800_000_000_000;
+/** A directory is retired after this many rounds or bytes, so recovery stays quick. */
+const ROUNDS_PER_DIR = 25;
+const BYTES_PER_DIR = 48 * 1024 * 1024;
+
+export interface KillOptions {
+  seed: number;
+  modes: readonly SyncMode[];
+  deadline: number;
+  runs: number;
+  maxKillDelayMs: number;
+  workDir: string;
+  failDir: string;
+  figures: Figures;
+  random: Random;
+  progress: () => void;
+}
+
+/** One store directory's life across rounds. */
+interface Life {
+  dir: string;
+  state: ModelState;
+  nextIndex: number;
+  clockBase: number;
+  rounds: number;
+  keyOfTag: Map<number, string>;
+}
+
+export async function killRun(o: KillOptions): Promise<void> {
+  fs.mkdirSync(o.workDir, { recursive: true });
+  let lives = 0;
+  const newLife = (): Life => ({
+    dir: path.join(o.workDir, `store-${++lives}`), state: new Map(), nextIndex: 0, clockBase: CLOCK_BASE, rounds: 0, keyOfTag: new Map(),
+  });
+  let life = newLife();
+  try {
+    for (let round = 0; round < o.runs && Date.now() < o.deadline; round++) {
+      if (life.rounds >= ROUNDS_PER_DIR || directoryBytes(life.dir) > BYTES_PER_DIR) {
+        fs.rmSync(life.dir, { recursive: true, force: true });
+        life = newLife();
+      }
+      const ok = await killRound(o, life);
+      if (!ok) {
+        const kept = path.join(o.failDir, `kill-${path.basename(life.dir)}-round-${life.rounds}`);
+        fs.mkdirSync(o.failDir, { recursive: true });
+        fs.cpSync(life.dir, kept, { recursive: true });
+        const failure = o.figures.failures[o.figures.failures.length - 1];
+        if (failure !== undefined && failure.kept === undefined) failure.kept = kept;
+        fs.rmSync(life.dir, { recursive: true, force: true });
+        life = newLife();
+      }
+      o.progress();
+    }
+  } finally {
+    fs.rmSync(o.workDir, { recursive: true, force: true });
+  }
+}
+
+function directoryBytes(dir: string): number {
+  if (!fs.existsSync(dir)) return 0;
+  return fs.readdirSync(dir).reduce((sum, name) => sum + fs.statSync(path.join(dir, name)).size, 0);
+}
+
+interface ChildRun {
+  acks: Map<number, string>;
+  killed: boolean;
+  closed: boolean;
+  exit: string;
+  stderr: string;
+}
+
+/** Runs a child on the directory, kills it per the round's plan, and collects its reports. */
+function runChild(configPath: string, killAfter: 'opening' | 'ready' | undefined, delayMs: number): Promise<ChildRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', CHILD, configPath], {
+      cwd: REPO,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, TS_NODE_TRANSPILE_ONLY: 'true' },
+    });
+    const run: ChildRun = { acks: new Map(), killed: false, closed: false, exit: '', stderr: '' };
+    let pending = '';
+    let timer: NodeJS.Timeout | undefined;
+    const kill = (): void => {
+      run.killed = child.kill('SIGKILL');
+    };
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (data: string) => {
+      pending += data;
+      let newline: number;
+      while ((newline = pending.indexOf('\n')) >= 0) {
+        const line = pending.slice(0, newline);
+        pending = pending.slice(newline + 1);
+        if (line.startsWith('a ')) {
+          const [, index, result] = line.split(' ');
+          run.acks.set(Number(index), result);
+        } else if (line === 'closed') {
+          run.closed = true;
+        } else if (line === killAfter && timer === undefined) {
+          timer = setTimeout(kill, delayMs);
+        }
+      }
+    });
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (data: string) => { run.stderr = (run.stderr + data).slice(-4000); });
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      if (timer !== undefined) clearTimeout(timer);
+      run.killed = signal === 'SIGKILL';
+      run.exit = signal ?? `exit code ${code}`;
+      resolve(run);
+    });
+  });
+}
+
+async function killRound(o: KillOptions, life: Life): Promise<boolean> {
+  const { random, figures } = o;
+  const roundSeed = random.int(2 ** 32);
+  const sync = random.pick(o.modes);
+  const workloadConfig: WorkloadConfig = { keys: 48, stepMs: 10, compaction: true, pauses: true, maxValueChars: 3000 };
+  const plan = random();
+  const clean = plan < 0.1;
+  const config: ChildConfig = {
+    dir: life.dir,
+    sync,
+    syncIntervalMs: random.pick([5, 20, 100]),
+    maxSegmentBytes: random.pick([4096, 16384, 65536, 1024 * 1024]),
+    seed: roundSeed,
+    window: random.between(1, 16),
+    firstIndex: life.nextIndex,
+    clockBase: life.clockBase,
+    workload: workloadConfig,
+    state: [...life.state],
+    opLimit: clean ? random.between(20, 400) : 1e9,
+  };
+  const configPath = path.join(o.workDir, 'round.json');
+  fs.writeFileSync(configPath, JSON.stringify(config));
+  // Most kills land while the workload runs; some while the child recovers the store.
+  const killAfter = clean ? undefined : plan < 0.2 ? 'opening' : 'ready';
+  const delayMs = killAfter === 'opening' ? random.int(40) : random.int(o.maxKillDelayMs);
+  const run = await runChild(configPath, killAfter, delayMs);
+  figures.runs++;
+  life.rounds++;
+  const describeRound = `kill, sync ${sync}, round seed ${roundSeed} (harness seed ${o.seed}), ` +
+    `${killAfter === undefined ? 'clean run' : `killed ${delayMs} ms after '${killAfter}'`}`;
+  const replay = `npm run crashtest -- --mode kill --seed ${o.seed} --sync ${sync} (timing-dependent: the seed fixes the operations, not when the kill lands)`;
+  if (run.killed) figures.kills++;
+  else if (run.closed && run.exit === 'exit code 0') figures.cleanExits++;
+  else {
+    figures.failedOps++;
+    figures.fail({ what: `${describeRound}: the child ended with ${run.exit}`, replay, details: run.stderr.split('\n').slice(-15) });
+    return false;
+  }
+
+  // Regenerate the round's operations, and check what each settled with.
+  const workload = new Workload(workloadConfig, roundSeed, { firstIndex: config.firstIndex, clockBase: config.clockBase, state: life.state });
+  let maxReported = config.firstIndex - 1;
+  for (const index of run.acks.keys()) if (index > maxReported) maxReported = index;
+  // A call starts only once an earlier one has reported, so at most `window` calls go unreported.
+  const hi = run.closed ? maxReported : Math.max(maxReported, config.firstIndex + run.acks.size + config.window - 1);
+  const steps: Step[] = [];
+  let lo = config.firstIndex - 1;
+  const mismatches: string[] = [];
+  while (workload.nextIndex <= hi) {
+    const step = workload.next();
+    steps.push(step);
+    const op = step.op;
+    if (op.kind === 'set' || op.kind === 'create' || op.kind === 'update') life.keyOfTag.set(op.tag, op.key);
+    if (op.kind === 'batch') for (const sub of op.ops) if (sub.type === 'set') life.keyOfTag.set(sub.tag, sub.key);
+    const result = run.acks.get(step.index);
+    if (result === undefined) continue;
+    if (result !== step.outcome) mismatches.push(`operation ${step.index} (${op.kind}) settled with ${result}, expected ${step.outcome}`);
+    else if (step.writes) lo = Math.max(lo, step.index);
+  }
+  figures.opsAcknowledged += run.acks.size;
+  if (mismatches.length > 0) {
+    figures.failedOps += mismatches.length;
+    figures.fail({ what: `${describeRound}: calls settled other than the model says`, replay, details: mismatches });
+    return false;
+  }
+  // The state every acknowledged write leaves: replay the round's operations up to lo.
+  const base = new Workload(workloadConfig, roundSeed, { firstIndex: config.firstIndex, clockBase: config.clockBase, state: life.state });
+  while (base.nextIndex <= lo) base.next();
+  const nowCheck = workload.nowAt(hi + 1);
+  const expectation = {
+    base: base.state, lo, pending: steps.slice(lo + 1 - config.firstIndex), nowCheck, keyOfTag: (tag: number) => life.keyOfTag.get(tag),
+  };
+
+  figures.crashPoints++;
+  let store: Store<unknown>;
+  try {
+    store = await open(life.dir, { clock: () => nowCheck, autoCompact: false });
+  } catch (err) {
+    figures.failedOpens++;
+    figures.fail({ what: `${describeRound}: reopening failed: ${(err as Error).message}`, replay, details: [] });
+    return false;
+  }
+  if (store.recovery.truncated !== undefined) figures.tornTailsCut++;
+  const verdict = check(await readAll(store), expectation);
+  await store.close();
+  figures.add(verdict);
+  if (!verdict.ok) {
+    figures.fail({ what: `${describeRound}: the reopened store does not match`, replay, details: verdict.details });
+    return false;
+  }
+  let verified = 0;
+  for (const index of run.acks.keys()) if (index <= lo) verified++;
+  figures.opsVerified += verified;
+  life.state = verdict.matchedState!;
+  life.nextIndex = hi + 1;
+  life.clockBase = nowCheck;
+  return true;
+}

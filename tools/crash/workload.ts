@@ -1,0 +1,337 @@
+/**
+ * The crash harness's workload: a seeded, deterministic sequence of store operations, and the
+ * model of what the store holds after each one.
+ *
+ * Determinism is the point. Every decision depends only on the seed and the model, so the
+ * process that runs the operations (the kill-mode child, or the power-mode runner) and the one
+ * that checks the result generate the very same sequence, and only acknowledgements need to pass
+ * between them. Time is simulated too: operation i runs at `clockBase + (i - firstIndex + 1) *
+ * stepMs` on the store's `clock`, so TTL expiry is exact and create()/update() preconditions on
+ * expiring keys are predictable.
+ *
+ * Every value written is unique and carries its tag (operation index * 100 + position in a
+ * batch), so the checker can tell an old value come back from one that was never written.
+ */
+import type { BatchOperation } from '../../lib';
+import { Random, seededRandom } from '../../lib/medium/random';
+
+export type Value = string | number | boolean | null | Value[] | { [name: string]: Value };
+
+export type SetKind = 'set' | 'create' | 'update';
+
+export interface SetOp {
+  kind: SetKind;
+  key: string;
+  value: Value;
+  tag: number;
+  ttl?: number;
+  expiresAt?: number;
+}
+
+export interface BatchSet {
+  type: 'set';
+  key: string;
+  value: Value;
+  tag: number;
+  ttl?: number;
+}
+
+export type Op =
+  | SetOp
+  | { kind: 'delete'; key: string }
+  | { kind: 'batch'; ops: Array<BatchSet | { type: 'delete'; key: string }> }
+  /** store.sync(): every earlier write durable when it resolves. */
+  | { kind: 'sync' }
+  /** store.compact(), if the store has it. */
+  | { kind: 'compact' }
+  /** Wait until every issued operation settled, then let time pass (the interval sync runs). */
+  | { kind: 'pause'; ms: number };
+
+/** What the call's promise settles with: 'ok', 'true'/'false' for delete(), or a LogkvError code. */
+export type Outcome = 'ok' | 'true' | 'false' | 'LOGKV_KEY_EXISTS' | 'LOGKV_KEY_NOT_FOUND';
+
+export interface Step {
+  index: number;
+  /** The store's clock while the call is made. */
+  now: number;
+  op: Op;
+  outcome: Outcome;
+  /** Whether the call writes a record (or, for sync, is a barrier behind every earlier write). */
+  writes: boolean;
+}
+
+export interface ModelEntry {
+  value: Value;
+  tag: number;
+  /** ms since the epoch; 0 = never. */
+  expiresAt: number;
+}
+
+/** A key's newest record, expired or not. Entries are never mutated, so states share them. */
+export type ModelState = Map<string, ModelEntry>;
+
+export interface WorkloadConfig {
+  /** Distinct keys; fewer means more overwrites and deletes of live keys. */
+  keys: number;
+  /** Simulated ms between operations. */
+  stepMs: number;
+  /** Whether to issue compact() (only if the store has it). */
+  compaction: boolean;
+  /** Whether to issue pauses (they let an interval sync run). */
+  pauses: boolean;
+  /** The largest filler in a value, in characters. */
+  maxValueChars: number;
+}
+
+export interface WorkloadStart {
+  /** The index of the first operation. */
+  firstIndex: number;
+  /** The clock just before the first operation. */
+  clockBase: number;
+  /** What the store holds before the first operation. */
+  state?: ModelState;
+}
+
+export function isLive(entry: ModelEntry | undefined, now: number): entry is ModelEntry {
+  return entry !== undefined && (entry.expiresAt === 0 || entry.expiresAt > now);
+}
+
+/** The expiry the store computes for a write made at `now`. */
+function expiryOf(now: number, ttl: number | undefined, expiresAt: number | undefined): number {
+  if (ttl !== undefined) return Math.ceil(now + ttl);
+  if (expiresAt !== undefined) return Math.ceil(expiresAt);
+  return 0;
+}
+
+/**
+ * Applies `op` made at `now` to `state`, as the store does, and says what the call returns and
+ * whether it writes. Mirrors store.ts exactly, including which deletes write a tombstone.
+ */
+export function applyOp(state: ModelState, op: Op, now: number): { outcome: Outcome; writes: boolean } {
+  switch (op.kind) {
+    case 'set':
+    case 'create':
+    case 'update': {
+      const live = isLive(state.get(op.key), now);
+      if (op.kind === 'create' && live) return { outcome: 'LOGKV_KEY_EXISTS', writes: false };
+      if (op.kind === 'update' && !live) return { outcome: 'LOGKV_KEY_NOT_FOUND', writes: false };
+      state.set(op.key, { value: op.value, tag: op.tag, expiresAt: expiryOf(now, op.ttl, op.expiresAt) });
+      return { outcome: 'ok', writes: true };
+    }
+    case 'delete': {
+      if (!isLive(state.get(op.key), now)) return { outcome: 'false', writes: false };
+      state.delete(op.key);
+      return { outcome: 'true', writes: true };
+    }
+    case 'batch': {
+      // As store.batch(): a delete of a key that is not live at that point of the batch writes nothing.
+      const liveInBatch = new Map<string, boolean>();
+      let writes = false;
+      for (const sub of op.ops) {
+        const wasLive = liveInBatch.has(sub.key) ? liveInBatch.get(sub.key)! : isLive(state.get(sub.key), now);
+        liveInBatch.set(sub.key, sub.type === 'set');
+        if (sub.type === 'set') {
+          state.set(sub.key, { value: sub.value, tag: sub.tag, expiresAt: expiryOf(now, sub.ttl, undefined) });
+          writes = true;
+        } else if (wasLive) {
+          state.delete(sub.key);
+          writes = true;
+        }
+      }
+      return { outcome: 'ok', writes };
+    }
+    case 'sync':
+      return { outcome: 'ok', writes: true };
+    case 'compact':
+    case 'pause':
+      return { outcome: 'ok', writes: false };
+  }
+}
+
+/** The store's view of a state at `now`: each live key's value and tag. */
+export function observe(state: ModelState, now: number): Map<string, ModelEntry> {
+  const out = new Map<string, ModelEntry>();
+  for (const [key, entry] of state) if (isLive(entry, now)) out.set(key, entry);
+  return out;
+}
+
+/** The tag a value carries, or undefined if it carries none (so it was never written). */
+export function tagOf(value: unknown): number | undefined {
+  if (typeof value === 'number') return Math.floor(value);
+  if (typeof value === 'string') {
+    const n = Number(value.slice(0, value.indexOf(':')));
+    return Number.isInteger(n) && value.indexOf(':') > 0 ? n : undefined;
+  }
+  if (Array.isArray(value)) return typeof value[0] === 'number' ? value[0] : undefined;
+  if (typeof value === 'object' && value !== null) {
+    const tag = (value as { tag?: unknown }).tag;
+    return typeof tag === 'number' ? tag : undefined;
+  }
+  return undefined;
+}
+
+const LETTERS = 'abcdefghijklmnopqrstuvwxyzäöü€';
+
+export class Workload {
+  readonly state: ModelState;
+  readonly #random: Random;
+  #index: number;
+
+  constructor(readonly config: WorkloadConfig, seed: number, readonly start: WorkloadStart) {
+    this.#random = seededRandom(seed);
+    this.#index = start.firstIndex;
+    this.state = new Map(start.state ?? []);
+  }
+
+  /** The index the next step will have. */
+  get nextIndex(): number {
+    return this.#index;
+  }
+
+  /** The clock while operation `index` is made. */
+  nowAt(index: number): number {
+    return this.start.clockBase + (index - this.start.firstIndex + 1) * this.config.stepMs;
+  }
+
+  /** Draws the next operation, applies it to the model, and says what the store must answer. */
+  next(): Step {
+    const index = this.#index++;
+    const now = this.nowAt(index);
+    const op = this.#draw(index, now);
+    const { outcome, writes } = applyOp(this.state, op, now);
+    return { index, now, op, outcome, writes };
+  }
+
+  #draw(index: number, now: number): Op {
+    const r = this.#random;
+    const roll = r();
+    if (roll < 0.30) return this.#set('set', index, 0, this.#key(), now);
+    if (roll < 0.42) return this.#set('create', index, 0, this.#keyPreferring(false, now), now);
+    if (roll < 0.54) return this.#set('update', index, 0, this.#keyPreferring(true, now), now);
+    if (roll < 0.70) return { kind: 'delete', key: this.#keyPreferring(true, now) };
+    if (roll < 0.85) return this.#batch(index, now);
+    if (roll < 0.90) return { kind: 'sync' };
+    if (roll < 0.93 && this.config.compaction) return { kind: 'compact' };
+    if (roll < 0.96 && this.config.pauses) return { kind: 'pause', ms: r.between(2, 12) };
+    return this.#set('set', index, 0, this.#key(), now);
+  }
+
+  #key(): string {
+    const n = this.#random.int(this.config.keys);
+    // A few keys outside ASCII, so key bytes and key characters differ.
+    return n % 7 === 3 ? `ключ/${n}` : `k${n}`;
+  }
+
+  /** A key that is live (or not) now, most of the time, so create() and update() mostly succeed. */
+  #keyPreferring(live: boolean, now: number): string {
+    for (let tries = 0; tries < 6; tries++) {
+      const key = this.#key();
+      if (isLive(this.state.get(key), now) === live) return key;
+    }
+    return this.#key();
+  }
+
+  #set(kind: SetKind, index: number, position: number, key: string, now: number): SetOp {
+    const tag = index * 100 + position;
+    const op: SetOp = { kind, key, value: this.#value(tag, key), tag };
+    const r = this.#random;
+    const expiry = r();
+    // Expiries of a few steps to a few hundred, so keys expire during runs and across crashes.
+    if (expiry < 0.15) op.ttl = r.between(1, 300) * this.config.stepMs;
+    else if (expiry < 0.22) op.expiresAt = now + r.between(1, 300) * this.config.stepMs;
+    return op;
+  }
+
+  #batch(index: number, now: number): Op {
+    const r = this.#random;
+    const count = r.between(1, 6);
+    const ops: Array<BatchSet | { type: 'delete'; key: string }> = [];
+    for (let position = 0; position < count; position++) {
+      const key = this.#key();
+      if (r.chance(0.3)) {
+        ops.push({ type: 'delete', key });
+      } else {
+        const set: BatchSet = { type: 'set', key, value: this.#value(index * 100 + position, key), tag: index * 100 + position };
+        if (r.chance(0.15)) set.ttl = r.between(1, 300) * this.config.stepMs;
+        ops.push(set);
+      }
+    }
+    return { kind: 'batch', ops };
+  }
+
+  #value(tag: number, key: string): Value {
+    const r = this.#random;
+    const kind = r();
+    if (kind < 0.3) return `${tag}:${key}:${this.#filler(r.int(60))}`;
+    if (kind < 0.4) return `${tag}:${key}:${this.#filler(r.between(200, this.config.maxValueChars))}`;
+    if (kind < 0.7) {
+      return {
+        tag,
+        key,
+        n: r.int(1_000_000) - 500_000,
+        f: r.int(1000) / 8,
+        list: Array.from({ length: r.int(5) }, () => this.#filler(r.int(12))),
+        nested: { ok: r.chance(0.5), none: null, text: this.#filler(r.int(200)) },
+      };
+    }
+    if (kind < 0.85) return [tag, key, ...Array.from({ length: r.int(8) }, () => r.int(100_000))];
+    return r.chance(0.5) ? tag : tag + 0.5;
+  }
+
+  #filler(length: number): string {
+    let out = '';
+    for (let i = 0; i < length; i++) out += LETTERS[this.#random.int(LETTERS.length)];
+    return out;
+  }
+}
+
+/** The store call for a step, as the workload runners make it. */
+export type StoreLike = {
+  set(key: string, value: unknown, options?: { ttl?: number; expiresAt?: number }): Promise<void>;
+  create(key: string, value: unknown, options?: { ttl?: number; expiresAt?: number }): Promise<void>;
+  update(key: string, value: unknown, options?: { ttl?: number; expiresAt?: number }): Promise<void>;
+  delete(key: string): Promise<boolean>;
+  batch(ops: ReadonlyArray<BatchOperation<unknown>>): Promise<void>;
+  sync(): Promise<void>;
+  compact?: () => Promise<unknown>;
+};
+
+/**
+ * Makes the call of `step` on `store` and resolves with what it settled with, as an Outcome-like
+ * string ('ok', 'true', 'false' or the rejection's code). Never rejects. A pause resolves at once:
+ * the runner does the waiting.
+ */
+export function runStep(store: StoreLike, step: Step): Promise<string> {
+  const op = step.op;
+  let call: Promise<unknown>;
+  switch (op.kind) {
+    case 'set':
+    case 'create':
+    case 'update': {
+      const options = op.ttl !== undefined ? { ttl: op.ttl } : op.expiresAt !== undefined ? { expiresAt: op.expiresAt } : undefined;
+      call = store[op.kind](op.key, op.value, options);
+      break;
+    }
+    case 'delete':
+      call = store.delete(op.key).then((deleted) => (deleted ? 'true' : 'false'));
+      break;
+    case 'batch':
+      call = store.batch(op.ops.map((sub) => (sub.type === 'delete'
+        ? { type: 'delete' as const, key: sub.key }
+        : { type: 'set' as const, key: sub.key, value: sub.value, ...(sub.ttl === undefined ? {} : { ttl: sub.ttl }) })));
+      break;
+    case 'sync':
+      call = store.sync();
+      break;
+    case 'compact':
+      call = typeof store.compact === 'function' ? store.compact() : Promise.resolve();
+      break;
+    case 'pause':
+      call = Promise.resolve();
+      break;
+  }
+  return call.then(
+    (result) => (typeof result === 'string' ? result : 'ok'),
+    (err: unknown) => String((err as { code?: unknown })?.code ?? err),
+  );
+}
