@@ -188,13 +188,23 @@ export class KeyDir {
       at += bytes;
       return copy;
     };
+    // 32-bit columns are copied straight from the file's bytes when they are 4-byte aligned (as
+    // snapshot.ts lays them out), without an intermediate copy.
+    const words = (count: number): Uint32Array => {
+      const start = buf.byteOffset + at;
+      const source = start % 4 === 0 ? new Uint32Array(buf.buffer, start, count) : new Uint32Array(take(count * 4).buffer);
+      if (start % 4 === 0) at += count * 4;
+      return source;
+    };
     const records = Math.max(MIN_SLOTS, Math.ceil(high * 1.25));
     const column = (): Uint32Array<ArrayBuffer> => {
       const array = new Uint32Array(records);
-      array.set(new Uint32Array(take(high * 4).buffer));
+      array.set(words(high));
       return array;
     };
-    keydir.#slots = new Int32Array(take(slotCount * 4).buffer);
+    const slots = new Int32Array(slotCount);
+    slots.set(words(slotCount));
+    keydir.#slots = slots;
     keydir.#mask = slotCount - 1;
     keydir.#segment = column();
     keydir.#offset = column();
@@ -223,12 +233,15 @@ export class KeyDir {
       occupied++;
     }
     if (occupied !== count) fail('slot count mismatch');
+    const keyAt = keydir.#keyAt;
+    const segment = keydir.#segment;
     for (let record = 0; record < high; record++) {
-      const keyAt = keydir.#keyAt[record];
-      if (keyAt === FREE) continue;
-      if (keyAt >= arenaUsed || keydir.#segment[record] >= segmentCount) fail('a record points outside the table');
-      const [start, length] = keydir.#keyBounds(record);
-      if (start + length > arenaUsed) fail('a key runs past the arena');
+      const at = keyAt[record];
+      if (at === FREE) continue;
+      if (at >= arenaUsed || segment[record] >= segmentCount) fail('a record points outside the table');
+      const first = arena[at];
+      const end = first < 0x80 ? at + 1 + first : at + 3 + (((first & 0x7f) << 16) | (arena[at + 1] << 8) | arena[at + 2]);
+      if (end > arenaUsed) fail('a key runs past the arena');
     }
     return keydir;
   }
@@ -241,16 +254,20 @@ export class KeyDir {
   /** The sum of the live records' lengths. */
   totalLength(): number {
     let total = 0;
-    for (let record = 0; record < this.#high; record++) if (this.#keyAt[record] !== FREE) total += this.#length[record];
+    const keyAt = this.#keyAt;
+    const length = this.#length;
+    for (let record = 0; record < this.#high; record++) if (keyAt[record] !== FREE) total += length[record];
     return total;
   }
 
   /** The segment ids records point into (for checking a snapshot against the directory). */
   segmentIdsInUse(): Set<number> {
+    const seen = new Uint8Array(this.#segmentIds.length);
+    const keyAt = this.#keyAt;
+    const segment = this.#segment;
+    for (let record = 0; record < this.#high; record++) if (keyAt[record] !== FREE) seen[segment[record]] = 1;
     const used = new Set<number>();
-    for (let record = 0; record < this.#high; record++) {
-      if (this.#keyAt[record] !== FREE) used.add(this.#segmentIds[this.#segment[record]]);
-    }
+    seen.forEach((flag, index) => { if (flag === 1) used.add(this.#segmentIds[index]); });
     return used;
   }
 
