@@ -307,6 +307,38 @@ describe('the Store API', () => {
     expect(seen).to.deep.equal(['a', 'b', 'd']);
   });
 
+  it('keys() under heavy churn yields every untouched key exactly once', async () => {
+    for (let i = 0; i < 500; i++) void store.set(`stable:${i}`, i);
+    for (let i = 0; i < 500; i++) void store.set(`victim:${i}`, i);
+    await store.sync();
+    const seen = new Map<string, number>();
+    let n = 0;
+    for await (const key of store.keys()) {
+      seen.set(key, (seen.get(key) ?? 0) + 1);
+      if (n++ !== 5) continue;
+      // Deletes, re-sets and enough new long keys to make the index grow and rebuild.
+      for (let i = 0; i < 500; i++) void store.delete(`victim:${i}`);
+      for (let i = 0; i < 3000; i++) void store.set(`new:${'x'.repeat(200)}:${i}`, i);
+      for (let i = 0; i < 500; i += 2) void store.set(`victim:${i}`, 'again');
+      for (let i = 0; i < 3000; i++) void store.delete(`new:${'x'.repeat(200)}:${i}`);
+    }
+    expect([...seen.values()].every((count) => count === 1)).to.equal(true);
+    for (let i = 0; i < 500; i++) expect(seen.get(`stable:${i}`), `stable:${i}`).to.equal(1);
+    // Deleted before the iteration reached them, and not set again: never yielded.
+    for (let i = 1; i < 500; i += 2) expect(seen.has(`victim:${i}`), `victim:${i}`).to.equal(false);
+    expect(store.size).to.equal(750);
+  });
+
+  it('keys that look like object properties, and canonically equivalent strings, are distinct keys', async () => {
+    const keys = ['__proto__', 'constructor', 'hasOwnProperty', 'toString', '\u00e9', 'e\u0301', 'E\u0301', '\u0000', ' '];
+    for (const [i, key] of keys.entries()) await store.set(key, i);
+    expect(store.size).to.equal(keys.length);
+    await store.close();
+    store = await openFast(dir);
+    for (const [i, key] of keys.entries()) expect(await store.get(key), JSON.stringify(key)).to.equal(i);
+    expect(await allKeys(store)).to.deep.equal([...keys].sort());
+  });
+
   it('entries() can stop early without harm', async () => {
     for (const k of ['a', 'b', 'c']) await store.set(k, k);
     for await (const [key] of store.entries()) {
@@ -409,6 +441,24 @@ describe('the Store API', () => {
     expect(await store.get('big')).to.deep.equal(Buffer.alloc(3000, 7));
     expect(await store.get('after')).to.equal(2);
     expect(segmentFiles(dir)).to.deep.equal(['000000010000.seg', '000000020000.seg', '000000030000.seg']);
+  });
+});
+
+describe('typing', () => {
+  interface User { name: string; age: number }
+
+  it('open<V>() gives a store typed by V', async () => {
+    const store = await openFast<User>(tempDir());
+    await store.set('u:1', { name: 'Ada', age: 36 });
+    await store.batch([{ type: 'set', key: 'u:2', value: { name: 'Bob', age: 1 } }]);
+    // @ts-expect-error a value of another type does not compile (npm test type-checks the specs)
+    await expectCode(store.set('u:3', undefined), ErrorCodes.INVALID_VALUE);
+    const user: User | undefined = await store.get('u:1');
+    expect(user?.name).to.equal('Ada');
+    const names: string[] = [];
+    for await (const [, value] of store.entries()) names.push(value.name);
+    expect(names.sort()).to.deep.equal(['Ada', 'Bob']);
+    await store.close();
   });
 });
 

@@ -240,6 +240,33 @@ describe('a read sees every write called before it', () => {
     await Promise.all(writes);
   });
 
+  it("reads never wait behind the write queue, even with sync 'always'", async () => {
+    await store.close();
+    store = await openFast(tempDir(), { sync: 'always' });
+    await store.set('old', 'value');
+    const events: string[] = [];
+    const write = store.set('new', 1).then(() => events.push('write'));
+    const read = store.get('old').then((v) => events.push(`read ${String(v)}`));
+    const readNew = store.get('new').then((v) => events.push(`read new ${String(v)}`));
+    await Promise.all([write, read, readNew]);
+    expect(events).to.deep.equal(['read value', 'read new 1', 'write']);
+  });
+
+  it('a batch larger than maxSegmentBytes stays whole in one segment', async () => {
+    await store.close();
+    const dir = tempDir();
+    store = await openFast(dir, { maxSegmentBytes: 1024 });
+    await store.set('first', 'x'.repeat(500));
+    const big = 'y'.repeat(600);
+    await store.batch([1, 2, 3].map((i) => ({ type: 'set' as const, key: `b${i}`, value: big })));
+    await store.set('after', 'z'.repeat(500));
+    expect(coreStats(store).segments).to.equal(3);
+    await store.close();
+    store = await openFast(dir, { maxSegmentBytes: 1024 });
+    expect(await store.get('b3')).to.equal(big);
+    expect(await store.get('after')).to.equal('z'.repeat(500));
+  });
+
   it('a write made while a group is being written lands after it', async () => {
     const first = store.set('k', 1);
     await Promise.resolve(); // let the writer start on the first group
