@@ -10,7 +10,9 @@
  *     records and tombstones are dropped. Outputs are written under temporary names.
  *  3. Make durable: each output and its hint file are fsynced, renamed to their final names, and
  *     the directory is fsynced.
- *  4. Switch (synchronous): the keydir and the queued writes' undo entries move to the outputs.
+ *  4. Switch: the keydir moves to the outputs in slices (between them reads find a key in an
+ *     input or in an output, both valid copies), then in one synchronous step the queued writes'
+ *     undo entries, and anything a failed write put back, move too, and the inputs are forgotten.
  *  5. Remove the inputs, oldest first, fsyncing the directory after each.
  *
  * Output ids sit between the newest input's id and the new active segment's id, so on replay
@@ -28,7 +30,7 @@ import { ErrorCodes, LogkvError, ioError } from './errors';
 import {
   FLAG_BATCH_CONT, RECORD_HEADER_BYTES, RecordHeader, SEGMENT_HEADER_BYTES, TYPE_SET, encodeSegmentHeader,
 } from './format';
-import { HintRecord, encodeHint, hintName } from './hint';
+import { HintCursor, HintWriter, hintName, startOfHints } from './hint';
 import { Entry } from './keydir';
 import type { Medium, MediumFile } from './medium/types';
 import { scanRecords } from './scan';
@@ -79,8 +81,14 @@ export interface CompactionHost {
   release(bytes: number): void;
   segmentCount(): number;
   diskBytes(): number;
-  /** The switch: synchronous. `moved` maps input id -> offset -> the record's entry in an output. */
-  install(inputs: Segment[], outputs: Segment[], moved: Map<number, Map<number, [string, Entry]>>): void;
+  /** Starts the switch: the outputs become segments of the store (readable), the inputs stay. */
+  beginSwitch(inputs: Segment[], outputs: Segment[]): void;
+  /** Points the key at `entry` if it still points at (fromSegment, fromOffset). */
+  relocate(key: Buffer, keyStart: number, keyLength: number, fromSegment: number, fromOffset: number, entry: Entry): void;
+  /** Input locations still referenced (by queued writes' undo entries, or put back by failed writes): segment -> offsets. */
+  strayRefs(): Map<number, Set<number>>;
+  /** Ends the switch (synchronous): moves the stray references to `found` (or drops them), forgets the inputs. */
+  finishSwitch(found: Map<number, Map<number, Entry>>): void;
   /** Files that could not be removed; the next compaction must remove them first. */
   garbage: string[];
   /** True once the store is closing: the compaction stops and discards its work. */
@@ -95,10 +103,16 @@ interface Output {
   tempPath: string;
   file: MediumFile;
   size: number;
-  hints: HintRecord[];
+  hint: HintWriter;
+  /** Where each record came from, in output order: input segment id and offset. */
+  fromSegment: number[];
+  fromOffset: number[];
   buffered: Buffer[];
   bufferedBytes: number;
 }
+
+/** Records relocated per turn of the event loop during the switch. */
+const SWITCH_SLICE = 20_000;
 
 export async function compact(host: CompactionHost, options: CompactOptions): Promise<CompactionResult> {
   const started = Date.now();
@@ -119,14 +133,13 @@ export async function compact(host: CompactionHost, options: CompactOptions): Pr
     await job.discard();
     throw ioError(err, 'compaction', host.dir);
   }
-  host.install(inputs, job.segments(), job.moved);
+  await job.switchOver();
   await removeInputs(host, inputs);
   return job.result(started, segmentsBefore, bytesBefore, false);
 }
 
 class Job {
   readonly outputs: Output[] = [];
-  readonly moved = new Map<number, Map<number, [string, Entry]>>();
   recordsKept = 0;
   recordsDropped = 0;
   bytesDone = 0;
@@ -143,17 +156,15 @@ class Job {
   /** Step 2: scan every input in slices and copy what must be kept. */
   async copy(): Promise<void> {
     for (const input of this.inputs) {
-      const moved = new Map<number, [string, Entry]>();
-      this.moved.set(input.id, moved);
       let offset = SEGMENT_HEADER_BYTES;
       while (offset < input.flushed) {
         const undoRefs = this.host.undoRefs(input.id);
         if (this.host.aborted()) throw new LogkvError(ErrorCodes.CLOSED, 'the store closed during compaction');
-        const kept: Array<[number, string, RecordHeader, Buffer]> = [];
+        const kept: Array<[number, RecordHeader, Buffer]> = [];
         const scan = scanRecords(input.file!, input.flushed, (at, header, buf, pos) => {
           const key = buf.toString('utf8', pos + RECORD_HEADER_BYTES, pos + RECORD_HEADER_BYTES + header.keyLength);
           if (header.type === TYPE_SET && this.host.mustKeep(key, input.id, at, undoRefs)) {
-            kept.push([at, key, header, Buffer.from(buf.subarray(pos, pos + header.totalLength))]);
+            kept.push([at, header, Buffer.from(buf.subarray(pos, pos + header.totalLength))]);
           } else {
             this.recordsDropped++;
           }
@@ -163,7 +174,7 @@ class Job {
             `compaction found a bad record (${scan.stop.reason}) in ${input.path} at offset ${scan.stop.offset}`,
             { file: input.path, offset: scan.stop.offset });
         }
-        for (const [at, key, header, bytes] of kept) moved.set(at, [key, await this.#append(bytes, header)]);
+        for (const [at, header, bytes] of kept) await this.#append(bytes, header, input.id, at);
         this.bytesDone += scan.end - offset;
         offset = scan.end;
         this.options.onProgress?.({ bytesDone: this.bytesDone, bytesTotal: this.bytesTotal });
@@ -174,10 +185,10 @@ class Job {
   }
 
   /** Appends one record to the current output (starting a new one if it is full). */
-  async #append(bytes: Buffer, header: RecordHeader): Promise<Entry> {
+  async #append(bytes: Buffer, header: RecordHeader, fromSegment: number, fromOffset: number): Promise<void> {
     this.recordsKept++;
     this.#keptBytes += bytes.length;
-    if (this.options.dryRun) return new Entry(0, 0, bytes.length, header.expiresAt);
+    if (this.options.dryRun) return;
     let output = this.outputs[this.outputs.length - 1];
     if (output === undefined || (output.size + bytes.length > this.host.maxSegmentBytes && output.size > SEGMENT_HEADER_BYTES)) {
       output = await this.#startOutput();
@@ -190,17 +201,13 @@ class Job {
     }
     this.host.reserve(bytes.length);
     this.reserved += bytes.length;
-    const entry = new Entry(output.id, output.size, bytes.length, header.expiresAt);
     output.buffered.push(bytes);
     output.bufferedBytes += bytes.length;
     output.size += bytes.length;
-    output.hints.push({
-      key: bytes.subarray(RECORD_HEADER_BYTES, RECORD_HEADER_BYTES + header.keyLength),
-      length: bytes.length,
-      expiresAt: header.expiresAt,
-    });
+    output.hint.add(bytes, RECORD_HEADER_BYTES, header.keyLength, bytes.length, header.expiresAt);
+    output.fromSegment.push(fromSegment);
+    output.fromOffset.push(fromOffset);
     if (output.bufferedBytes >= SLICE_BYTES) await this.#flush(output);
-    return entry;
   }
 
   async #startOutput(): Promise<Output> {
@@ -210,7 +217,10 @@ class Job {
     this.host.reserve(SEGMENT_HEADER_BYTES);
     this.reserved += SEGMENT_HEADER_BYTES;
     const file = await this.host.medium.open(tempPath, { create: true });
-    const output: Output = { id, tempPath, file, size: SEGMENT_HEADER_BYTES, hints: [], buffered: [], bufferedBytes: 0 };
+    const output: Output = {
+      id, tempPath, file, size: SEGMENT_HEADER_BYTES, hint: new HintWriter(), fromSegment: [], fromOffset: [],
+      buffered: [], bufferedBytes: 0,
+    };
     this.outputs.push(output);
     await file.truncate(0);
     await file.write([encodeSegmentHeader(id)], 0);
@@ -231,7 +241,7 @@ class Job {
     const { medium, dir } = this.host;
     for (const output of this.outputs) {
       await output.file.sync();
-      const hint = encodeHint(output.id, output.size, output.hints);
+      const hint = output.hint.finish(output.id, output.size);
       const hintTemp = path.join(dir, hintName(output.id) + TEMP_SUFFIX);
       const hintFile = await medium.open(hintTemp, { create: true });
       try {
@@ -248,12 +258,41 @@ class Job {
     await medium.syncDir(dir);
   }
 
-  /** The outputs as segments of the store, ready for the switch. */
-  segments(): Segment[] {
-    return this.outputs.map((o) => {
-      const segment = new Segment(o.id, path.join(this.host.dir, segmentName(o.id)), o.file, o.size);
-      return segment;
-    });
+  /** Step 4: the keydir moves to the outputs, a slice at a time, then the rest in one step. */
+  async switchOver(): Promise<void> {
+    const { host } = this;
+    host.beginSwitch(this.inputs,
+      this.outputs.map((o) => new Segment(o.id, path.join(host.dir, segmentName(o.id)), o.file, o.size)));
+    for (const output of this.outputs) {
+      const cursor: HintCursor = startOfHints();
+      let more = true;
+      while (more) {
+        more = output.hint.walk(cursor, SWITCH_SLICE, (buf, keyStart, keyLength, entry) => {
+          const i = cursor.entry;
+          host.relocate(buf, keyStart, keyLength, output.fromSegment[i], output.fromOffset[i], entry);
+        }, output.id);
+        if (more) await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+    }
+    // Usually empty: references into the inputs held by queued writes, or put back by a write
+    // that failed during the switch. Find their copies with one pass over the sources.
+    const stray = host.strayRefs();
+    const found = new Map<number, Map<number, Entry>>();
+    if (stray.size > 0) {
+      for (const output of this.outputs) {
+        const cursor = startOfHints();
+        output.hint.walk(cursor, Infinity, (_buf, _keyStart, _keyLength, entry) => {
+          const i = cursor.entry;
+          const fromSegment = output.fromSegment[i];
+          if (stray.get(fromSegment)?.has(output.fromOffset[i])) {
+            let bySegment = found.get(fromSegment);
+            if (bySegment === undefined) found.set(fromSegment, (bySegment = new Map()));
+            bySegment.set(output.fromOffset[i], entry);
+          }
+        }, output.id);
+      }
+    }
+    host.finishSwitch(found);
   }
 
   /** Undoes a compaction that did not switch: closes and removes every output, temporary or renamed. */

@@ -30,35 +30,84 @@ const FIXED_BYTES = SEGMENT_HEADER_BYTES + 12;
 const ENTRY_FIXED_BYTES = 14;
 const U32 = 0x100000000;
 
-export interface HintRecord {
-  key: Buffer;
-  length: number;
-  expiresAt: number;
-}
-
 export function hintName(segmentId: number): string {
   return segmentId.toString(16).padStart(12, '0') + '.hint';
 }
 
-export function encodeHint(segmentId: number, segmentSize: number, records: readonly HintRecord[]): Buffer {
-  let size = FIXED_BYTES + 4;
-  for (const r of records) size += ENTRY_FIXED_BYTES + r.key.length;
-  const buf = Buffer.allocUnsafe(size);
-  encodeSegmentHeader(segmentId, KIND_HINT).copy(buf, 0);
-  buf.writeUInt32LE(segmentSize % U32, 20);
-  buf.writeUInt32LE(Math.floor(segmentSize / U32), 24);
-  buf.writeUInt32LE(records.length, 28);
-  let at = FIXED_BYTES;
-  for (const r of records) {
-    buf.writeUInt16LE(r.key.length, at);
-    buf.writeUInt32LE(r.length, at + 2);
-    buf.writeUInt32LE(r.expiresAt % U32, at + 6);
-    buf.writeUInt32LE(Math.floor(r.expiresAt / U32), at + 10);
-    r.key.copy(buf, at + ENTRY_FIXED_BYTES);
-    at += ENTRY_FIXED_BYTES + r.key.length;
+/**
+ * Builds a hint file entry by entry, in one growing buffer (no object per record: a compaction
+ * of millions of records keeps only these bytes in memory), and walks its entries back.
+ */
+export class HintWriter {
+  #buf = Buffer.allocUnsafe(64 * 1024);
+  #at = FIXED_BYTES;
+  #count = 0;
+
+  get count(): number {
+    return this.#count;
   }
-  buf.writeUInt32LE(crc32(buf.subarray(SEGMENT_HEADER_BYTES, at)), at);
-  return buf;
+
+  /** Adds the entry of a record whose key is `key[start .. start + keyLength)`. */
+  add(key: Buffer, start: number, keyLength: number, length: number, expiresAt: number): void {
+    const need = this.#at + ENTRY_FIXED_BYTES + keyLength + 4;
+    if (need > this.#buf.length) {
+      const bigger = Buffer.allocUnsafe(Math.max(need, this.#buf.length * 2));
+      this.#buf.copy(bigger, 0, 0, this.#at);
+      this.#buf = bigger;
+    }
+    const buf = this.#buf;
+    const at = this.#at;
+    buf.writeUInt16LE(keyLength, at);
+    buf.writeUInt32LE(length, at + 2);
+    buf.writeUInt32LE(expiresAt % U32, at + 6);
+    buf.writeUInt32LE(Math.floor(expiresAt / U32), at + 10);
+    key.copy(buf, at + ENTRY_FIXED_BYTES, start, start + keyLength);
+    this.#at = at + ENTRY_FIXED_BYTES + keyLength;
+    this.#count++;
+  }
+
+  /** The whole hint file for segment `segmentId` of `segmentSize` bytes. */
+  finish(segmentId: number, segmentSize: number): Buffer {
+    const buf = this.#buf;
+    encodeSegmentHeader(segmentId, KIND_HINT).copy(buf, 0);
+    buf.writeUInt32LE(segmentSize % U32, 20);
+    buf.writeUInt32LE(Math.floor(segmentSize / U32), 24);
+    buf.writeUInt32LE(this.#count, 28);
+    buf.writeUInt32LE(crc32(buf.subarray(SEGMENT_HEADER_BYTES, this.#at)), this.#at);
+    return buf.subarray(0, this.#at + 4);
+  }
+
+  /**
+   * Calls `visit` for entries from `cursor.entry` on, at most `limit` of them, with the key at
+   * `buf[keyStart .. keyStart + keyLength)` and the record's offset in its segment; advances the
+   * cursor. Returns false once every entry was visited.
+   */
+  walk(cursor: HintCursor, limit: number,
+       visit: (buf: Buffer, keyStart: number, keyLength: number, entry: Entry) => void, segmentId: number): boolean {
+    const buf = this.#buf;
+    for (let n = 0; n < limit && cursor.entry < this.#count; n++, cursor.entry++) {
+      const keyLength = buf.readUInt16LE(cursor.at);
+      const length = buf.readUInt32LE(cursor.at + 2);
+      const expiresAt = buf.readUInt32LE(cursor.at + 6) + buf.readUInt32LE(cursor.at + 10) * U32;
+      visit(buf, cursor.at + ENTRY_FIXED_BYTES, keyLength, new Entry(segmentId, cursor.offset, length, expiresAt));
+      cursor.at += ENTRY_FIXED_BYTES + keyLength;
+      cursor.offset += length;
+    }
+    return cursor.entry < this.#count;
+  }
+}
+
+/** Where a walk over a HintWriter's entries stands. */
+export interface HintCursor {
+  entry: number;
+  /** Byte position of the entry in the hint buffer. */
+  at: number;
+  /** Offset of its record in the segment. */
+  offset: number;
+}
+
+export function startOfHints(): HintCursor {
+  return { entry: 0, at: FIXED_BYTES, offset: SEGMENT_HEADER_BYTES };
 }
 
 /**

@@ -70,6 +70,12 @@ export class KeyDir {
     return this.#entry(this.#slots[slot] - 1);
   }
 
+  /** get() with the key as UTF-8 bytes. */
+  getBytes(bytes: Uint8Array, start: number, length: number): Entry | undefined {
+    const slot = this.#find(bytes, start, length, hashBytes(bytes, start, length));
+    return slot < 0 ? undefined : this.#entry(this.#slots[slot] - 1);
+  }
+
   /** Sets `key` to `entry` (or removes it if `entry` is undefined); returns the previous entry. */
   put(key: string, entry: Entry | undefined): Entry | undefined {
     const length = this.#scratch.write(key, 0, 'utf8');

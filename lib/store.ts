@@ -107,6 +107,8 @@ export class Store<V = unknown> {
   #draining = false;
   #compacting: Promise<CompactionResult> | undefined;
   #compactionAborted = false;
+  /** Set while a compaction moves the keydir from its inputs to its outputs. */
+  #switching: { inputs: Segment[]; inputIds: Set<number>; restored: Set<string> } | undefined;
   #lastCompaction: CompactionResult | undefined;
   #autoCompactionError: LogkvError | undefined;
   /** Files an earlier compaction could not remove; the next one removes them first. */
@@ -309,37 +311,65 @@ export class Store<V = unknown> {
       release: (bytes) => { this.#diskBytes -= bytes; },
       segmentCount: () => this.#segmentFiles(),
       diskBytes: () => this.#diskBytes,
-      install: (inputs, outputs, moved) => this.#installCompaction(inputs, outputs, moved),
+      beginSwitch: (inputs, outputs) => {
+        for (const output of outputs) this.#segments.set(output.id, output);
+        this.#switching = { inputs, inputIds: new Set(inputs.map((s) => s.id)), restored: new Set() };
+        this.#diskBytes = this.#sumTails();
+      },
+      relocate: (key, keyStart, keyLength, fromSegment, fromOffset, entry) => {
+        const current = this.#keydir.getBytes(key, keyStart, keyLength);
+        if (current !== undefined && current.segmentId === fromSegment && current.offset === fromOffset) {
+          this.#keydir.putBytes(key, keyStart, keyLength, entry); // same length and expiry: no counts change
+        }
+      },
+      strayRefs: () => this.#strayRefs(),
+      finishSwitch: (found) => this.#finishSwitch(found),
     };
   }
 
   /**
-   * The switch from inputs to outputs, synchronous so no read or write sees it half done: the
-   * keydir and the undo entries of queued writes move to the outputs, and the inputs are dropped.
+   * Input locations that must survive the switch: the undo entries of queued and in-flight writes,
+   * and keydir entries that a write failing during the switch put back after their key moved.
    */
-  #installCompaction(inputs: Segment[], outputs: Segment[], moved: Map<number, Map<number, [string, Entry]>>): void {
-    for (const output of outputs) this.#segments.set(output.id, output);
-    for (const [inputId, records] of moved) {
-      for (const [offset, [key, entry]] of records) {
-        const current = this.#keydir.get(key);
-        if (current !== undefined && current.segmentId === inputId && current.offset === offset) this.#keydir.put(key, entry);
-      }
-    }
-    const inputIds = new Set(inputs.map((s) => s.id));
+  #strayRefs(): Map<number, Set<number>> {
+    const refs = new Map<number, Set<number>>();
+    const switching = this.#switching!;
+    const add = (entry: Entry | undefined): void => {
+      if (entry === undefined || !switching.inputIds.has(entry.segmentId)) return;
+      let offsets = refs.get(entry.segmentId);
+      if (offsets === undefined) refs.set(entry.segmentId, (offsets = new Set()));
+      offsets.add(entry.offset);
+    };
+    for (const op of this.#inflight.concat(this.#queue)) for (const [, previous] of op.undo) add(previous);
+    for (const key of switching.restored) add(this.#keydir.get(key));
+    return refs;
+  }
+
+  /**
+   * The end of the switch, synchronous so no read or write sees it half done: stray references
+   * move to their copies, what still points into an input was expired when copied (so it was
+   * not) and is dropped, and the inputs are forgotten.
+   */
+  #finishSwitch(found: Map<number, Map<number, Entry>>): void {
+    const switching = this.#switching!;
     const relocate = (entry: Entry | undefined): Entry | undefined =>
-      entry === undefined || !inputIds.has(entry.segmentId) ? entry : moved.get(entry.segmentId)?.get(entry.offset)?.[1];
+      entry === undefined || !switching.inputIds.has(entry.segmentId) ? entry : found.get(entry.segmentId)?.get(entry.offset);
     for (const op of this.#inflight.concat(this.#queue)) {
       for (const pair of op.undo) pair[1] = relocate(pair[1]);
     }
-    // What still points into an input was expired when copied, so it was not: it is gone now.
+    for (const key of switching.restored) {
+      const entry = this.#keydir.get(key);
+      if (entry !== undefined && switching.inputIds.has(entry.segmentId)) this.#apply(key, relocate(entry));
+    }
     for (const key of this.#expiring) {
       const entry = this.#keydir.get(key);
-      if (entry !== undefined && inputIds.has(entry.segmentId)) this.#apply(key, undefined);
+      if (entry !== undefined && switching.inputIds.has(entry.segmentId)) this.#apply(key, undefined);
     }
-    for (const input of inputs) {
+    for (const input of switching.inputs) {
       this.#segments.delete(input.id);
       this.#cache.drop(input.id);
     }
+    this.#switching = undefined;
     this.#diskBytes = this.#sumTails();
   }
 
@@ -768,7 +798,12 @@ export class Store<V = unknown> {
     const truncateTo = new Map<Segment, number>();
     for (let i = failed.length - 1; i >= 0; i--) {
       const op = failed[i];
-      for (let j = op.undo.length - 1; j >= 0; j--) this.#apply(op.undo[j][0], op.undo[j][1]);
+      for (let j = op.undo.length - 1; j >= 0; j--) {
+        const [key, previous] = op.undo[j];
+        this.#apply(key, previous);
+        // Put back into an input whose keys may have moved already: the switch's end handles it.
+        if (previous !== undefined && this.#switching?.inputIds.has(previous.segmentId)) this.#switching.restored.add(key);
+      }
       if (op.segment !== undefined) truncateTo.set(op.segment, op.offset);
     }
     for (const [segment, offset] of truncateTo) {
