@@ -230,6 +230,84 @@ describe('compaction', () => {
   });
 });
 
+describe('the switch to the compacted segments', function () {
+  this.timeout(60_000);
+
+  it('moves keys in slices; a write queued before and failing during the switch puts back a value that survives', async () => {
+    // A medium that holds the next write to a segment (not a compaction temp file) until the
+    // test releases it, and then fails it.
+    let hold: { armed: boolean; release?: () => void } = { armed: false };
+    const medium: Medium = {
+      isFileSystem: true,
+      mkdirp: (d) => fileSystem.mkdirp(d),
+      list: (d) => fileSystem.list(d),
+      rename: (a, b) => fileSystem.rename(a, b),
+      remove: (p) => fileSystem.remove(p),
+      syncDir: (d) => fileSystem.syncDir(d),
+      async open(p: string, options?: OpenFileOptions): Promise<MediumFile> {
+        const file = await fileSystem.open(p, options);
+        return {
+          path: file.path,
+          readSync: (b, o, l, pos) => file.readSync(b, o, l, pos),
+          sizeSync: () => file.sizeSync(),
+          sync: () => file.sync(),
+          truncate: (size) => file.truncate(size),
+          close: () => file.close(),
+          async write(chunks, position) {
+            if (hold.armed && !p.endsWith('.tmp')) {
+              hold.armed = false;
+              await new Promise<void>((resolve) => { hold.release = resolve; });
+              throw Object.assign(new Error('injected'), { code: 'EIO' });
+            }
+            return file.write(chunks, position);
+          },
+        };
+      },
+    };
+    const dir = tempDir('compact-switch');
+    const store = await openFast(dir, { medium, autoCompact: false, maxSegmentBytes: 1024 * 1024 });
+    const model = new Map<string, unknown>();
+    const keys = 50_000; // more than two slices of the switch (20,000 records each)
+    for (let round = 0; round < 2; round++) {
+      const writes: Array<Promise<void>> = [];
+      for (let i = 0; i < keys; i++) {
+        writes.push(store.set(`k${i}`, round * keys + i));
+        model.set(`k${i}`, round * keys + i);
+      }
+      await Promise.all(writes);
+    }
+    let failedCode: string | undefined;
+    let failing: Promise<void> | undefined;
+    let sawSwitch = false;
+    await store.compact({
+      onProgress: ({ phase, bytesDone, bytesTotal }) => {
+        if (phase === 'copy' && bytesDone === bytesTotal && failing === undefined) {
+          // Queued now, its undo remembers k0's place in an input; held until the switch runs.
+          hold = { armed: true };
+          failing = store.set('k0', 'never').catch((err) => { failedCode = err.code; });
+        }
+        if (phase === 'switch' && !sawSwitch) {
+          sawSwitch = true;
+          hold.release?.(); // fails now: k0 goes back to its input location, after its slice moved
+        }
+      },
+    });
+    await failing;
+    expect(sawSwitch).to.equal(true);
+    expect(failedCode).to.equal('LOGKV_IO');
+    expect(await store.get('k0')).to.equal(model.get('k0'));
+    expect(store.size).to.equal(keys);
+    expect(await store.get(`k${keys - 1}`)).to.equal(model.get(`k${keys - 1}`));
+    await store.set('after', 1);
+    model.set('after', 1);
+    await store.close();
+    fs.rmSync(path.join(dir, 'keydir.snapshot'));
+    const reopened = await openFast(dir, { autoCompact: false });
+    expect(await dump(reopened)).to.deep.equal(sorted(model));
+    await reopened.close();
+  });
+});
+
 describe('hint files', () => {
   async function compactedStore(): Promise<{ dir: string; model: Map<string, unknown> }> {
     const dir = tempDir('hint');
