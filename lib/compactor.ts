@@ -93,6 +93,8 @@ export interface CompactionHost {
   garbage: string[];
   /** True once the store is closing: the compaction stops and discards its work. */
   aborted(): boolean;
+  /** Resolves when every write made so far is durable, whatever the sync mode. */
+  sync(): Promise<void>;
 }
 
 /** Bytes copied before the compactor yields to the event loop. */
@@ -341,6 +343,11 @@ async function removeInputs(host: CompactionHost, inputs: Segment[]): Promise<vo
     await input.file?.close().catch(() => undefined);
     const files = [input.path, path.join(host.dir, hintName(input.id))];
     try {
+      // Records were dropped because newer writes superseded them, and in 'never' or 'interval'
+      // mode those may not be durable yet: until they are, the inputs are what a power loss
+      // falls back on. Without this, a power loss could take a synced value with the write that
+      // superseded it.
+      if (i === 0) await host.sync();
       for (const file of files) await host.medium.remove(file);
       await host.medium.syncDir(host.dir);
     } catch (err) {

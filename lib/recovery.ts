@@ -225,6 +225,10 @@ async function recoverSegment(medium: Medium, dir: string, id: number, newest: b
       await handle.sync();
       report.truncated = { file, offset: end, bytes: size - end, reason: reason ?? 'unknown' };
       size = end;
+    } else if (newest) {
+      // A process killed before it synced may have left records in the page cache only. The
+      // store serves them and counts this segment as synced, so make that true now.
+      await handle.sync();
     }
     return new Segment(id, file, handle, size);
   } catch (err) {

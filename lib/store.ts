@@ -282,6 +282,7 @@ export class Store<V = unknown> {
       garbage: this.#garbage,
       now: () => this.#options.clock(),
       aborted: () => this.#compactionAborted,
+      sync: () => this.#enqueue(undefined, 0, [], []),
       seal: async () => {
         if (!dryRun && this.#active.tail > SEGMENT_HEADER_BYTES) this.#rotate();
         await this.#enqueue(undefined, 0, [], []); // every write so far, durable

@@ -238,9 +238,14 @@ class PowerRunner {
     figures.crashPoints++;
     const expectation = this.#tracker.expectation(lo, hi);
     const pristine = disk.fork();
+    // A disk with unsynced changes is a restart after a kill: it goes on to a power loss below.
+    const unsynced = disk.unsynced();
+    const restarted = unsynced.dataChanges + unsynced.entryChanges > 0;
     let medium: MemoryMedium | FaultyMedium = disk;
     let nestedFailed = false;
-    if (mayNest && this.#random.chance(this.#o.nestedChance ?? 0.1)) {
+    // (A power loss during a restart's recovery may take what the killed process left unsynced,
+    // which the restart's expectation counts on: that case is the power-loss states themselves.)
+    if (mayNest && !restarted && this.#random.chance(this.#o.nestedChance ?? 0.1)) {
       // Crash the recovery too, at each of its own boundaries.
       const nested = new FaultyMedium(disk, { seed: this.#random.int(2 ** 32) });
       nested.onOperation = async (event) => {
@@ -274,8 +279,6 @@ class PowerRunner {
       return false;
     }
     this.#tracker.verifiedThrough = Math.max(this.#tracker.verifiedThrough, lo);
-    // A disk with unsynced changes is a restart after a kill: always go on to the power loss.
-    const restarted = disk.unsynced().dataChanges + disk.unsynced().entryChanges > 0;
     if (restarted || this.#random.chance(this.#o.probeChance ?? 0.25)) {
       return this.#probe(store, disk, recovered, expectation, where, pristine);
     }
