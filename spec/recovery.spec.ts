@@ -8,7 +8,8 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { ErrorCodes, Store } from '../lib';
 import { crc32 } from '../lib/crc';
-import { FORMAT_VERSION, encodeSegmentHeader } from '../lib/format';
+import { encodeValue, prepareValue } from '../lib/codec';
+import { FORMAT_VERSION, TYPE_SET, encodeRecord, encodeSegmentHeader } from '../lib/format';
 import {
   deleteRecordBytes, dump, expectCode, openAfterCrash, openFast, prng, randomBytes, segmentFiles, setRecordBytes, tempDir,
 } from './helpers';
@@ -449,6 +450,42 @@ describe('recovery: an interrupted segment creation', () => {
     await store.close();
     expect(fs.readFileSync(path.join(dir, 'notes.txt'), 'utf8')).to.equal('mine');
     expect(fs.readFileSync(path.join(dir, '10000.seg'), 'utf8')).to.equal('not a segment name');
+  });
+});
+
+describe('recovery: damage found after open, with the default options', () => {
+  it('damage made before the first read of a key is found by that read', async () => {
+    const dir = tempDir();
+    const store = await openFast(dir);
+    await store.set('a', 'alpha');
+    await store.set('b', 'beta');
+    await store.sync();
+    const file = path.join(dir, SEG1);
+    flipByte(file, fs.statSync(file).size - 1);
+    const err = await expectCode(store.get('b'), ErrorCodes.CORRUPTION);
+    expect(err.details).to.deep.include({ file, offset: 20 + setRecordBytes('a', 'alpha'), key: 'b' });
+    expect(await store.get('a')).to.equal('alpha');
+    await store.close();
+  });
+
+  it('a record whose checksum matches but whose value is not msgpack rejects LOGKV_CORRUPTION', async () => {
+    // Bytes no writer of ours produces, with a valid checksum: the decoder is the last line of
+    // defence against returning garbage. (A trailing byte after a complete value counts too.)
+    const dir = tempDir();
+    const bad = encodeRecord(TYPE_SET, 0, Buffer.from('bad'), Buffer.from([0x01, 0x02]), 0);
+    const truncated = encodeRecord(TYPE_SET, 0, Buffer.from('cut'), Buffer.from([0xa5, 0x61]), 0);
+    const good = encodeRecord(TYPE_SET, 0, Buffer.from('good'), encodeValue(prepareValue('fine')), 0);
+    const file = path.join(dir, SEG1);
+    fs.writeFileSync(file, Buffer.concat([encodeSegmentHeader(0x10000), bad, truncated, good]));
+    const store = await openAfterCrash(dir);
+    expect(store.recovery.truncated).to.equal(undefined);
+    expect(await store.has('bad')).to.equal(true);
+    const err = await expectCode(store.get('bad'), ErrorCodes.CORRUPTION);
+    expect(err.details).to.deep.include({ file, offset: 20, key: 'bad' });
+    const err2 = await expectCode(store.get('cut'), ErrorCodes.CORRUPTION);
+    expect(err2.details).to.deep.include({ file, offset: 20 + bad.length, key: 'cut' });
+    expect(await store.get('good')).to.equal('fine');
+    await store.close();
   });
 });
 
