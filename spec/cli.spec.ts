@@ -7,7 +7,7 @@
  * command starts as fast as the installed binary does rather than paying for ts-node every time.
  */
 import { expect } from 'chai';
-import { spawnSync } from 'child_process';
+import { spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -49,20 +49,25 @@ describe('logkv command line', function () {
     fs.rmSync(buildDir, { recursive: true, force: true });
   });
 
-  function exec(bin: string, args: string[], options: { input?: string | Buffer; env?: NodeJS.ProcessEnv } = {}): Run {
-    const result = spawnSync(process.execPath, [bin, ...args], {
-      input: options.input ?? '',
-      env: { ...process.env, ...options.env },
-      encoding: 'utf8',
-      timeout: 30_000,
+  /** Runs a command as a child process; resolves when it exits. */
+  function exec(bin: string, args: string[], options: { input?: string | Buffer; env?: NodeJS.ProcessEnv } = {}): Promise<Run> {
+    return new Promise((resolve, reject) => {
+      const child = spawn(process.execPath, [bin, ...args], { env: { ...process.env, ...options.env } });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.setEncoding('utf8').on('data', (chunk: string) => { stdout += chunk; });
+      child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk; });
+      child.on('error', reject);
+      child.on('close', (code) => resolve({ code, stdout, stderr }));
+      child.stdin.end(options.input ?? '');
     });
-    return { code: result.status, stdout: result.stdout, stderr: result.stderr };
   }
-  const logkv = (args: string[], options?: Parameters<typeof exec>[2]): Run => exec(logkvBin, args, options);
-  const compact = (args: string[], options?: Parameters<typeof exec>[2]): Run => exec(compactBin, args, options);
+  const logkv = (args: string[], options?: Parameters<typeof exec>[2]): Promise<Run> => exec(logkvBin, args, options);
+  const compact = (args: string[], options?: Parameters<typeof exec>[2]): Promise<Run> => exec(compactBin, args, options);
 
-  /** Runs and checks the exit code, showing stderr when it is not the expected one. */
-  function expectExit(run: Run, code: number): Run {
+  /** Awaits a run and checks its exit code, showing stderr when it is not the expected one. */
+  async function expectExit(running: Promise<Run>, code: number): Promise<Run> {
+    const run = await running;
     expect(run.code, `exit code; stderr: ${run.stderr}`).to.equal(code);
     return run;
   }
@@ -77,24 +82,28 @@ describe('logkv command line', function () {
   }
 
   describe('help and usage errors', () => {
-    it('--help and help COMMAND print usage and exit 0', () => {
-      const main = expectExit(logkv(['--help']), 0);
+    it('--help and help COMMAND print usage and exit 0', async () => {
+      const main = await expectExit(logkv(['--help']), 0);
       expect(main.stdout).to.match(/^Usage: logkv \[--dir DIR\] <command>/);
-      for (const command of ['get', 'set', 'delete', 'keys', 'stats', 'check', 'dump', 'load', 'compact']) {
+      const commands = ['get', 'set', 'delete', 'keys', 'stats', 'check', 'dump', 'load', 'compact'];
+      const [values, compactHelp, ...helps] = await Promise.all([
+        expectExit(logkv(['help', 'values']), 0), expectExit(compact(['--help']), 0),
+        ...commands.map((command) => expectExit(logkv([command, '--help']), 0)),
+      ]);
+      commands.forEach((command, i) => {
         expect(main.stdout).to.include(`  ${command}`);
-        const help = expectExit(logkv([command, '--help']), 0);
-        expect(help.stdout).to.include(`Usage: logkv [--dir DIR] ${command}`);
-      }
-      expect(expectExit(logkv(['help', 'values']), 0).stdout).to.include('"$logkv":"Map"');
-      expect(expectExit(compact(['--help']), 0).stdout).to.match(/^Usage: logkv-compact DIR/);
+        expect(helps[i].stdout).to.include(`Usage: logkv [--dir DIR] ${command}`);
+      });
+      expect(values.stdout).to.include('"$logkv":"Map"');
+      expect(compactHelp.stdout).to.match(/^Usage: logkv-compact DIR/);
     });
 
-    it('--version prints the package version', () => {
+    it('--version prints the package version', async () => {
       const version = (JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
-      expect(expectExit(logkv(['--version']), 0).stdout.trim()).to.equal(version);
+      expect((await expectExit(logkv(['--version']), 0)).stdout.trim()).to.equal(version);
     });
 
-    it('exits 2 with a pointer to --help on every kind of usage error', () => {
+    it('exits 2 with a pointer to --help on every kind of usage error', async () => {
       const dir = tempDir('cli');
       const cases: string[][] = [
         [],                                   // no command
@@ -110,28 +119,26 @@ describe('logkv command line', function () {
         ['--dir', dir, 'set', '', '1'],       // invalid key (empty)
         ['--dir', dir, 'load', '--batch-size', '-1'],
       ];
-      for (const args of cases) {
-        const run = expectExit(logkv(args), 2);
-        expect(run.stderr, args.join(' ')).to.match(/^logkv: .+\nRun 'logkv( \w+)? --help' for usage\.\n$/);
+      const runs = await Promise.all(cases.map((args) => expectExit(logkv(args), 2)));
+      runs.forEach((run, i) => {
+        expect(run.stderr, cases[i].join(' ')).to.match(/^logkv: .+\nRun 'logkv( \w+)? --help' for usage\.\n$/);
         expect(run.stdout).to.equal('');
-      }
-      expectExit(compact([]), 2);
-      expectExit(compact([dir, 'other']), 2);
-      expectExit(compact([dir, '--bogus']), 2);
+      });
+      await Promise.all([expectExit(compact([]), 2), expectExit(compact([dir, 'other']), 2), expectExit(compact([dir, '--bogus']), 2)]);
     });
   });
 
   describe('get, set, delete, keys, stats', () => {
     it('set then get, with --json, --ttl, negative numbers and tagged values', async () => {
       const dir = tempDir('cli');
-      expectExit(logkv(['--dir', dir, 'set', 'user:1', '{"name":"Ada","born":{"$logkv":"Date","value":"1815-12-10T00:00:00.000Z"}}']), 0);
-      expectExit(logkv(['--dir', dir, 'set', 'n', '-5']), 0);
-      expect(expectExit(logkv(['--dir', dir, 'set', 'tmp', '"x"', '--ttl', '60000', '--json']), 0).stdout)
+      await expectExit(logkv(['--dir', dir, 'set', 'user:1', '{"name":"Ada","born":{"$logkv":"Date","value":"1815-12-10T00:00:00.000Z"}}']), 0);
+      await expectExit(logkv(['--dir', dir, 'set', 'n', '-5']), 0);
+      expect((await expectExit(logkv(['--dir', dir, 'set', 'tmp', '"x"', '--ttl', '60000', '--json']), 0)).stdout)
         .to.equal('{"key":"tmp","set":true}\n');
 
-      const pretty = expectExit(logkv(['--dir', dir, 'get', 'user:1']), 0);
+      const pretty = await expectExit(logkv(['--dir', dir, 'get', 'user:1']), 0);
       expect(JSON.parse(pretty.stdout)).to.deep.equal({ name: 'Ada', born: { $logkv: 'Date', value: '1815-12-10T00:00:00.000Z' } });
-      expect(expectExit(logkv(['get', 'n', '--json', '--dir', dir]), 0).stdout).to.equal('{"key":"n","value":-5}\n');
+      expect((await expectExit(logkv(['get', 'n', '--json', '--dir', dir]), 0)).stdout).to.equal('{"key":"n","value":-5}\n');
 
       await withStore(dir, async (store) => {
         expect(await store.get('user:1')).to.deep.equal({ name: 'Ada', born: new Date('1815-12-10T00:00:00.000Z') });
@@ -140,23 +147,21 @@ describe('logkv command line', function () {
       });
     });
 
-    it('get of a missing key exits 1; delete says whether there was a key', () => {
+    it('get of a missing key exits 1; delete says whether there was a key', async () => {
       const dir = tempDir('cli');
-      expectExit(logkv(['--dir', dir, 'set', 'k', '1']), 0);
-      const missing = expectExit(logkv(['--dir', dir, 'get', 'nope']), 1);
+      await expectExit(logkv(['--dir', dir, 'set', 'k', '1']), 0);
+      const missing = await expectExit(logkv(['--dir', dir, 'get', 'nope']), 1);
       expect(missing.stderr).to.equal('logkv: key "nope" not found\n');
-      expect(expectExit(logkv(['--dir', dir, 'delete', 'k', '--json']), 0).stdout).to.equal('{"key":"k","deleted":true}\n');
-      expect(expectExit(logkv(['--dir', dir, 'delete', 'k', '--json']), 0).stdout).to.equal('{"key":"k","deleted":false}\n');
-      expectExit(logkv(['--dir', dir, 'get', 'k']), 1);
+      expect((await expectExit(logkv(['--dir', dir, 'delete', 'k', '--json']), 0)).stdout).to.equal('{"key":"k","deleted":true}\n');
+      expect((await expectExit(logkv(['--dir', dir, 'delete', 'k', '--json']), 0)).stdout).to.equal('{"key":"k","deleted":false}\n');
+      await expectExit(logkv(['--dir', dir, 'get', 'k']), 1);
     });
 
-    it('commands that read exit 1 on a directory that does not exist, and create nothing', () => {
+    it('commands that read exit 1 on a directory that does not exist, and create nothing', async () => {
       const dir = path.join(tempDir('cli'), 'absent');
-      for (const args of [['get', 'k'], ['keys'], ['stats'], ['check'], ['dump'], ['delete', 'k'], ['compact']]) {
-        const run = expectExit(logkv(['--dir', dir, ...args]), 1);
-        expect(run.stderr).to.match(/no store at .*absent/);
-      }
-      expectExit(compact([dir]), 1);
+      const runs = await Promise.all([['get', 'k'], ['keys'], ['stats'], ['check'], ['dump'], ['delete', 'k'], ['compact']]
+        .map((args) => expectExit(logkv(['--dir', dir, ...args]), 1)).concat(expectExit(compact([dir]), 1)));
+      for (const run of runs) expect(run.stderr).to.match(/no store at .*absent/);
       expect(fs.existsSync(dir)).to.equal(false);
     });
 
@@ -169,15 +174,15 @@ describe('logkv command line', function () {
         ]);
         await store.delete('a:2');
       });
-      expect(expectExit(logkv(['--dir', dir, 'keys', '--prefix', 'a:']), 0).stdout).to.equal('a:1\n');
-      const all = JSON.parse(expectExit(logkv(['--dir', dir, 'keys', '--json']), 0).stdout) as string[];
+      expect((await expectExit(logkv(['--dir', dir, 'keys', '--prefix', 'a:']), 0)).stdout).to.equal('a:1\n');
+      const all = JSON.parse((await expectExit(logkv(['--dir', dir, 'keys', '--json']), 0)).stdout) as string[];
       expect(all.sort()).to.deep.equal(['a:1', 'b:1', 'line\nbreak']);
-      expect(expectExit(logkv(['--dir', tempDir('cli'), 'keys', '--json']), 0).stdout).to.equal('[]\n');
+      expect((await expectExit(logkv(['--dir', tempDir('cli'), 'keys', '--json']), 0)).stdout).to.equal('[]\n');
     });
 
     it('the default directory is $LOGKV_DIR, as for open()', async () => {
       const dir = tempDir('cli');
-      expectExit(logkv(['set', 'k', '"v"'], { env: { LOGKV_DIR: dir } }), 0);
+      await expectExit(logkv(['set', 'k', '"v"'], { env: { LOGKV_DIR: dir } }), 0);
       await withStore(dir, async (store) => expect(await store.get('k')).to.equal('v'));
     });
 
@@ -188,12 +193,12 @@ describe('logkv command line', function () {
         for (let i = 0; i < 5; i++) await store.set(`k${i}`, 'y'.repeat(100));
         await store.delete('k9');
       });
-      const stats = JSON.parse(expectExit(logkv(['--dir', dir, 'stats', '--json']), 0).stdout) as Record<string, unknown>;
+      const stats = JSON.parse((await expectExit(logkv(['--dir', dir, 'stats', '--json']), 0)).stdout) as Record<string, unknown>;
       expect(stats).to.include({ dir: fs.realpathSync(dir), keys: 9, segments: 1, compactedSegments: 0, lastCompactionAt: null });
       expect(stats.liveBytes as number).to.be.greaterThan(900);
       expect(stats.deadBytes as number).to.be.greaterThan(500);
       expect(stats.diskBytes).to.equal((stats.liveBytes as number) + (stats.deadBytes as number) + SEGMENT_HEADER_BYTES);
-      const text = expectExit(logkv(['--dir', dir, 'stats']), 0).stdout;
+      const text = (await expectExit(logkv(['--dir', dir, 'stats']), 0)).stdout;
       expect(text).to.match(/^keys +9$/m).and.match(/^segments +1$/m).and.match(/^compaction +no compacted segments$/m);
     });
   });
@@ -245,7 +250,7 @@ describe('logkv command line', function () {
         await store.set('expiring', 'soon', { expiresAt });
         await store.set('🔑 unicode key', 1);
       });
-      const dump = expectExit(logkv(['--dir', source, 'dump']), 0);
+      const dump = await expectExit(logkv(['--dir', source, 'dump']), 0);
       expect(dump.stderr).to.equal('');
       const lines = dump.stdout.trimEnd().split('\n');
       expect(lines).to.have.length(Object.keys(VALUES).length + 2);
@@ -253,7 +258,7 @@ describe('logkv command line', function () {
       expect(lines).to.include(`{"key":"expiring","value":"soon","expiresAt":${expiresAt}}`);
 
       const target = tempDir('cli');
-      const load = expectExit(logkv(['--dir', target, 'load', '--json'], { input: dump.stdout }), 0);
+      const load = await expectExit(logkv(['--dir', target, 'load', '--json'], { input: dump.stdout }), 0);
       expect(JSON.parse(load.stdout)).to.include({ loaded: lines.length, skippedExpired: 0, lines: lines.length });
 
       await withStore(target, async (store) => {
@@ -267,7 +272,7 @@ describe('logkv command line', function () {
         expect(await store.get('expiring')).to.equal('soon');
         expect(store.size).to.equal(lines.length);
       });
-      const again = expectExit(logkv(['--dir', target, 'dump']), 0);
+      const again = await expectExit(logkv(['--dir', target, 'dump']), 0);
       expect(again.stdout.split('\n').sort()).to.deep.equal(dump.stdout.split('\n').sort());
     });
 
@@ -276,7 +281,7 @@ describe('logkv command line', function () {
       const file = path.join(tempDir('cli'), 'in.ndjson');
       const good = Array.from({ length: 5 }, (_, i) => JSON.stringify({ key: `k${i}`, value: i }));
       fs.writeFileSync(file, [...good, '{"key":"old","value":1,"expiresAt":1000}', '', ...good.slice(0, 1)].join('\n') + '\n');
-      const ok = expectExit(logkv(['--dir', dir, 'load', file, '--batch-size', '2']), 0);
+      const ok = await expectExit(logkv(['--dir', dir, 'load', file, '--batch-size', '2']), 0);
       expect(ok.stdout).to.match(/^loaded 6 record\(s\) from 8 line\(s\), skipped 1 already expired in /);
       expect(ok.stderr).to.equal(''); // no progress bar off a terminal
 
@@ -284,7 +289,7 @@ describe('logkv command line', function () {
       fs.writeFileSync(bad, [JSON.stringify({ key: 'a', value: 1 }), JSON.stringify({ key: 'b', value: 2 }),
         JSON.stringify({ key: 'c', value: 3 }), '{"key":"d"}', JSON.stringify({ key: 'e', value: 5 })].join('\n'));
       const target = tempDir('cli');
-      const failed = expectExit(logkv(['--dir', target, 'load', bad, '--batch-size', '2']), 1);
+      const failed = await expectExit(logkv(['--dir', target, 'load', bad, '--batch-size', '2']), 1);
       expect(failed.stderr).to.match(/^logkv: line 4: "value" is missing; 2 record\(s\) before its batch are loaded\n$/);
       await withStore(target, async (store) => {
         expect(await store.get('a')).to.equal(1);
@@ -292,9 +297,9 @@ describe('logkv command line', function () {
         expect(await store.has('c')).to.equal(false); // its batch was never written
         expect(await store.has('e')).to.equal(false);
       });
-      expectExit(logkv(['--dir', target, 'load', path.join(target, 'missing.ndjson')]), 1);
-      expectExit(logkv(['--dir', target, 'load'], { input: '{"key":"x","value":{"$logkv":"Buffer","base64":"!!"}}\n' }), 1);
-      expectExit(logkv(['--dir', target, 'load'], { input: '{"key":"x","value":1,"extra":true}\n' }), 1);
+      await expectExit(logkv(['--dir', target, 'load', path.join(target, 'missing.ndjson')]), 1);
+      await expectExit(logkv(['--dir', target, 'load'], { input: '{"key":"x","value":{"$logkv":"Buffer","base64":"!!"}}\n' }), 1);
+      await expectExit(logkv(['--dir', target, 'load'], { input: '{"key":"x","value":1,"extra":true}\n' }), 1);
     });
   });
 
@@ -304,9 +309,9 @@ describe('logkv command line', function () {
       await withStore(dir, async (store) => {
         for (let i = 0; i < 50; i++) await store.set(`k${i}`, { i });
       });
-      const run = expectExit(logkv(['--dir', dir, 'check']), 0);
+      const run = await expectExit(logkv(['--dir', dir, 'check']), 0);
       expect(run.stdout).to.match(/^ok: checked 1 segment\(s\), 50 records, /);
-      const report = JSON.parse(expectExit(logkv(['--dir', dir, 'check', '--json']), 0).stdout) as Record<string, unknown>;
+      const report = JSON.parse((await expectExit(logkv(['--dir', dir, 'check', '--json']), 0)).stdout) as Record<string, unknown>;
       expect(report).to.deep.include({ ok: true, segments: 1, records: 50, problems: [] });
     });
 
@@ -327,11 +332,11 @@ describe('logkv command line', function () {
       bytes[damagedAt] ^= 0xff;
       fs.writeFileSync(first, bytes);
 
-      const run = expectExit(logkv(['--dir', dir, 'check']), 1);
+      const run = await expectExit(logkv(['--dir', dir, 'check']), 1);
       expect(run.stdout).to.include(`${fs.realpathSync(first)}:${recordStart}: corruption: bad record (checksum mismatch);`);
       expect(run.stdout).to.include(`to the next good record at offset ${recordStart + recordBytes}`);
       expect(run.stdout).to.match(/^damaged: 1 problem\(s\) in \d+ segment\(s\), 59 records, /m);
-      const report = JSON.parse(expectExit(logkv(['--dir', dir, 'check', '--json']), 1).stdout) as
+      const report = JSON.parse((await expectExit(logkv(['--dir', dir, 'check', '--json']), 1)).stdout) as
         { ok: boolean; problems: Array<{ severity: string; offset: number }> };
       expect(report.ok).to.equal(false);
       expect(report.problems.map((p) => [p.severity, p.offset])).to.deep.equal([['corruption', recordStart]]);
@@ -346,7 +351,7 @@ describe('logkv command line', function () {
       const file = path.join(dir, segmentFiles(dir)[0]);
       const size = fs.statSync(file).size;
       fs.truncateSync(file, size - 3);
-      const report = JSON.parse(expectExit(logkv(['--dir', dir, 'check', '--json']), 0).stdout) as
+      const report = JSON.parse((await expectExit(logkv(['--dir', dir, 'check', '--json']), 0)).stdout) as
         { ok: boolean; records: number; problems: Array<{ severity: string; problem: string }> };
       expect(report.ok).to.equal(true);
       expect(report.records).to.equal(1);
@@ -365,7 +370,7 @@ describe('logkv command line', function () {
       const bytes = fs.readFileSync(file);
       bytes[SEGMENT_HEADER_BYTES + 2 * recordBytes + 25] ^= 0x01;
       fs.writeFileSync(file, bytes);
-      const report = JSON.parse(expectExit(logkv(['--dir', dir, 'check', '--json']), 1).stdout) as
+      const report = JSON.parse((await expectExit(logkv(['--dir', dir, 'check', '--json']), 1)).stdout) as
         { records: number; problems: Array<{ severity: string; offset: number; problem: string }> };
       expect(report.records).to.equal(9);
       expect(report.problems).to.have.length(1);
@@ -383,10 +388,10 @@ describe('logkv command line', function () {
       await store.close();
       const hints = fs.readdirSync(dir).filter((name) => name.endsWith('.hint'));
       expect(hints.length).to.be.greaterThan(0);
-      const healthy = JSON.parse(expectExit(logkv(['--dir', dir, 'check', '--json']), 0).stdout) as { hints: number; problems: unknown[] };
+      const healthy = JSON.parse((await expectExit(logkv(['--dir', dir, 'check', '--json']), 0)).stdout) as { hints: number; problems: unknown[] };
       expect(healthy.hints).to.equal(hints.length);
       expect(healthy.problems).to.deep.equal([]);
-      const stats = JSON.parse(expectExit(logkv(['--dir', dir, 'stats', '--json']), 0).stdout) as Record<string, unknown>;
+      const stats = JSON.parse((await expectExit(logkv(['--dir', dir, 'stats', '--json']), 0)).stdout) as Record<string, unknown>;
       expect(stats.compactedSegments).to.equal(hints.length);
       expect(stats.lastCompactionAt).to.be.a('number');
 
@@ -395,7 +400,7 @@ describe('logkv command line', function () {
       const segment = hint.replace(/\.hint$/, '.seg');
       const original = fs.readFileSync(segment);
       fs.appendFileSync(segment, encodeRecord(TYPE_SET, 0, Buffer.from('late'), encodeValue(prepareValue(1)), 0));
-      const stale = JSON.parse(expectExit(logkv(['--dir', dir, 'check', '--json']), 0).stdout) as
+      const stale = JSON.parse((await expectExit(logkv(['--dir', dir, 'check', '--json']), 0)).stdout) as
         { ok: boolean; problems: Array<{ severity: string; problem: string }> };
       expect(stale.problems.map((p) => p.severity)).to.deep.equal(['notice']);
       expect(stale.problems[0].problem).to.match(/^stale hint/);
@@ -404,7 +409,7 @@ describe('logkv command line', function () {
       const bytes = fs.readFileSync(hint);
       bytes[bytes.length - 10] ^= 0xff;
       fs.writeFileSync(hint, bytes);
-      const damaged = JSON.parse(expectExit(logkv(['--dir', dir, 'check', '--json']), 1).stdout) as
+      const damaged = JSON.parse((await expectExit(logkv(['--dir', dir, 'check', '--json']), 1)).stdout) as
         { ok: boolean; problems: Array<{ severity: string; file: string; problem: string }> };
       expect(damaged.ok).to.equal(false);
       expect(damaged.problems.map((p) => [p.severity, p.file])).to.deep.equal([['hint', fs.realpathSync(hint)]]);
@@ -427,12 +432,12 @@ describe('logkv command line', function () {
       const dir = tempDir('cli');
       await storeWithGarbage(dir);
       const before = segmentFiles(dir);
-      const dry = JSON.parse(expectExit(logkv(['--dir', dir, 'compact', '--dry-run', '--json']), 0).stdout) as Record<string, number | boolean>;
+      const dry = JSON.parse((await expectExit(logkv(['--dir', dir, 'compact', '--dry-run', '--json']), 0)).stdout) as Record<string, number | boolean>;
       expect(dry).to.include({ dryRun: true, liveKeys: 15 });
       expect(dry.bytesAfter as number).to.be.lessThan(dry.bytesBefore as number);
       expect(segmentFiles(dir)).to.deep.equal(before);
 
-      const run = expectExit(compact([dir]), 0);
+      const run = await expectExit(compact([dir]), 0);
       expect(run.stdout).to.match(/^compacted .* in .*, reclaimed /);
       expect(run.stdout).to.match(/^live keys +15$/m);
       expect(run.stderr).to.equal(''); // no progress bar off a terminal
@@ -441,7 +446,7 @@ describe('logkv command line', function () {
         expect(await store.get('k19')).to.equal('4'.repeat(100));
         expect(await store.has('k0')).to.equal(false);
       });
-      const result = JSON.parse(expectExit(logkv(['--dir', dir, 'compact', '--json']), 0).stdout) as Record<string, unknown>;
+      const result = JSON.parse((await expectExit(logkv(['--dir', dir, 'compact', '--json']), 0)).stdout) as Record<string, unknown>;
       for (const field of ['segmentsBefore', 'segmentsAfter', 'bytesBefore', 'bytesAfter', 'recordsKept', 'recordsDropped', 'durationMs']) {
         expect(result[field], field).to.be.a('number');
       }
@@ -460,8 +465,8 @@ describe('logkv command line', function () {
           logkv(['--dir', dir, 'dump']), logkv(['--dir', dir, 'load'], { input: '{"key":"x","value":1}\n' }),
           logkv(['--dir', dir, 'compact']), compact([dir]),
         ];
-        for (const run of runs) {
-          expectExit(run, 3);
+        for (const running of runs) {
+          const run = await expectExit(running, 3);
           expect(run.stderr).to.match(new RegExp(`^logkv(-compact)?: the store at .* is locked by process ${process.pid};`));
           expect(run.stdout).to.equal('');
         }
@@ -470,7 +475,7 @@ describe('logkv command line', function () {
         await store.close();
       }
       // Each command released the lock it never got, and the owner's close released its own.
-      expectExit(logkv(['--dir', dir, 'get', 'k']), 0);
+      await expectExit(logkv(['--dir', dir, 'get', 'k']), 0);
     });
   });
 });
