@@ -18,10 +18,10 @@ import type { Random } from '../../lib/medium/random';
 import { check, readAll } from './check';
 import type { ChildConfig } from './child';
 import type { Figures } from './figures';
+import { buildChild, childEnv } from './build';
 import { ModelState, Step, Workload, WorkloadConfig } from './workload';
 
 const REPO = path.resolve(__dirname, '..', '..');
-const CHILD = path.join(__dirname, 'child.ts');
 const CLOCK_BASE = 1_800_000_000_000;
 /** A directory is retired after this many rounds or bytes, so recovery stays quick. */
 const ROUNDS_PER_DIR = 25;
@@ -52,6 +52,7 @@ interface Life {
 
 export async function killRun(o: KillOptions): Promise<void> {
   fs.mkdirSync(o.workDir, { recursive: true });
+  const child = buildChild(path.join(o.workDir, 'js'));
   let lives = 0;
   const newLife = (): Life => ({
     dir: path.join(o.workDir, `store-${++lives}`), state: new Map(), nextIndex: 0, clockBase: CLOCK_BASE, rounds: 0, keyOfTag: new Map(),
@@ -63,7 +64,7 @@ export async function killRun(o: KillOptions): Promise<void> {
         fs.rmSync(life.dir, { recursive: true, force: true });
         life = newLife();
       }
-      const ok = await killRound(o, life);
+      const ok = await killRound(o, life, child);
       if (!ok) {
         const kept = path.join(o.failDir, `kill-${path.basename(life.dir)}-round-${life.rounds}`);
         fs.mkdirSync(o.failDir, { recursive: true });
@@ -94,13 +95,9 @@ interface ChildRun {
 }
 
 /** Runs a child on the directory, kills it per the round's plan, and collects its reports. */
-function runChild(configPath: string, killAfter: 'opening' | 'ready' | undefined, delayMs: number): Promise<ChildRun> {
+function runChild(script: string, configPath: string, killAfter: 'opening' | 'ready' | undefined, delayMs: number): Promise<ChildRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', CHILD, configPath], {
-      cwd: REPO,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, TS_NODE_TRANSPILE_ONLY: 'true' },
-    });
+    const child = spawn(process.execPath, [script, configPath], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], env: childEnv() });
     const run: ChildRun = { acks: new Map(), killed: false, closed: false, exit: '', stderr: '' };
     let pending = '';
     let timer: NodeJS.Timeout | undefined;
@@ -136,7 +133,7 @@ function runChild(configPath: string, killAfter: 'opening' | 'ready' | undefined
   });
 }
 
-async function killRound(o: KillOptions, life: Life): Promise<boolean> {
+async function killRound(o: KillOptions, life: Life, child: string): Promise<boolean> {
   const { random, figures } = o;
   const roundSeed = random.int(2 ** 32);
   const sync = random.pick(o.modes);
@@ -161,7 +158,7 @@ async function killRound(o: KillOptions, life: Life): Promise<boolean> {
   // Most kills land while the workload runs; some while the child recovers the store.
   const killAfter = clean ? undefined : plan < 0.2 ? 'opening' : 'ready';
   const delayMs = killAfter === 'opening' ? random.int(40) : random.int(o.maxKillDelayMs);
-  const run = await runChild(configPath, killAfter, delayMs);
+  const run = await runChild(child, configPath, killAfter, delayMs);
   figures.runs++;
   life.rounds++;
   const describeRound = `kill, sync ${sync}, round seed ${roundSeed} (harness seed ${o.seed}), ` +
