@@ -120,11 +120,12 @@ function integerIn(options: OpenOptions, name: keyof typeof DEFAULTS, min: numbe
 export function resolveOptions(options: OpenOptions | undefined): ResolvedOptions {
   if (options === undefined || options === null) options = {};
   if (typeof options !== 'object') throw invalid('options', 'an object', options);
-  const sync = options.sync ?? DEFAULTS.sync;
+  // Only undefined means "the default": null is a bad value here as it is for every other option.
+  const sync = options.sync === undefined ? DEFAULTS.sync : options.sync;
   if (sync !== 'always' && sync !== 'interval' && sync !== 'never') {
     throw invalid('sync', "'always', 'interval' or 'never'", sync);
   }
-  const maxStoreBytes = options.maxStoreBytes ?? DEFAULTS.maxStoreBytes;
+  const maxStoreBytes = options.maxStoreBytes === undefined ? DEFAULTS.maxStoreBytes : options.maxStoreBytes;
   if (typeof maxStoreBytes !== 'number' || Number.isNaN(maxStoreBytes) || maxStoreBytes < 4096 ||
       (maxStoreBytes !== Infinity && !Number.isInteger(maxStoreBytes))) {
     throw invalid('maxStoreBytes', 'an integer of at least 4096, or Infinity', maxStoreBytes);

@@ -72,7 +72,7 @@ describe('open()', () => {
   }
 
   const badOptions: Array<[string, unknown]> = [
-    ['sync', 'sometimes'], ['sync', true], ['sync', 1],
+    ['sync', 'sometimes'], ['sync', true], ['sync', 1], ['sync', null],
     ['syncIntervalMs', 0], ['syncIntervalMs', -1], ['syncIntervalMs', 1.5], ['syncIntervalMs', '1000'],
     ['syncIntervalMs', NaN], ['syncIntervalMs', Infinity], ['syncIntervalMs', 24 * 3600 * 1000 + 1],
     ['maxSegmentBytes', 1023], ['maxSegmentBytes', 4096.5], ['maxSegmentBytes', '65536'], ['maxSegmentBytes', Infinity],
@@ -80,14 +80,20 @@ describe('open()', () => {
     ['maxKeyBytes', 0], ['maxKeyBytes', 65536], ['maxKeyBytes', 10.5], ['maxKeyBytes', '10'], ['maxKeyBytes', NaN],
     ['maxValueBytes', 0], ['maxValueBytes', 2 ** 30 + 1], ['maxValueBytes', 1e3 + 0.1], ['maxValueBytes', null],
     ['maxStoreBytes', 4095], ['maxStoreBytes', 8192.5], ['maxStoreBytes', NaN], ['maxStoreBytes', -Infinity],
-    ['maxStoreBytes', '8192'],
-    ['clock', 12345], ['clock', 'now'],
-    ['medium', 5], ['medium', 'fs'],
+    ['maxStoreBytes', '8192'], ['maxStoreBytes', null],
+    ['cacheBytes', -1], ['cacheBytes', 4096.5], ['cacheBytes', '4096'], ['cacheBytes', 2 ** 40 + 1], ['cacheBytes', null],
+    ['clock', 12345], ['clock', 'now'], ['clock', null],
+    ['medium', 5], ['medium', 'fs'], ['medium', null],
+    ['autoCompact', true], ['autoCompact', 'yes'], ['autoCompact', null],
+    ['autoCompact.minDeadRatio', { minDeadRatio: 1.5 }], ['autoCompact.minDeadRatio', { minDeadRatio: -0.1 }],
+    ['autoCompact.minDeadRatio', { minDeadRatio: NaN }], ['autoCompact.minDeadBytes', { minDeadBytes: -1 }],
+    ['autoCompact.minDeadBytes', { minDeadBytes: 1.5 }],
   ];
   for (const [option, value] of badOptions) {
     it(`rejects option ${option}: ${String(value)} with LOGKV_INVALID_ARGUMENT, creating nothing`, async () => {
       const dir = path.join(tempDir(), 'never-made');
-      const err = await expectCode(open(dir, { [option]: value } as Loose), ErrorCodes.INVALID_ARGUMENT);
+      const given = option.startsWith('autoCompact.') ? { autoCompact: value } : { [option]: value };
+      const err = await expectCode(open(dir, given as Loose), ErrorCodes.INVALID_ARGUMENT);
       expect(err.details.option).to.equal(option);
       expect(fs.existsSync(dir)).to.equal(false);
     });
@@ -106,6 +112,8 @@ describe('open()', () => {
       { syncIntervalMs: 24 * 3600 * 1000 }, { maxSegmentBytes: 1024 }, { maxSegmentBytes: 2 ** 32 - 1 },
       { maxKeyBytes: 1 }, { maxKeyBytes: 65535 }, { maxValueBytes: 1 }, { maxValueBytes: 2 ** 30 },
       { maxStoreBytes: 4096 }, { maxStoreBytes: Infinity }, { clock: () => 5 }, {},
+      { cacheBytes: 0 }, { cacheBytes: 2 ** 40 }, { autoCompact: false }, { autoCompact: {} },
+      { autoCompact: { minDeadRatio: 0, minDeadBytes: 0 } }, { autoCompact: { minDeadRatio: 1 } },
     ];
     const dir = tempDir();
     for (const options of bounds) {
