@@ -35,7 +35,7 @@ function transpileTree(from: string, to: string): void {
 /** The environment the built child needs: the repository's node_modules on its module path. */
 export function childEnv(): NodeJS.ProcessEnv {
   const modules = path.join(REPO, 'node_modules');
-  const env = { ...process.env, NODE_PATH: process.env.NODE_PATH ? `${modules}${path.delimiter}${process.env.NODE_PATH}` : modules };
+  const env: NodeJS.ProcessEnv = { ...process.env, NODE_PATH: process.env.NODE_PATH ? `${modules}${path.delimiter}${process.env.NODE_PATH}` : modules };
   // Under c8 a child would write coverage of its transpiled copies, which map to nothing here.
   delete env.NODE_V8_COVERAGE;
   return env;
