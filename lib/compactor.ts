@@ -44,6 +44,8 @@ export interface CompactOptions {
 }
 
 export interface CompactionProgress {
+  /** 'copy': reading the inputs (bytes are input bytes); 'switch': moving the index to the outputs. */
+  phase: 'copy' | 'switch';
   bytesDone: number;
   bytesTotal: number;
 }
@@ -159,6 +161,7 @@ class Job {
   async copy(): Promise<void> {
     for (const input of this.inputs) {
       let offset = SEGMENT_HEADER_BYTES;
+      this.bytesDone += SEGMENT_HEADER_BYTES; // so bytesDone reaches bytesTotal, which counts whole files
       while (offset < input.flushed) {
         const undoRefs = this.host.undoRefs(input.id);
         if (this.host.aborted()) throw new LogkvError(ErrorCodes.CLOSED, 'the store closed during compaction');
@@ -179,7 +182,7 @@ class Job {
         for (const [at, header, bytes] of kept) await this.#append(bytes, header, input.id, at);
         this.bytesDone += scan.end - offset;
         offset = scan.end;
-        this.options.onProgress?.({ bytesDone: this.bytesDone, bytesTotal: this.bytesTotal });
+        this.options.onProgress?.({ phase: 'copy', bytesDone: this.bytesDone, bytesTotal: this.bytesTotal });
         await new Promise<void>((resolve) => setImmediate(resolve));
       }
     }
@@ -273,7 +276,10 @@ class Job {
           const i = cursor.entry;
           host.relocate(buf, keyStart, keyLength, output.fromSegment[i], output.fromOffset[i], entry);
         }, output.id);
-        if (more) await new Promise<void>((resolve) => setImmediate(resolve));
+        if (more) {
+          this.options.onProgress?.({ phase: 'switch', bytesDone: this.bytesTotal, bytesTotal: this.bytesTotal });
+          await new Promise<void>((resolve) => setImmediate(resolve));
+        }
       }
     }
     // Usually empty: references into the inputs held by queued writes, or put back by a write
