@@ -279,12 +279,19 @@ describe('the switch to the compacted segments', function () {
     let failedCode: string | undefined;
     let failing: Promise<void> | undefined;
     let sawSwitch = false;
+    let queuedBeforeSwitch = false;
+    let created: Promise<void> | undefined;
     await store.compact({
-      onProgress: ({ phase, bytesDone, bytesTotal }) => {
-        if (phase === 'copy' && bytesDone === bytesTotal && failing === undefined) {
-          // Queued now, its undo remembers k0's place in an input; held until the switch runs.
-          hold = { armed: true };
-          failing = store.set('k0', 'never').catch((err) => { failedCode = err.code; });
+      onProgress: ({ phase }) => {
+        if (phase === 'copy' && created === undefined) {
+          // A first write makes the new active segment's file; then k0's write is queued (its
+          // undo remembers k0's place in an input) and held, so its failure is a plain record
+          // write failing, handled at once.
+          created = store.set('first', 1).then(() => {
+            queuedBeforeSwitch = !sawSwitch;
+            hold = { armed: true };
+            failing = store.set('k0', 'never').catch((err) => { failedCode = err.code; });
+          });
         }
         if (phase === 'switch' && !sawSwitch) {
           sawSwitch = true;
@@ -292,11 +299,14 @@ describe('the switch to the compacted segments', function () {
         }
       },
     });
+    await created;
     await failing;
+    model.set('first', 1);
     expect(sawSwitch).to.equal(true);
+    expect(queuedBeforeSwitch).to.equal(true);
     expect(failedCode).to.equal('LOGKV_IO');
     expect(await store.get('k0')).to.equal(model.get('k0'));
-    expect(store.size).to.equal(keys);
+    expect(store.size).to.equal(keys + 1);
     expect(await store.get(`k${keys - 1}`)).to.equal(model.get(`k${keys - 1}`));
     await store.set('after', 1);
     model.set('after', 1);
