@@ -107,6 +107,6 @@ async function readSnapshot(medium: Medium, file: string): Promise<{ keydir: Key
   }
   const keydir = KeyDir.fromBytes(buf.subarray(tableStart, buf.length - 4));
   const listed = new Set(segments.map((s) => s.id));
-  for (const id of keydir.segmentIdsInUse()) if (!listed.has(id)) return `records point into unlisted segment ${id}`;
+  for (const id of keydir.loaded!.segmentsInUse) if (!listed.has(id)) return `records point into unlisted segment ${id}`;
   return { keydir, segments };
 }

@@ -145,7 +145,7 @@ export class Store<V = unknown> {
   start(segments: Segment[], report: RecoveryReport, keydir?: KeyDir): void {
     if (keydir !== undefined) {
       this.#keydir = keydir;
-      this.#liveBytes = keydir.totalLength();
+      this.#liveBytes = keydir.loaded!.totalLength;
       keydir.forEachExpiring((key) => this.#expiring.add(key));
     }
     for (const segment of segments) this.#segments.set(segment.id, segment);

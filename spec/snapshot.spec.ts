@@ -110,12 +110,12 @@ describe('keydir snapshot', () => {
     const wrongCount = Buffer.from(good);
     wrongCount.writeUInt32LE(99, 0);
     expect(() => KeyDir.fromBytes(wrongCount)).to.throw('keydir snapshot');
-    const badSlot = Buffer.from(good);
-    const slots = badSlot.readUInt32LE(8);
-    for (let i = 0; i < slots; i++) {
-      if (badSlot.readInt32LE(40 + i * 4) !== 0) { badSlot.writeInt32LE(1000, 40 + i * 4); break; }
-    }
-    expect(() => KeyDir.fromBytes(badSlot)).to.throw('keydir snapshot');
+    // A record whose key would start past the arena: the first record's keyAt column entry.
+    const badRecord = Buffer.from(good);
+    const slots = badRecord.readUInt32LE(8);
+    const high = badRecord.readUInt32LE(4);
+    badRecord.writeUInt32LE(badRecord.readUInt32LE(12) + 5, 40 + slots * 4 + high * 12);
+    expect(() => KeyDir.fromBytes(badRecord)).to.throw('keydir snapshot');
     expect(() => KeyDir.fromBytes(good.subarray(0, good.length - 1))).to.throw('keydir snapshot');
   });
 

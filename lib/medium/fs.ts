@@ -12,6 +12,9 @@ function writev(fd: number, chunks: readonly Uint8Array[], position: number): Pr
   });
 }
 
+/** Writes up to this size are made synchronously (see FsFile.write). */
+const SYNC_WRITE_BYTES = 64 * 1024;
+
 class FsFile implements MediumFile {
   constructor(readonly path: string, private readonly fd: number) {}
 
@@ -28,7 +31,15 @@ class FsFile implements MediumFile {
   async write(chunks: readonly Uint8Array[], position: number): Promise<void> {
     let total = 0;
     for (const chunk of chunks) total += chunk.length;
-    let written = await writev(this.fd, chunks, position);
+    let written: number;
+    if (total <= SYNC_WRITE_BYTES) {
+      // A small write only copies into the page cache: doing it here costs microseconds, while a
+      // trip through the thread pool costs a wait for a thread and a turn of the event loop,
+      // which is most of the latency of a durable single write.
+      written = fs.writevSync(this.fd, chunks as NodeJS.ArrayBufferView[], position);
+    } else {
+      written = await writev(this.fd, chunks, position);
+    }
     // writev may write less than asked (a signal, a full disk on some systems): finish the rest.
     while (written < total) {
       const rest = sliceFrom(chunks, written);
