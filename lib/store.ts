@@ -150,8 +150,14 @@ export class Store<V = unknown> {
     }
     for (const segment of segments) this.#segments.set(segment.id, segment);
     const newest = segments[segments.length - 1];
-    if (newest !== undefined) {
+    if (newest !== undefined && newest.id % SEGMENT_ID_STEP === 0) {
       this.#active = newest;
+    } else if (newest !== undefined) {
+      // The newest segment is a compaction output: appending to it would make its hint file
+      // stale (and the next open scan it). Writes start a segment of their own instead.
+      const id = (Math.floor(newest.id / SEGMENT_ID_STEP) + 1) * SEGMENT_ID_STEP;
+      this.#active = new Segment(id, path.join(this.#dir, segmentName(id)), undefined, 0);
+      this.#segments.set(id, this.#active);
     } else {
       const id = SEGMENT_ID_STEP;
       this.#active = new Segment(id, path.join(this.#dir, segmentName(id)), undefined, 0);
@@ -636,6 +642,8 @@ export class Store<V = unknown> {
     if (header === null || header.totalLength !== entry.length || header.type !== TYPE_SET ||
         !recordCrcMatches(bytes, 0, header) ||
         bytes.toString('utf8', RECORD_HEADER_BYTES, RECORD_HEADER_BYTES + header.keyLength) !== key) {
+      // Forget the cached blocks, so a read after the file is repaired (or was misread) reads it again.
+      this.#cache.drop(segment.id, entry.offset);
       throw corruption(`record for key ${describe(key)} fails its checks`, segment.path, entry.offset, { key });
     }
     try {

@@ -138,3 +138,26 @@ describe('block cache', () => {
     await store.close();
   });
 });
+
+describe('block cache and damage', () => {
+  it('a read that fails its checks drops the cached blocks, so a repaired file reads again', async () => {
+    const dir = tempDir('cache-damage');
+    const store = await openFast(dir);
+    await store.set('a', 'alpha');
+    await store.set('b', 'bravo');
+    await store.sync();
+    const segment = path.join(dir, fs.readdirSync(dir).filter((n) => n.endsWith('.seg'))[0]);
+    const original = fs.readFileSync(segment);
+    // Damage b's value, then read it: the damaged block is what gets cached.
+    const damaged = Buffer.from(original);
+    damaged[damaged.length - 2] ^= 0xff;
+    fs.writeFileSync(segment, damaged);
+    let code: string | undefined;
+    await store.get('b').catch((err) => { code = err.code; });
+    expect(code).to.equal('LOGKV_CORRUPTION');
+    fs.writeFileSync(segment, original); // repaired
+    expect(await store.get('b')).to.equal('bravo');
+    expect(await store.get('a')).to.equal('alpha');
+    await store.close();
+  });
+});
