@@ -8,8 +8,10 @@
  * A second open finds LOCK. If its owner is alive (or on another host, where we cannot tell),
  * the open fails with LOGKV_LOCKED naming the pid: a live owner is never displaced. If the owner is
  * dead (SIGKILL, power loss), the lock is taken over at once, without waiting for a stale timeout:
- * LOCK is renamed aside (atomic, so of two openers racing for a dead owner's lock only one
- * renames it) and removed, and the lock is taken again. A LOCK without an owner file is an owner
+ * under the takeover lock `LOCK.takeover` (so two openers racing for a dead owner's lock cannot
+ * both win), LOCK is renamed aside and removed, and the lock is taken again. If a process dies
+ * while it holds the takeover lock, the next opener removes it the same way (two openers racing
+ * for that, at that moment, is the one window left). A LOCK without an owner file is an owner
  * that died between the two steps, or one that is starting right now: it is taken over once it is
  * older than OWNERLESS_STALE_MS.
  */
@@ -21,6 +23,8 @@ import { ErrorCodes, LogkvError, isErrno } from './errors';
 
 export const LOCK_NAME = 'LOCK';
 export const OWNER_NAME = 'LOCK.owner';
+/** Held (a directory, made with mkdir) by the one process taking over a dead owner's lock. */
+export const TAKEOVER_NAME = 'LOCK.takeover';
 const OWNERLESS_STALE_MS = 10_000;
 /** proper-lockfile's own staleness check is by mtime; we decide staleness by pid, so disable it. */
 const NEVER_STALE_MS = 2 ** 31 - 1;
@@ -62,9 +66,17 @@ export function ownerIsAlive(owner: Owner): boolean {
   return true;
 }
 
+function ownerRecord(): Owner {
+  return { pid: process.pid, hostname: os.hostname(), startTicks: processStartTicks(process.pid) };
+}
+
 function readOwner(dir: string): Owner | undefined {
+  return readOwnerFile(path.join(dir, OWNER_NAME));
+}
+
+function readOwnerFile(file: string): Owner | undefined {
   try {
-    const owner = JSON.parse(fs.readFileSync(path.join(dir, OWNER_NAME), 'utf8')) as Owner;
+    const owner = JSON.parse(fs.readFileSync(file, 'utf8')) as Owner;
     return typeof owner.pid === 'number' && typeof owner.hostname === 'string' ? owner : undefined;
   } catch {
     return undefined;
@@ -103,39 +115,81 @@ export class DirLock {
 
   async #take(): Promise<void> {
     const lockPath = path.join(this.dir, LOCK_NAME);
-    for (let attempt = 0; ; attempt++) {
-      try {
-        this.#release = await lockfile.lock(this.dir, {
-          lockfilePath: lockPath,
-          realpath: false,
-          retries: 0,
-          stale: NEVER_STALE_MS,
-          update: NEVER_STALE_MS / 2,
-          onCompromised: (err: Error) => { this.#compromised = err; },
-        });
-        break;
-      } catch (err) {
-        if (!isErrno(err, 'ELOCKED')) throw err;
-        const owner = readOwner(this.dir);
-        if (owner !== undefined && ownerIsAlive(owner)) throw lockedError(this.dir, owner.pid);
-        if (owner === undefined && Date.now() - lockAgeBase(lockPath) < OWNERLESS_STALE_MS) {
-          throw lockedError(this.dir, undefined);
-        }
-        if (attempt >= 2) throw lockedError(this.dir, owner?.pid);
-        // The owner is dead: move its lock aside atomically, then try again.
-        const aside = `${lockPath}.stale-${process.pid}-${Date.now()}`;
+    let takingOver = false;
+    try {
+      for (let attempt = 0; ; attempt++) {
         try {
-          fs.renameSync(lockPath, aside);
-          fs.rmSync(aside, { recursive: true, force: true });
-        } catch (renameErr) {
-          if (!isErrno(renameErr, 'ENOENT')) throw renameErr; // someone else moved it first
+          this.#release = await lockfile.lock(this.dir, {
+            lockfilePath: lockPath,
+            realpath: false,
+            retries: 0,
+            stale: NEVER_STALE_MS,
+            update: NEVER_STALE_MS / 2,
+            onCompromised: (err: Error) => { this.#compromised = err; },
+          });
+          break;
+        } catch (err) {
+          if (!isErrno(err, 'ELOCKED')) throw err;
+          this.#checkOwnerIsGone(lockPath);
+          if (attempt >= 2) throw lockedError(this.dir, readOwner(this.dir)?.pid);
+          // The owner is dead. Only one process may take over at a time: without this, two
+          // openers that both saw the dead owner could each move aside the lock the other just
+          // took, and both would hold the store.
+          if (!takingOver) {
+            this.#beginTakeover();
+            takingOver = true;
+            this.#checkOwnerIsGone(lockPath); // again, now that no one else can be taking over
+          }
+          const aside = `${lockPath}.stale-${process.pid}-${Date.now()}`;
+          try {
+            fs.renameSync(lockPath, aside);
+            fs.rmSync(aside, { recursive: true, force: true });
+          } catch (renameErr) {
+            if (!isErrno(renameErr, 'ENOENT')) throw renameErr;
+          }
         }
       }
+      const owner = ownerRecord();
+      const ownerPath = path.join(this.dir, OWNER_NAME);
+      fs.writeFileSync(`${ownerPath}.tmp`, JSON.stringify(owner) + '\n');
+      fs.renameSync(`${ownerPath}.tmp`, ownerPath);
+    } finally {
+      // Held until the owner file names us, so a later opener sees a live owner, not a gap.
+      if (takingOver) fs.rmSync(path.join(this.dir, TAKEOVER_NAME), { recursive: true, force: true });
     }
-    const owner: Owner = { pid: process.pid, hostname: os.hostname(), startTicks: processStartTicks(process.pid) };
-    const ownerPath = path.join(this.dir, OWNER_NAME);
-    fs.writeFileSync(`${ownerPath}.tmp`, JSON.stringify(owner) + '\n');
-    fs.renameSync(`${ownerPath}.tmp`, ownerPath);
+  }
+
+  /** Throws LOGKV_LOCKED unless LOCK's owner is dead (or LOCK has been ownerless for long). */
+  #checkOwnerIsGone(lockPath: string): void {
+    const owner = readOwner(this.dir);
+    if (owner !== undefined && ownerIsAlive(owner)) throw lockedError(this.dir, owner.pid);
+    if (owner === undefined && Date.now() - lockAgeBase(lockPath) < OWNERLESS_STALE_MS) {
+      throw lockedError(this.dir, undefined);
+    }
+  }
+
+  /**
+   * Takes the takeover lock, `LOCK.takeover` (made with mkdir, so only one process gets it),
+   * naming us inside. If another process holds it, the store is being taken over: LOGKV_LOCKED,
+   * unless that process is dead, in which case its takeover lock is removed and taken.
+   */
+  #beginTakeover(): void {
+    const takeover = path.join(this.dir, TAKEOVER_NAME);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        fs.mkdirSync(takeover);
+        fs.writeFileSync(path.join(takeover, 'owner'), JSON.stringify(ownerRecord()) + '\n');
+        return;
+      } catch (err) {
+        if (!isErrno(err, 'EEXIST') || attempt >= 2) throw err;
+        const taker = readOwnerFile(path.join(takeover, 'owner'));
+        if (taker !== undefined && ownerIsAlive(taker)) throw lockedError(this.dir, taker.pid);
+        if (taker === undefined && Date.now() - lockAgeBase(takeover) < OWNERLESS_STALE_MS) {
+          throw lockedError(this.dir, undefined);
+        }
+        fs.rmSync(takeover, { recursive: true, force: true });
+      }
+    }
   }
 
   /** Releases the lock. Idempotent. */

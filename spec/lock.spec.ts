@@ -9,7 +9,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { ErrorCodes } from '../lib';
-import { LOCK_NAME, OWNER_NAME } from '../lib/lock';
+import { LOCK_NAME, OWNER_NAME, TAKEOVER_NAME } from '../lib/lock';
 import { expectCode, openFast, tempDir } from './helpers';
 
 const HOLDER = path.join(__dirname, 'fixtures', 'holder.ts');
@@ -171,6 +171,43 @@ describe('the lock within one process', () => {
       JSON.stringify({ pid: process.pid, hostname: os.hostname(), startTicks: '1' }));
     const store = await openFast(dir);
     await store.close();
+  });
+
+  it('a dead owner whose lock another live process is taking over: LOGKV_LOCKED naming the taker', async () => {
+    const dir = tempDir();
+    fs.mkdirSync(path.join(dir, LOCK_NAME));
+    fs.writeFileSync(path.join(dir, OWNER_NAME), JSON.stringify({ pid: deadPid(), hostname: os.hostname() }));
+    fs.mkdirSync(path.join(dir, TAKEOVER_NAME));
+    fs.writeFileSync(path.join(dir, TAKEOVER_NAME, 'owner'), JSON.stringify({ pid: 1, hostname: os.hostname() }));
+    const err = await expectCode(openFast(dir), ErrorCodes.LOCKED);
+    expect(err.details.pid).to.equal(1);
+    // Nothing was moved: the taker finishes its takeover undisturbed.
+    expect(fs.existsSync(path.join(dir, LOCK_NAME))).to.equal(true);
+    expect(fs.existsSync(path.join(dir, TAKEOVER_NAME))).to.equal(true);
+  });
+
+  it('a takeover lock left by a process that died taking over is removed, and the store opens', async () => {
+    const dir = tempDir();
+    fs.mkdirSync(path.join(dir, LOCK_NAME));
+    fs.writeFileSync(path.join(dir, OWNER_NAME), JSON.stringify({ pid: deadPid(), hostname: os.hostname() }));
+    fs.mkdirSync(path.join(dir, TAKEOVER_NAME));
+    fs.writeFileSync(path.join(dir, TAKEOVER_NAME, 'owner'), JSON.stringify({ pid: deadPid(), hostname: os.hostname() }));
+    const store = await openFast(dir);
+    expect(JSON.parse(fs.readFileSync(path.join(dir, OWNER_NAME), 'utf8')).pid).to.equal(process.pid);
+    expect(fs.existsSync(path.join(dir, TAKEOVER_NAME))).to.equal(false);
+    await store.close();
+  });
+
+  it('many processes opening a dead owner\'s store at once: exactly one wins', async function () {
+    this.timeout(60_000);
+    const dir = tempDir();
+    fs.mkdirSync(path.join(dir, LOCK_NAME));
+    fs.writeFileSync(path.join(dir, OWNER_NAME), JSON.stringify({ pid: deadPid(), hostname: os.hostname() }));
+    const holders = Array.from({ length: 5 }, () => startHolder(dir));
+    const outcomes = await Promise.all(holders.map((h) => h.line('ready', 'error')));
+    expect(outcomes.filter((line) => line === 'ready')).to.have.length(1);
+    for (const line of outcomes.filter((l) => l !== 'ready')) expect(line.split(' ')[1]).to.equal('LOGKV_LOCKED');
+    expect(fs.existsSync(path.join(dir, TAKEOVER_NAME))).to.equal(false);
   });
 
   it('a lock held by a live process is never displaced', async () => {
