@@ -73,8 +73,24 @@ interface WriteOp {
   chunks: Buffer[];
   /** Keydir entries these records replaced, in the order they were applied. */
   undo: Array<[string, Entry | undefined]>;
+}
+
+/**
+ * The promise shared by every write of one group. A group's writes succeed or fail together
+ * (a failure rejects the group and everything queued after it), so one promise per group says the
+ * same as one per call, and a burst of thousands of calls costs one promise, not thousands.
+ */
+interface GroupPromise {
+  promise: Promise<void>;
   resolve: () => void;
   reject: (err: LogkvError) => void;
+}
+
+function groupPromise(): GroupPromise {
+  let resolve!: () => void;
+  let reject!: (err: LogkvError) => void;
+  const promise = new Promise<void>((res, rej) => { resolve = res; reject = rej; });
+  return { promise, resolve, reject };
 }
 
 /** Closes over what a store needs from open(). */
@@ -102,6 +118,8 @@ export class Store<V = unknown> {
   #liveBytes = 0;
   #diskBytes = 0;
   #queue: WriteOp[] = [];
+  /** The promise of the writes in #queue. */
+  #queued: GroupPromise | undefined;
   /** The group the writer is writing now. */
   #inflight: WriteOp[] = [];
   #draining = false;
@@ -395,7 +413,12 @@ export class Store<V = unknown> {
 
   /** Sets `key` to `value`, whether or not it exists. */
   set(key: string, value: V, options?: WriteOptions): Promise<void> {
-    return this.#guard(() => this.#enqueueSets([this.#prepareSet(key, value, options)]));
+    try {
+      this.#checkOpen();
+      return this.#enqueueSets([this.#prepareSet(key, value, options)]);
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   /** Sets `key` only if it is not live; rejects with LOGKV_KEY_EXISTS otherwise. */
@@ -700,14 +723,14 @@ export class Store<V = unknown> {
 
   #enqueue(segment: Segment | undefined, offset: number, chunks: Buffer[], undo: WriteOp['undo']): Promise<void> {
     if (this.#failure !== undefined) return Promise.reject(this.#failure);
-    return new Promise<void>((resolve, reject) => {
-      this.#queue.push({ segment, offset, chunks, undo, resolve, reject });
-      if (!this.#draining) {
-        this.#draining = true;
-        // Start after the caller's synchronous code, so a burst of calls forms one group.
-        queueMicrotask(() => void this.#drain());
-      }
-    });
+    this.#queue.push({ segment, offset, chunks, undo });
+    const queued = this.#queued ?? (this.#queued = groupPromise());
+    if (!this.#draining) {
+      this.#draining = true;
+      // Start after the caller's synchronous code, so a burst of calls forms one group.
+      queueMicrotask(() => void this.#drain());
+    }
+    return queued.promise;
   }
 
   #rotate(): void {
@@ -720,17 +743,19 @@ export class Store<V = unknown> {
   async #drain(): Promise<void> {
     while (this.#queue.length > 0) {
       const group = this.#queue;
+      const done = this.#queued!;
       this.#queue = [];
+      this.#queued = undefined;
       this.#inflight = group;
       try {
         await this.#writeGroup(group);
       } catch (err) {
         this.#inflight = [];
-        await this.#failGroup(group, err);
+        await this.#failGroup(group, done, err);
         continue;
       }
       this.#inflight = [];
-      for (const op of group) op.resolve();
+      done.resolve();
       this.#maybeAutoCompact();
     }
     this.#draining = false;
@@ -798,9 +823,11 @@ export class Store<V = unknown> {
    * Rejects a failed group and everything queued after it (their offsets assumed the group's
    * bytes), undoes their keydir changes newest first, and truncates the files back.
    */
-  async #failGroup(group: WriteOp[], err: unknown): Promise<void> {
+  async #failGroup(group: WriteOp[], done: GroupPromise, err: unknown): Promise<void> {
     const failed = group.concat(this.#queue);
+    const queuedDone = this.#queued;
     this.#queue = [];
+    this.#queued = undefined;
     const syncFailed = err instanceof SyncFailed;
     if (syncFailed) err = (err as SyncFailed).cause;
     const error = ioError(err, 'write', this.#active.path);
@@ -835,7 +862,8 @@ export class Store<V = unknown> {
     // After a failed sync the page cache may have dropped writes it could not persist, including
     // acknowledged ones: what the disk holds is unknown until recovery reads it again.
     if (syncFailed) this.#poison(err);
-    for (const op of failed) op.reject(error);
+    done.reject(error);
+    queuedDone?.reject(error);
   }
 
   /** After a failure we cannot undo, refuse writes until the store is reopened. */
