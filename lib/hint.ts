@@ -115,7 +115,8 @@ export function startOfHints(): HintCursor {
  * the hint cannot be used (then nothing was visited). `segmentSize` is the segment file's size.
  */
 export function readHint(file: MediumFile, path: string, segmentId: number, segmentSize: number,
-                         visit: (bytes: Buffer, start: number, length: number, entry: Entry) => void): string | undefined {
+                         visit: (bytes: Buffer, start: number, length: number, entry: Entry) => void,
+                         reserve?: (count: number) => void): string | undefined {
   const size = file.sizeSync();
   if (size < FIXED_BYTES + 4) return 'truncated';
   const buf = Buffer.allocUnsafe(size);
@@ -129,24 +130,36 @@ export function readHint(file: MediumFile, path: string, segmentId: number, segm
   const describedSize = buf.readUInt32LE(20) + buf.readUInt32LE(24) * U32;
   if (describedSize !== segmentSize) return `describes a segment of ${describedSize} bytes, found ${segmentSize}`;
   const count = buf.readUInt32LE(28);
-  // Everything is checked before the keydir is touched: a bad hint must leave no trace.
+  // Everything is checked before the keydir is touched (a bad hint must leave no trace), in a
+  // first pass that allocates nothing; the second pass reads the same entries again to apply them.
   let at = FIXED_BYTES;
   let offset = SEGMENT_HEADER_BYTES;
-  const entries: Array<[number, number, Entry]> = [];
   for (let i = 0; i < count; i++) {
     if (at + ENTRY_FIXED_BYTES > size - 4) return 'entries overrun the file';
     const keyLength = buf.readUInt16LE(at);
     const length = buf.readUInt32LE(at + 2);
-    const expiresAt = buf.readUInt32LE(at + 6) + buf.readUInt32LE(at + 10) * U32;
     const keyStart = at + ENTRY_FIXED_BYTES;
     if (keyLength === 0 || keyStart + keyLength > size - 4) return 'entries overrun the file';
     if (length < RECORD_HEADER_BYTES + keyLength) return 'implausible record length';
-    entries.push([keyStart, keyLength, new Entry(segmentId, offset, length, expiresAt)]);
+    if (buf.readUInt32LE(at + 10) > MAX_EXPIRES_HIGH) return 'implausible expiry';
     offset += length;
     at = keyStart + keyLength;
   }
   if (at !== size - 4) return 'trailing bytes';
   if (offset !== segmentSize) return 'record lengths do not add up to the segment size';
-  for (const [start, length, entry] of entries) visit(buf, start, length, entry);
+  reserve?.(count);
+  at = FIXED_BYTES;
+  offset = SEGMENT_HEADER_BYTES;
+  for (let i = 0; i < count; i++) {
+    const keyLength = buf.readUInt16LE(at);
+    const length = buf.readUInt32LE(at + 2);
+    const expiresAt = buf.readUInt32LE(at + 6) + buf.readUInt32LE(at + 10) * U32;
+    visit(buf, at + ENTRY_FIXED_BYTES, keyLength, new Entry(segmentId, offset, length, expiresAt));
+    offset += length;
+    at += ENTRY_FIXED_BYTES + keyLength;
+  }
   return undefined;
 }
+
+/** The high word of the largest expiry a record may carry (format.ts MAX_EXPIRES_AT). */
+const MAX_EXPIRES_HIGH = Math.floor(Number.MAX_SAFE_INTEGER / U32);

@@ -79,7 +79,8 @@ export async function open<V = unknown>(dir?: string, options?: OpenOptions): Pr
   });
   try {
     const { segments, report, keydir } = await recover(medium, where,
-      (bytes, start, length, entry) => store.applyRecovered(bytes, start, length, entry));
+      (bytes, start, length, entry) => store.applyRecovered(bytes, start, length, entry),
+      (count) => store.reserveRecovered(count));
     store.start(segments, report, keydir);
   } catch (err) {
     await lock.release();

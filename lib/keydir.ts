@@ -70,6 +70,18 @@ export class KeyDir {
     return this.#entry(this.#slots[slot] - 1);
   }
 
+  /**
+   * Makes room for `more` new keys (table, record columns; the arena grows as keys come), so a
+   * bulk load does not rehash the table again and again as it fills.
+   */
+  reserve(more: number): void {
+    const need = this.#count + more;
+    let slots = this.#slots.length;
+    while (need > slots * MAX_LOAD) slots *= 2;
+    if (slots !== this.#slots.length) this.#resize(slots);
+    if (this.#high + more > this.#segment.length) this.#growRecords(this.#high + more);
+  }
+
   /** get() with the key as UTF-8 bytes. */
   getBytes(bytes: Uint8Array, start: number, length: number): Entry | undefined {
     const slot = this.#find(bytes, start, length, hashBytes(bytes, start, length));

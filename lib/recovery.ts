@@ -68,7 +68,7 @@ interface BatchedRecord {
   entry: Entry | undefined;
 }
 
-export async function recover(medium: Medium, dir: string, apply: ApplyRecord):
+export async function recover(medium: Medium, dir: string, apply: ApplyRecord, reserve?: (count: number) => void):
     Promise<{ segments: Segment[]; report: RecoveryReport; keydir?: KeyDir }> {
   const names = await medium.list(dir);
   const ids = names.map(parseSegmentName).filter((id): id is number => id !== undefined).sort((a, b) => a - b);
@@ -92,7 +92,7 @@ export async function recover(medium: Medium, dir: string, apply: ApplyRecord):
   try {
     for (let i = 0; i < ids.length; i++) {
       const newest = i === ids.length - 1;
-      const hinted = hints.has(hintName(ids[i])) ? await recoverFromHint(medium, dir, ids[i], apply, report) : undefined;
+      const hinted = hints.has(hintName(ids[i])) ? await recoverFromHint(medium, dir, ids[i], apply, report, reserve) : undefined;
       const segment = hinted ?? await recoverSegment(medium, dir, ids[i], newest, apply, report);
       segments.push(segment);
     }
@@ -147,7 +147,7 @@ async function removeLeftovers(medium: Medium, dir: string, names: string[], ids
 
 /** The segment, its keydir entries applied from its hint; undefined if the hint cannot be used. */
 async function recoverFromHint(medium: Medium, dir: string, id: number, apply: ApplyRecord,
-                               report: RecoveryReport): Promise<Segment | undefined> {
+                               report: RecoveryReport, reserve?: (count: number) => void): Promise<Segment | undefined> {
   const hintPath = path.join(dir, hintName(id));
   const segmentPath = path.join(dir, segmentName(id));
   const segmentFile = await medium.open(segmentPath);
@@ -159,7 +159,7 @@ async function recoverFromHint(medium: Medium, dir: string, id: number, apply: A
     const size = segmentFile.sizeSync();
     const hintFile = await medium.open(hintPath, { readOnly: true });
     try {
-      reason = readHint(hintFile, hintPath, id, size, apply);
+      reason = readHint(hintFile, hintPath, id, size, apply, reserve);
     } finally {
       await hintFile.close();
     }

@@ -147,6 +147,11 @@ export class Store<V = unknown> {
     this.#cache = new BlockCache(init.options.cacheBytes);
   }
 
+  /** @internal Makes room in the keydir for `count` more keys (a hint file's), before they come. */
+  reserveRecovered(count: number): void {
+    this.#keydir.reserve(count);
+  }
+
   /** @internal Replays a record during recovery; the key is UTF-8 bytes, decoded only if it expires. */
   applyRecovered(bytes: Buffer, start: number, length: number, entry: Entry | undefined): void {
     const previous = this.#keydir.putBytes(bytes, start, length, entry);

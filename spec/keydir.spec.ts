@@ -64,6 +64,19 @@ describe('keydir', () => {
     expect(keydir.get('again:999')).to.deep.equal(new Entry(0x20000, 999, 30, 0));
   });
 
+  it('reserve() ahead of a bulk load keeps every key findable, before and after', () => {
+    const keydir = new KeyDir();
+    for (let i = 0; i < 500; i++) keydir.put(`before:${i}`, new Entry(1, i, 25, 0));
+    keydir.reserve(50_000);
+    for (let i = 0; i < 50_000; i++) keydir.put(`bulk:${i}`, new Entry(2, i, 30, i % 3 === 0 ? 1e12 + i : 0));
+    keydir.reserve(10); // no-op when there is room
+    expect(keydir.size).to.equal(50_500);
+    expect(keydir.get('before:499')).to.deep.equal(new Entry(1, 499, 25, 0));
+    expect(keydir.get('bulk:49998')).to.deep.equal(new Entry(2, 49998, 30, 0));
+    expect(keydir.get('bulk:49998x')).to.equal(undefined);
+    expect(keydir.get('bulk:3')).to.deep.equal(new Entry(2, 3, 30, 1e12 + 3));
+  });
+
   it('never yields a key twice, nor one added after the iteration started', () => {
     const keydir = new KeyDir();
     for (let i = 0; i < 100; i++) keydir.put(`a${i}`, new Entry(1, i, 25, 0));
