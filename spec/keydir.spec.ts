@@ -72,8 +72,8 @@ describe('keydir', () => {
     keydir.reserve(10); // no-op when there is room
     expect(keydir.size).to.equal(50_500);
     expect(keydir.get('before:499')).to.deep.equal(new Entry(1, 499, 25, 0));
-    expect(keydir.get('bulk:49998')).to.deep.equal(new Entry(2, 49998, 30, 0));
-    expect(keydir.get('bulk:49998x')).to.equal(undefined);
+    expect(keydir.get('bulk:49999')).to.deep.equal(new Entry(2, 49999, 30, 0));
+    expect(keydir.get('bulk:49999x')).to.equal(undefined);
     expect(keydir.get('bulk:3')).to.deep.equal(new Entry(2, 3, 30, 1e12 + 3));
   });
 
