@@ -7,8 +7,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { BLOCK_BYTES, BlockCache } from '../lib/cache';
 import { fileSystem } from '../lib/medium/fs';
-import type { Medium, MediumFile, OpenFileOptions } from '../lib/medium/types';
-import { openFast, tempDir } from './helpers';
+import { fsWith, openFast, systemError, tempDir } from './helpers';
 
 function rng(seed: number): () => number {
   return () => {
@@ -79,33 +78,16 @@ describe('block cache', () => {
     // them), and then fails, as a write whose fdatasync-less success could not be confirmed.
     let armed = false;
     let duringFailedWrite: (() => void) | undefined;
-    const medium: Medium = {
-      isFileSystem: true,
-      mkdirp: (d) => fileSystem.mkdirp(d),
-      list: (d) => fileSystem.list(d),
-      rename: (a, b) => fileSystem.rename(a, b),
-      remove: (p) => fileSystem.remove(p),
-      syncDir: (d) => fileSystem.syncDir(d),
-      async open(p: string, options?: OpenFileOptions): Promise<MediumFile> {
-        const file = await fileSystem.open(p, options);
-        return {
-          path: file.path,
-          readSync: (b, o, l, pos) => file.readSync(b, o, l, pos),
-          sizeSync: () => file.sizeSync(),
-          sync: () => file.sync(),
-          truncate: (size) => file.truncate(size),
-          close: () => file.close(),
-          async write(chunks, position) {
-            await file.write(chunks, position);
-            if (armed) {
-              armed = false;
-              duringFailedWrite?.();
-              throw Object.assign(new Error('injected'), { code: 'EIO' });
-            }
-          },
-        };
+    const medium = fsWith({
+      async write(_file, _chunks, _position, write) {
+        await write();
+        if (armed) {
+          armed = false;
+          duringFailedWrite?.();
+          throw systemError('EIO');
+        }
       },
-    };
+    });
     const dir = tempDir('cache-store');
     const store = await openFast(dir, { medium, autoCompact: false });
     await store.set('neighbour', 'n');

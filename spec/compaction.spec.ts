@@ -11,7 +11,7 @@ import { encodeValue, prepareValue } from '../lib/codec';
 import { TYPE_SET, encodeRecord } from '../lib/format';
 import { fileSystem } from '../lib/medium/fs';
 import type { Medium, MediumFile, OpenFileOptions } from '../lib/medium/types';
-import { dump, expectCode, openFast, tempDir } from './helpers';
+import { dump, expectCode, fsWith, openFast, systemError, tempDir } from './helpers';
 
 const SMALL: OpenOptions = { maxSegmentBytes: 4096, autoCompact: false };
 
@@ -259,22 +259,15 @@ describe('compaction of batches and of leftovers', () => {
 
   it('an input it could not remove is removed by the next compaction first', async () => {
     let failRemove = 0;
-    const medium: Medium = {
-      ...fileSystem,
-      isFileSystem: true,
-      mkdirp: (d) => fileSystem.mkdirp(d),
-      list: (d) => fileSystem.list(d),
-      open: (p, o) => fileSystem.open(p, o),
-      rename: (a, b) => fileSystem.rename(a, b),
-      syncDir: (d) => fileSystem.syncDir(d),
-      async remove(p: string): Promise<void> {
-        if (failRemove > 0 && p.endsWith('.seg')) {
+    const medium = fsWith({
+      async remove(file, remove) {
+        if (failRemove > 0 && file.endsWith('.seg')) {
           failRemove--;
-          throw Object.assign(new Error('injected'), { code: 'EIO' });
+          throw systemError('EIO');
         }
-        return fileSystem.remove(p);
+        return remove();
       },
-    };
+    });
     const dir = tempDir('compact-garbage');
     const store = await openFast(dir, { ...SMALL, medium });
     await store.set('victim', 'old');
@@ -310,33 +303,16 @@ describe('the switch to the compacted segments', function () {
     // A medium that holds the next write to a segment (not a compaction temp file) until the
     // test releases it, and then fails it.
     let hold: { armed: boolean; release?: () => void } = { armed: false };
-    const medium: Medium = {
-      isFileSystem: true,
-      mkdirp: (d) => fileSystem.mkdirp(d),
-      list: (d) => fileSystem.list(d),
-      rename: (a, b) => fileSystem.rename(a, b),
-      remove: (p) => fileSystem.remove(p),
-      syncDir: (d) => fileSystem.syncDir(d),
-      async open(p: string, options?: OpenFileOptions): Promise<MediumFile> {
-        const file = await fileSystem.open(p, options);
-        return {
-          path: file.path,
-          readSync: (b, o, l, pos) => file.readSync(b, o, l, pos),
-          sizeSync: () => file.sizeSync(),
-          sync: () => file.sync(),
-          truncate: (size) => file.truncate(size),
-          close: () => file.close(),
-          async write(chunks, position) {
-            if (hold.armed && !p.endsWith('.tmp')) {
-              hold.armed = false;
-              await new Promise<void>((resolve) => { hold.release = resolve; });
-              throw Object.assign(new Error('injected'), { code: 'EIO' });
-            }
-            return file.write(chunks, position);
-          },
-        };
+    const medium = fsWith({
+      async write(file, _chunks, _position, write) {
+        if (hold.armed && !file.endsWith('.tmp')) {
+          hold.armed = false;
+          await new Promise<void>((resolve) => { hold.release = resolve; });
+          throw systemError('EIO');
+        }
+        return write();
       },
-    };
+    });
     const dir = tempDir('compact-switch');
     const store = await openFast(dir, { medium, autoCompact: false, maxSegmentBytes: 1024 * 1024 });
     const model = new Map<string, unknown>();

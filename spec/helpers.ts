@@ -9,6 +9,8 @@ import * as path from 'path';
 import { LogkvError, OpenOptions, Store, open } from '../lib';
 import type { ErrorCode } from '../lib';
 import { encodeValue, prepareValue } from '../lib/codec';
+import { fileSystem } from '../lib/medium/fs';
+import type { Medium, MediumFile, OpenFileOptions } from '../lib/medium/types';
 
 const made: string[] = [];
 
@@ -153,4 +155,43 @@ export function keepOnlySegments(dir: string): void {
 export function openAfterCrash<V = unknown>(dir: string, options: OpenOptions = {}): Promise<Store<V>> {
   keepOnlySegments(dir);
   return openFast<V>(dir, options);
+}
+
+/** What a spec may put in front of the real file system's calls (see fsWith). */
+export interface FsHooks {
+  /** Replaces a file's write: `write` performs the real one. */
+  write?: (file: string, chunks: readonly Uint8Array[], position: number, write: () => Promise<void>) => Promise<void>;
+  /** Replaces remove: `remove` performs the real one. */
+  remove?: (file: string, remove: () => Promise<void>) => Promise<void>;
+}
+
+/** The real file system, with some calls routed through a spec's hooks (to hold or fail them). */
+export function fsWith(hooks: FsHooks): Medium {
+  return {
+    isFileSystem: true,
+    mkdirp: (dir) => fileSystem.mkdirp(dir),
+    list: (dir) => fileSystem.list(dir),
+    rename: (from, to) => fileSystem.rename(from, to),
+    syncDir: (dir) => fileSystem.syncDir(dir),
+    remove: (file) => (hooks.remove ? hooks.remove(file, () => fileSystem.remove(file)) : fileSystem.remove(file)),
+    async open(file: string, options?: OpenFileOptions): Promise<MediumFile> {
+      const inner = await fileSystem.open(file, options);
+      return {
+        path: inner.path,
+        readSync: (buf, offset, length, position) => inner.readSync(buf, offset, length, position),
+        sizeSync: () => inner.sizeSync(),
+        sync: () => inner.sync(),
+        truncate: (size) => inner.truncate(size),
+        close: () => inner.close(),
+        write: (chunks, position) => (hooks.write
+          ? hooks.write(file, chunks, position, () => inner.write(chunks, position))
+          : inner.write(chunks, position)),
+      };
+    },
+  };
+}
+
+/** An error as the file system raises it. */
+export function systemError(code: string): Error {
+  return Object.assign(new Error(`injected ${code}`), { code });
 }
