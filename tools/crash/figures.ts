@@ -28,6 +28,8 @@ export class Figures {
   cleanExits = 0;
   opsAcknowledged = 0;
   opsVerified = 0;
+  /** Kill mode: reopens that waited for an ownerless lock to go stale (a child killed mid-lock). */
+  lockWaits = 0;
   /** Recoveries that cut a torn tail: shows the crashes hit mid-write. */
   tornTailsCut = 0;
   lost = 0;
@@ -65,6 +67,7 @@ export class Figures {
       ['crashes during recovery', this.nestedCrashes],
       ['process kills (SIGKILL)', this.kills],
       ['clean exits', this.cleanExits],
+      ['reopens that waited out an ownerless lock', this.lockWaits],
       ['operations acknowledged', this.opsAcknowledged],
       ['operations verified', this.opsVerified],
       ['torn tails cut by recovery', this.tornTailsCut],

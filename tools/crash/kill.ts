@@ -26,6 +26,8 @@ const CLOCK_BASE = 1_800_000_000_000;
 /** A directory is retired after this many rounds or bytes, so recovery stays quick. */
 const ROUNDS_PER_DIR = 25;
 const BYTES_PER_DIR = 48 * 1024 * 1024;
+/** Each round copies its directory first, for a failure report, unless it is larger than this. */
+const KEEP_BEFORE_BYTES = 16 * 1024 * 1024;
 
 export interface KillOptions {
   seed: number;
@@ -64,11 +66,19 @@ export async function killRun(o: KillOptions): Promise<void> {
         fs.rmSync(life.dir, { recursive: true, force: true });
         life = newLife();
       }
-      const ok = await killRound(o, life, child);
+      // The directory as the round found it, so a failure can be studied from its start.
+      const before = path.join(o.workDir, 'before-round');
+      fs.rmSync(before, { recursive: true, force: true });
+      if (fs.existsSync(life.dir) && directoryBytes(life.dir) < KEEP_BEFORE_BYTES) fs.cpSync(life.dir, before, { recursive: true });
+      const ok = await killRound(o, life, child, o.modes[round % o.modes.length]);
       if (!ok) {
         const kept = path.join(o.failDir, `kill-${path.basename(life.dir)}-round-${life.rounds}`);
         fs.mkdirSync(o.failDir, { recursive: true });
-        fs.cpSync(life.dir, kept, { recursive: true });
+        fs.cpSync(life.dir, path.join(kept, 'after'), { recursive: true });
+        if (fs.existsSync(before)) fs.cpSync(before, path.join(kept, 'before'), { recursive: true });
+        for (const name of ['round.json', 'acks.json']) {
+          if (fs.existsSync(path.join(o.workDir, name))) fs.copyFileSync(path.join(o.workDir, name), path.join(kept, name));
+        }
         const failure = o.figures.failures[o.figures.failures.length - 1];
         if (failure !== undefined && failure.kept === undefined) failure.kept = kept;
         fs.rmSync(life.dir, { recursive: true, force: true });
@@ -133,10 +143,28 @@ function runChild(script: string, configPath: string, killAfter: 'opening' | 're
   });
 }
 
-async function killRound(o: KillOptions, life: Life, child: string): Promise<boolean> {
+/**
+ * Opens the store a killed child left. A child killed between taking the lock and naming itself
+ * in LOCK.owner leaves a lock nobody can tell from one being taken right now; lib/lock.ts takes
+ * it over once it is OWNERLESS_STALE_MS old, so wait that out (and count it).
+ */
+async function openAfterKill(dir: string, nowCheck: number, figures: Figures): Promise<Store<unknown>> {
+  const giveUp = Date.now() + 15_000;
+  for (let waited = false; ; waited = true) {
+    try {
+      const store = await open(dir, { clock: () => nowCheck, autoCompact: false });
+      if (waited) figures.lockWaits++;
+      return store;
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'LOGKV_LOCKED' || Date.now() > giveUp) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  }
+}
+
+async function killRound(o: KillOptions, life: Life, child: string, sync: SyncMode): Promise<boolean> {
   const { random, figures } = o;
   const roundSeed = random.int(2 ** 32);
-  const sync = random.pick(o.modes);
   const workloadConfig: WorkloadConfig = { keys: 48, stepMs: 10, compaction: true, pauses: true, maxValueChars: 3000 };
   const plan = random();
   const clean = plan < 0.1;
@@ -159,6 +187,7 @@ async function killRound(o: KillOptions, life: Life, child: string): Promise<boo
   const killAfter = clean ? undefined : plan < 0.2 ? 'opening' : 'ready';
   const delayMs = killAfter === 'opening' ? random.int(40) : random.int(o.maxKillDelayMs);
   const run = await runChild(child, configPath, killAfter, delayMs);
+  fs.writeFileSync(path.join(o.workDir, 'acks.json'), JSON.stringify({ exit: run.exit, acks: [...run.acks] }));
   figures.runs++;
   life.rounds++;
   const describeRound = `kill, sync ${sync}, round seed ${roundSeed} (harness seed ${o.seed}), ` +
@@ -209,7 +238,7 @@ async function killRound(o: KillOptions, life: Life, child: string): Promise<boo
   figures.crashPoints++;
   let store: Store<unknown>;
   try {
-    store = await open(life.dir, { clock: () => nowCheck, autoCompact: false });
+    store = await openAfterKill(life.dir, nowCheck, figures);
   } catch (err) {
     figures.failedOpens++;
     figures.fail({ what: `${describeRound}: reopening failed: ${(err as Error).message}`, replay, details: [] });
