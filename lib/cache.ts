@@ -57,6 +57,22 @@ export class BlockCache {
     return done;
   }
 
+  /**
+   * The `length` bytes at `position` as a view into the cache, when they lie in one block (the
+   * common case for small records), or undefined. The view is valid only until the next cache
+   * call: the caller must finish with it first.
+   */
+  view(segmentId: number, file: MediumFile, length: number, position: number): Buffer | undefined {
+    if (this.#frames < 2) return undefined;
+    const block = Math.floor(position / BLOCK_BYTES);
+    const inBlock = position - block * BLOCK_BYTES;
+    if (inBlock + length > BLOCK_BYTES) return undefined;
+    const frame = this.#frame(segmentId, file, block, inBlock + length);
+    if (this.#frameValid[frame] < inBlock + length) return undefined;
+    const start = (frame % FRAMES_PER_SLAB) * BLOCK_BYTES + inBlock;
+    return this.#slabs[Math.floor(frame / FRAMES_PER_SLAB)].subarray(start, start + length);
+  }
+
   /** Forgets every cached byte of the segment at or past `offset` (0: the whole segment). */
   drop(segmentId: number, offset = 0): void {
     const blocks = this.#index.get(segmentId);

@@ -40,6 +40,8 @@ export const packr = new Packr({
   bundleStrings: false,
   useFloat32: 0,          // numbers are always exact float64 or integers
   variableMapSize: false,
+  copyBuffers: true,      // decoded Buffers and typed arrays never share memory with what was read
+                          // (reads decode straight from the block cache, whose memory is reused)
 });
 
 /** Nesting deeper than this is rejected: msgpackr recurses, and a deep value would blow the stack. */

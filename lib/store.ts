@@ -660,20 +660,22 @@ export class Store<V = unknown> {
     if (entry.offset >= segment.flushed) {
       bytes = segment.findPending(entry.offset);
     } else if (segment.file !== undefined) {
-      bytes = Buffer.allocUnsafe(entry.length);
-      let got: number;
       try {
-        got = this.#cache.read(segment.id, segment.file, bytes, entry.length, entry.offset);
+        // A record within one cached block is checked and decoded where it lies, without a copy.
+        bytes = this.#cache.view(segment.id, segment.file, entry.length, entry.offset);
+        if (bytes === undefined) {
+          bytes = Buffer.allocUnsafe(entry.length);
+          const got = this.#cache.read(segment.id, segment.file, bytes, entry.length, entry.offset);
+          if (got !== entry.length) throw corruption('record is cut short', segment.path, entry.offset, { key });
+        }
       } catch (err) {
         throw ioError(err, `reading key ${describe(key)}`, segment.path);
       }
-      if (got !== entry.length) throw corruption('record is cut short', segment.path, entry.offset, { key });
     }
     if (bytes === undefined) throw new LogkvError(ErrorCodes.IO, 'record not found where the keydir says', { key });
     const header = parseRecordHeader(bytes, 0);
     if (header === null || header.totalLength !== entry.length || header.type !== TYPE_SET ||
-        !recordCrcMatches(bytes, 0, header) ||
-        bytes.toString('utf8', RECORD_HEADER_BYTES, RECORD_HEADER_BYTES + header.keyLength) !== key) {
+        !recordCrcMatches(bytes, 0, header) || !recordKeyIs(bytes, header.keyLength, key)) {
       // Forget the cached blocks, so a read after the file is repaired (or was misread) reads it again.
       this.#cache.drop(segment.id, entry.offset);
       throw corruption(`record for key ${describe(key)} fails its checks`, segment.path, entry.offset, { key });
@@ -909,6 +911,20 @@ interface PreparedWrite {
   /** undefined for a delete */
   valueBytes: Buffer | undefined;
   expiresAt: number;
+}
+
+/** Whether the record's key bytes are `key`, compared without making a string when it is ASCII. */
+function recordKeyIs(record: Buffer, keyLength: number, key: string): boolean {
+  if (key.length === keyLength) {
+    let i = 0;
+    for (; i < keyLength; i++) {
+      const code = key.charCodeAt(i);
+      if (code >= 0x80) break;
+      if (record[RECORD_HEADER_BYTES + i] !== code) return false;
+    }
+    if (i === keyLength) return true;
+  }
+  return record.toString('utf8', RECORD_HEADER_BYTES, RECORD_HEADER_BYTES + keyLength) === key;
 }
 
 /** A segment with no file and nothing queued for it: it takes no disk space yet. */
