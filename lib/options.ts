@@ -30,7 +30,9 @@ export interface OpenOptions {
   /**
    * Memory for recently read 4 KiB blocks of the segment files, so most reads of small records
    * are a copy from memory rather than a system call. Taken as it fills, so a small store uses
-   * little. 0 turns it off (every read is one positioned read). @default 64 MiB
+   * little: the cache never holds more than the store's size. It duplicates what the OS page
+   * cache holds, in exchange for reads without a system call; lower it where memory is tight.
+   * 0 turns it off (every read is one positioned read). @default 256 MiB
    */
   cacheBytes?: number;
   /** Longest key, in UTF-8 bytes (at most 65535, the format's limit). @default 1024 */
@@ -78,7 +80,7 @@ export const DEFAULTS = {
   sync: 'always' as SyncMode,
   syncIntervalMs: 1000,
   maxSegmentBytes: 64 * 1024 * 1024,
-  cacheBytes: 64 * 1024 * 1024,
+  cacheBytes: 256 * 1024 * 1024,
   maxKeyBytes: 1024,
   maxValueBytes: 16 * 1024 * 1024,
   maxStoreBytes: Infinity,
