@@ -13,10 +13,11 @@
  *   offset    Uint32Array per record (segments are at most 4 GiB)
  *   length    Uint32Array per record
  *   keyAt     Uint32Array per record: where the key's bytes start in `arena`
+ *   hash      Uint32Array per record: the key's hash (compared before the key; no rehash on resize)
  *   arena     the keys' UTF-8 bytes, each preceded by its length (1 byte below 128, else 3)
  *   expires   Map<record, ms> for the few records with an expiry
  *
- * About 16 bytes per record plus the key, plus 4 bytes per slot (at most 70% full).
+ * About 20 bytes per record plus the key, plus 4 bytes per slot (at most 70% full).
  * Deleted records' indices are reused (unless an iteration is running); the arena is rebuilt
  * when more than half of it is deleted keys.
  */
@@ -50,6 +51,8 @@ export class KeyDir {
   #offset = new Uint32Array(MIN_SLOTS);
   #length = new Uint32Array(MIN_SLOTS);
   #keyAt = new Uint32Array(MIN_SLOTS);
+  /** Each record's key hash: a probe compares it before the key bytes, and a resize needs no rehash. */
+  #hash = new Uint32Array(MIN_SLOTS);
   #arena = new Uint8Array(MIN_SLOTS * 16);
   #arenaUsed = 0;
   #arenaGarbage = 0;
@@ -108,6 +111,7 @@ export class KeyDir {
     if (entry === undefined) return undefined;
     if ((this.#count + 1) > this.#slots.length * MAX_LOAD) this.#resize(this.#slots.length * 2);
     const record = this.#allocate(bytes, start, length);
+    this.#hash[record] = hash;
     this.#store(record, entry);
     let at = hash & this.#mask;
     while (this.#slots[at] !== 0) at = (at + 1) & this.#mask;
@@ -176,6 +180,7 @@ export class KeyDir {
       view(this.#offset, high * 4),
       view(this.#length, high * 4),
       view(this.#keyAt, high * 4),
+      view(this.#hash, high * 4),
       view(this.#arena, this.#arenaUsed),
       Buffer.from(Uint32Array.from(this.#free).buffer),
       segmentIds,
@@ -196,7 +201,7 @@ export class KeyDir {
     const expiresCount = buf.readUInt32LE(28);
     if (slotCount < MIN_SLOTS || (slotCount & (slotCount - 1)) !== 0 || count > slotCount * MAX_LOAD ||
         count + freeCount !== high) fail('inconsistent counts');
-    const expected = 40 + slotCount * 4 + high * 16 + arenaUsed + freeCount * 4 + segmentCount * 8 + expiresCount * 12;
+    const expected = 40 + slotCount * 4 + high * 20 + arenaUsed + freeCount * 4 + segmentCount * 8 + expiresCount * 12;
     if (buf.length !== expected) fail('wrong size');
     const keydir = new KeyDir();
     let at = 40;
@@ -228,6 +233,7 @@ export class KeyDir {
     keydir.#offset = column();
     keydir.#length = column();
     keydir.#keyAt = column();
+    keydir.#hash = column();
     const arena = new Uint8Array(Math.max(MIN_SLOTS * 16, Math.ceil(arenaUsed * 1.25)));
     arena.set(take(arenaUsed));
     keydir.#arena = arena;
@@ -318,9 +324,12 @@ export class KeyDir {
     const slots = this.#slots;
     const mask = this.#mask;
     const arena = this.#arena;
-    for (let at = mix(hash) & mask; ; at = (at + 1) & mask) {
+    const hashes = this.#hash;
+    const mixed = mix(hash);
+    for (let at = mixed & mask; ; at = (at + 1) & mask) {
       const value = slots[at];
       if (value === 0) return -1;
+      if (hashes[value - 1] !== mixed) continue;
       let pos = this.#keyAt[value - 1];
       if (arena[pos] !== length) continue;
       pos++;
@@ -334,10 +343,11 @@ export class KeyDir {
   #find(bytes: Uint8Array, start: number, length: number, hash: number): number {
     const slots = this.#slots;
     const mask = this.#mask;
+    const hashes = this.#hash;
     for (let at = hash & mask; ; at = (at + 1) & mask) {
       const value = slots[at];
       if (value === 0) return -1;
-      if (this.#keyEquals(value - 1, bytes, start, length)) return at;
+      if (hashes[value - 1] === hash && this.#keyEquals(value - 1, bytes, start, length)) return at;
     }
   }
 
@@ -408,8 +418,7 @@ export class KeyDir {
   }
 
   #home(record: number): number {
-    const [start, length] = this.#keyBounds(record);
-    return hashBytes(this.#arena, start, length) & this.#mask;
+    return this.#hash[record] & this.#mask;
   }
 
   #resize(capacity: number): void {
@@ -434,13 +443,20 @@ export class KeyDir {
     this.#offset = grow(this.#offset);
     this.#length = grow(this.#length);
     this.#keyAt = grow(this.#keyAt);
+    this.#hash = grow(this.#hash);
   }
 
   /** Makes room for `need` more bytes: rebuilds without deleted keys if that frees enough, else grows. */
   #growArena(need: number): void {
     const live = this.#arenaUsed - this.#arenaGarbage;
-    const size = Math.max(this.#arena.length, (live + need) * 2);
-    const arena = new Uint8Array(this.#arenaGarbage > this.#arenaUsed / 2 ? size : Math.max(size, this.#arena.length * 2));
+    if (this.#arenaGarbage <= this.#arenaUsed / 2) {
+      // Mostly live keys: a bigger arena with the same bytes at the same offsets.
+      const arena = new Uint8Array(Math.max(this.#arena.length * 2, this.#arenaUsed + need));
+      arena.set(this.#arena.subarray(0, this.#arenaUsed));
+      this.#arena = arena;
+      return;
+    }
+    const arena = new Uint8Array(Math.max(this.#arena.length, (live + need) * 2));
     let used = 0;
     for (let record = 0; record < this.#high; record++) {
       if (this.#keyAt[record] === FREE) continue;
