@@ -60,13 +60,11 @@ function sameView(recovered: Recovered, expected: Map<string, ModelEntry>): bool
 export function check(recovered: Recovered, expectation: Expectation): Verdict {
   const { base, pending, nowCheck } = expectation;
   // Every state the store may be in: base, then base with each longer prefix of pending applied.
-  const states: ModelState[] = [];
-  let state = new Map(base);
-  states.push(new Map(state));
+  const states: ModelState[] = [new Map(base)];
   for (const step of pending) {
-    applyOp(state, step.op, step.now);
-    states.push(new Map(state));
-    state = new Map(state);
+    const next = new Map(states[states.length - 1]);
+    applyOp(next, step.op, step.now);
+    states.push(next);
   }
   const views = states.map((s) => observe(s, nowCheck));
   for (let k = 0; k < views.length; k++) {
