@@ -733,29 +733,12 @@ function parseDumpLine(line: string): DumpLine {
 
 // ---------------------------------------------------------------- compaction (logkv compact, logkv-compact)
 
-/** What store.compact() resolves with (lib/compactor.ts); read defensively, it is feature-detected. */
-interface CompactionSummary {
-  dryRun?: boolean;
-  segmentsBefore: number;
-  segmentsAfter: number;
-  bytesBefore: number;
-  bytesAfter: number;
-  recordsKept: number;
-  recordsDropped: number;
-  durationMs: number;
-}
-
-type Compactable = Store<unknown> & {
-  compact?: (options: { dryRun?: boolean; onProgress?: (p: { bytesDone: number; bytesTotal: number }) => void }) =>
-    Promise<CompactionSummary>;
-};
 
 /** Opens the store, compacts it (or reports what it would reclaim), prints the result, closes. */
 async function compactAndReport(io: CliIo, out: Output, dir: string, dryRun: boolean, asJson: boolean): Promise<number> {
   requireStoreDir(dir);
   const bar = new ProgressBar(io.stderr, dryRun ? 'measuring' : 'compacting');
-  const { result, keys } = await withStore(dir, async (store: Compactable) => {
-    if (typeof store.compact !== 'function') throw new Failure('this build of logkv has no compaction (store.compact is missing)');
+  const { result, keys } = await withStore(dir, async (store: Store<unknown>) => {
     try {
       const done = await store.compact({ dryRun, onProgress: (p) => bar.update(p.bytesDone, p.bytesTotal) });
       return { result: done, keys: store.size };
