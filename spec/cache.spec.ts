@@ -3,25 +3,17 @@
  * serves bytes that a failed write left behind after the store truncated them.
  */
 import { expect } from 'chai';
+import { seededRandom } from '../lib/medium/random';
 import * as fs from 'fs';
 import * as path from 'path';
 import { BLOCK_BYTES, BlockCache } from '../lib/cache';
 import { fileSystem } from '../lib/medium/fs';
 import { fsWith, openFast, systemError, tempDir } from './helpers';
 
-function rng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 describe('block cache', () => {
   it('returns exactly the bytes of a direct read, across blocks, evictions and the end of the file', async () => {
     const dir = tempDir('cache');
-    const random = rng(7);
+    const random = seededRandom(7);
     const content = Buffer.alloc(BLOCK_BYTES * 40 + 123);
     for (let i = 0; i < content.length; i++) content[i] = Math.floor(random() * 256);
     const file = path.join(dir, 'data');

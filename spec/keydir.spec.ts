@@ -3,17 +3,8 @@
  * resizes, arena rebuilds and long keys, with iteration under modification.
  */
 import { expect } from 'chai';
+import { seededRandom } from '../lib/medium/random';
 import { Entry, KeyDir } from '../lib/keydir';
-
-/** A small seeded PRNG (mulberry32) so a failure can be replayed. */
-function rng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function keyOf(n: number): string {
   // Mix short ASCII, multi-byte UTF-8 and long keys (which take a 3-byte length prefix).
@@ -25,7 +16,7 @@ function keyOf(n: number): string {
 describe('keydir', () => {
   for (const seed of [1, 2, 3]) {
     it(`matches a Map through 60,000 random operations (seed ${seed})`, () => {
-      const random = rng(seed);
+      const random = seededRandom(seed);
       const keydir = new KeyDir();
       const model = new Map<string, Entry>();
       for (let i = 0; i < 60_000; i++) {
