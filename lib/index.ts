@@ -19,7 +19,7 @@ import { Store } from './store';
 export { ErrorCodes, LogkvError } from './errors';
 export type { ErrorCode, ErrorDetails } from './errors';
 export type { OpenOptions, SyncMode } from './options';
-export type { BatchOperation, IterateOptions, StoreStats, WriteOptions } from './store';
+export type { BatchOperation, IterateOptions, StoreEntry, StoreStats, WriteOptions } from './store';
 export type { RecoveryReport, TruncationReport } from './recovery';
 export type { CompactOptions, CompactionProgress, CompactionResult } from './compactor';
 export type { Medium, MediumFile, OpenFileOptions } from './medium/types';

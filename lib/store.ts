@@ -40,6 +40,13 @@ export type BatchOperation<V> =
   | { type: 'set'; key: string; value: V; ttl?: number; expiresAt?: number }
   | { type: 'delete'; key: string };
 
+/** What getEntry() returns for a live key. */
+export interface StoreEntry<V> {
+  value: V;
+  /** When the key expires, in ms since the epoch; absent if it never does. */
+  expiresAt?: number;
+}
+
 export interface IterateOptions {
   /** Only keys that start with this string. */
   prefix?: string;
@@ -224,6 +231,16 @@ export class Store<V = unknown> {
     this.#checkKey(key);
     const entry = this.#liveEntry(key);
     return entry === undefined ? undefined : (this.#readValue(key, entry) as V);
+  }
+
+  /** The value of `key` with its expiry, or undefined if it is missing or expired. */
+  async getEntry(key: string): Promise<StoreEntry<V> | undefined> {
+    this.#checkOpen();
+    this.#checkKey(key);
+    const entry = this.#liveEntry(key);
+    if (entry === undefined) return undefined;
+    const value = this.#readValue(key, entry) as V;
+    return entry.expiresAt === 0 ? { value } : { value, expiresAt: entry.expiresAt };
   }
 
   /** Whether `key` is live. Does not read the value. */

@@ -35,6 +35,17 @@ describe('TTL', () => {
     await store.close();
   });
 
+  it('getEntry() gives a live key its value and expiry, and nothing once it expired', async () => {
+    await store.set('t', { n: 1 }, { ttl: 1000 });
+    await store.set('p', 'forever');
+    expect(await store.getEntry('t')).to.deep.equal({ value: { n: 1 }, expiresAt: clock.read() + 1000 });
+    expect(await store.getEntry('p')).to.deep.equal({ value: 'forever' });
+    expect(await store.getEntry('missing')).to.equal(undefined);
+    clock.advance(1000);
+    expect(await store.getEntry('t')).to.equal(undefined);
+    await expectCode(store.getEntry(''), ErrorCodes.INVALID_KEY);
+  });
+
   it('a key is live until its ttl has passed, and gone at the exact expiry', async () => {
     await store.set('k', 'v', { ttl: 1000 });
     clock.advance(999);
