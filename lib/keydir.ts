@@ -22,6 +22,8 @@
  * when more than half of it is deleted keys.
  */
 
+import { OrderedIndex, type ByteRange, type OrderedIndexOptions } from './ordered';
+
 export class Entry {
   constructor(
     /** Segment id. */
@@ -39,6 +41,20 @@ const MAX_LOAD = 0.7;
 const MIN_SLOTS = 1024;
 /** Keys are at most 65535 bytes (format.ts): the scratch buffer holds any of them. */
 const SCRATCH_BYTES = 0x10000;
+
+export interface KeyDirOptions {
+  /** Keep an ordered index of the keys (ordered.ts) in step with every change; off by default. */
+  ordered?: boolean | OrderedIndexOptions;
+}
+
+/** ByteRange (ordered.ts) with string bounds. */
+export interface KeyRange extends Omit<ByteRange, 'gt' | 'gte' | 'lt' | 'lte' | 'prefix'> {
+  gt?: string;
+  gte?: string;
+  lt?: string;
+  lte?: string;
+  prefix?: string;
+}
 
 export class KeyDir {
   #slots = new Int32Array(MIN_SLOTS);
@@ -62,6 +78,12 @@ export class KeyDir {
   /** Running iterations; while any runs, freed record indices are not reused (see keys()). */
   #iterations = 0;
   readonly #scratch = Buffer.allocUnsafe(SCRATCH_BYTES);
+  /** The keys in order, if asked for (see ordered.ts); told of every key that comes or goes. */
+  #ordered: OrderedIndex | undefined;
+
+  constructor(options: KeyDirOptions = {}) {
+    if (options.ordered) this.#ordered = new OrderedIndex(this, options.ordered === true ? {} : options.ordered);
+  }
 
   get size(): number {
     return this.#count;
@@ -117,6 +139,7 @@ export class KeyDir {
     while (this.#slots[at] !== 0) at = (at + 1) & this.#mask;
     this.#slots[at] = record + 1;
     this.#count++;
+    this.#ordered?.insert(record);
     return undefined;
   }
 
@@ -143,6 +166,53 @@ export class KeyDir {
   /** Bytes of JS-invisible memory the table holds, for stats and benchmarks. */
   get memoryBytes(): number {
     return this.#slots.byteLength + this.#arena.byteLength + this.#segment.byteLength * 4;
+  }
+
+  // ---------------------------------------------------------------- order (ordered.ts)
+
+  /** The ordered index, if the keydir keeps one. */
+  get ordered(): OrderedIndex | undefined {
+    return this.#ordered;
+  }
+
+  /**
+   * Starts keeping the keys in order: builds the ordered index from every live key with one
+   * sort (for a keydir loaded from a snapshot or hints without one). A no-op if it has one.
+   */
+  orderKeys(options: OrderedIndexOptions = {}): OrderedIndex {
+    if (this.#ordered !== undefined) return this.#ordered;
+    const live = new Uint32Array(this.#count);
+    let n = 0;
+    for (let record = 0; record < this.#high; record++) if (this.#keyAt[record] !== FREE) live[n++] = record;
+    const ordered = new OrderedIndex(this, options);
+    ordered.build(live);
+    this.#ordered = ordered;
+    return ordered;
+  }
+
+  /**
+   * The live keys in `range`, in the order of their UTF-8 bytes (see OrderedIndex.cursor() for
+   * what holds while the keydir changes between steps). String bounds are taken as UTF-8.
+   * Requires the ordered index (constructor option or orderKeys()).
+   */
+  *range(range: KeyRange = {}): Generator<string, void, undefined> {
+    if (this.#ordered === undefined) throw new Error('keydir: range() needs the ordered index');
+    const bytes = (key: string | undefined) => key === undefined ? undefined : Buffer.from(key, 'utf8');
+    const cursor = this.#ordered.cursor({
+      gt: bytes(range.gt), gte: bytes(range.gte), lt: bytes(range.lt), lte: bytes(range.lte),
+      prefix: bytes(range.prefix), reverse: range.reverse, limit: range.limit,
+    });
+    for (let record = cursor.next(); record >= 0; record = cursor.next()) yield this.#keyString(record);
+  }
+
+  /** For ordered.ts (KeySource): the arena. Replaced when it grows or is rebuilt; never keep it. */
+  get keyArena(): Uint8Array {
+    return this.#arena;
+  }
+
+  /** For ordered.ts (KeySource): where each record's key starts in the arena. Replaced when it grows. */
+  get keyOffsets(): Uint32Array {
+    return this.#keyAt;
   }
 
   // ---------------------------------------------------------------- snapshot
@@ -396,6 +466,8 @@ export class KeyDir {
 
   /** Removes the record in `slot`, shifting later members of its cluster back (no tombstones). */
   #remove(slot: number, record: number): void {
+    // First, while the record's key bytes are still where the ordered index reads them.
+    this.#ordered?.remove(record);
     const [, length] = this.#keyBounds(record);
     this.#arenaGarbage += length + (length < 0x80 ? 1 : 3);
     this.#keyAt[record] = FREE;
