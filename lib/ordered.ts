@@ -1172,7 +1172,7 @@ class CursorState {
       let end = range.prefix.length;
       while (end > 0 && range.prefix[end - 1] === 0xff) end--;
       if (end > 0) {
-        const successor = range.prefix.slice(0, end);
+        const successor = Uint8Array.from(range.prefix.subarray(0, end));
         successor[end - 1]++;
         upper = tighterUpper(upper, { bytes: successor, inclusive: false });
       }
@@ -1199,8 +1199,9 @@ interface Bound {
   inclusive: boolean;
 }
 
+/** A bound with its own copy of the bytes (Buffer's slice() would share them, Uint8Array.from does not). */
 function bound(bytes: Uint8Array | undefined, inclusive: boolean): Bound | undefined {
-  return bytes === undefined ? undefined : { bytes: bytes.slice(), inclusive };
+  return bytes === undefined ? undefined : { bytes: Uint8Array.from(bytes), inclusive };
 }
 
 function compareBytes(a: Uint8Array, b: Uint8Array): number {
