@@ -163,9 +163,9 @@ export class KeyDir {
     }
   }
 
-  /** Bytes of JS-invisible memory the table holds, for stats and benchmarks. */
+  /** Bytes of JS-invisible memory the table holds (with its ordered index), for stats and benchmarks. */
   get memoryBytes(): number {
-    return this.#slots.byteLength + this.#arena.byteLength + this.#segment.byteLength * 4;
+    return this.#slots.byteLength + this.#arena.byteLength + this.#segment.byteLength * 4 + (this.#ordered?.memoryBytes ?? 0);
   }
 
   // ---------------------------------------------------------------- order (ordered.ts)

@@ -13,11 +13,13 @@ function keyOf(n: number): string {
   return `k${n}`;
 }
 
-describe('keydir', () => {
+// Every spec runs twice: alone, and keeping the ordered index (ordered.ts) in step, small nodes
+// so that it splits and merges often; then the keys must also come out in UTF-8 byte order.
+for (const ordered of [false, { nodeCapacity: 5 }]) describe(ordered ? 'keydir with the ordered index' : 'keydir', () => {
   for (const seed of [1, 2, 3]) {
     it(`matches a Map through 60,000 random operations (seed ${seed})`, () => {
       const random = seededRandom(seed);
-      const keydir = new KeyDir();
+      const keydir = new KeyDir({ ordered });
       const model = new Map<string, Entry>();
       for (let i = 0; i < 60_000; i++) {
         const key = keyOf(Math.floor(random() * 8000));
@@ -38,17 +40,22 @@ describe('keydir', () => {
       }
       for (const [key, entry] of model) expect(keydir.get(key)).to.deep.equal(entry);
       expect([...keydir.keys()].sort()).to.deep.equal([...model.keys()].sort());
+      if (ordered) {
+        keydir.ordered!.check();
+        expect([...keydir.range()]).to.deep.equal([...model.keys()].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b))));
+      }
     });
   }
 
   it('grows to hold 200,000 keys and removes them all', () => {
-    const keydir = new KeyDir();
+    const keydir = new KeyDir({ ordered });
     for (let i = 0; i < 200_000; i++) keydir.put(`key:${i}`, new Entry(0x10000, i * 40, 40, 0));
     expect(keydir.size).to.equal(200_000);
     expect(keydir.get('key:123456')).to.deep.equal(new Entry(0x10000, 123456 * 40, 40, 0));
     for (let i = 0; i < 200_000; i++) expect(keydir.put(`key:${i}`, undefined)).to.not.equal(undefined);
     expect(keydir.size).to.equal(0);
     expect([...keydir.keys()]).to.deep.equal([]);
+    if (ordered) expect(keydir.ordered!.height).to.equal(0);
     // Freed records and arena space are reused.
     for (let i = 0; i < 1000; i++) keydir.put(`again:${i}`, new Entry(0x20000, i, 30, 0));
     expect(keydir.size).to.equal(1000);
@@ -56,7 +63,7 @@ describe('keydir', () => {
   });
 
   it('reserve() ahead of a bulk load keeps every key findable, before and after', () => {
-    const keydir = new KeyDir();
+    const keydir = new KeyDir({ ordered });
     for (let i = 0; i < 500; i++) keydir.put(`before:${i}`, new Entry(1, i, 25, 0));
     keydir.reserve(50_000);
     for (let i = 0; i < 50_000; i++) keydir.put(`bulk:${i}`, new Entry(2, i, 30, i % 3 === 0 ? 1e12 + i : 0));
@@ -69,7 +76,7 @@ describe('keydir', () => {
   });
 
   it('never yields a key twice, nor one added after the iteration started', () => {
-    const keydir = new KeyDir();
+    const keydir = new KeyDir({ ordered });
     for (let i = 0; i < 100; i++) keydir.put(`a${i}`, new Entry(1, i, 25, 0));
     const seen: string[] = [];
     for (const key of keydir.keys()) {
