@@ -176,11 +176,19 @@ export class KeyDir {
   }
 
   /**
-   * Starts keeping the keys in order: builds the ordered index from every live key with one
-   * sort (for a keydir loaded from a snapshot or hints without one). A no-op if it has one.
+   * Starts keeping the keys in order (for a keydir loaded from a snapshot or hints without its
+   * ordered index): loads `saved`, the bytes of `ordered.toBytes()` taken with this table's
+   * toBytes(), if given, else builds the index from every live key with one sort. Throws if
+   * `saved` does not describe this table's live records (OrderedIndex.fromBytes()), leaving the
+   * keydir without an ordered index. A no-op if it has one.
    */
-  orderKeys(options: OrderedIndexOptions = {}): OrderedIndex {
+  orderKeys(options: OrderedIndexOptions = {}, saved?: Buffer): OrderedIndex {
     if (this.#ordered !== undefined) return this.#ordered;
+    if (saved !== undefined) {
+      const isLive = (record: number) => record < this.#high && this.#keyAt[record] !== FREE;
+      this.#ordered = OrderedIndex.fromBytes(this, saved, isLive, this.#count);
+      return this.#ordered;
+    }
     const live = new Uint32Array(this.#count);
     let n = 0;
     for (let record = 0; record < this.#high; record++) if (this.#keyAt[record] !== FREE) live[n++] = record;

@@ -1084,6 +1084,137 @@ export class OrderedIndex {
     this.#innerFree = [];
   }
 
+  // ---------------------------------------------------------------- bytes
+
+  /**
+   * The index as bytes, so a snapshot can carry it beside the keydir and an open skip the sort
+   * (see fromBytes()). Arrays are written in the host's byte order, as the keydir's are (the
+   * snapshot allows only little-endian hosts). Only handed-out nodes are written; free ones are
+   * listed so the pools keep their numbering.
+   *
+   *   header   8 × u32: capacity, height, root, size, leaves handed out (L), inner nodes (I),
+   *            free leaves, free inner nodes
+   *   leaves   rec, word: L × capacity × u32; next, prev: L × i32; count | skip << 16: L × u32
+   *   inner    child, rec, word: I × capacity × u32; count | skip << 16: I × u32
+   *   free     leaf ids, inner ids: u32 each
+   */
+  toBytes(): Buffer[] {
+    const B = this.#capacity;
+    const leaves = this.#leafHigh;
+    const inner = this.#innerHigh;
+    const header = Buffer.alloc(32);
+    [B, this.#height, this.#root, this.#size, leaves, inner, this.#leafFree.length, this.#innerFree.length]
+      .forEach((value, i) => header.writeUInt32LE(value, i * 4));
+    const view = (array: Uint32Array | Int32Array, length: number) => Buffer.from(array.buffer, array.byteOffset, length * 4);
+    const meta = (counts: Uint16Array, skips: Uint16Array, n: number) => {
+      const packed = new Uint32Array(n);
+      for (let i = 0; i < n; i++) packed[i] = (counts[i] | (skips[i] << 16)) >>> 0;
+      return view(packed, n);
+    };
+    return [
+      header,
+      view(this.#leafRec, leaves * B), view(this.#leafWord, leaves * B),
+      view(this.#leafNext, leaves), view(this.#leafPrev, leaves), meta(this.#leafCount, this.#leafSkip, leaves),
+      view(this.#innerChild, inner * B), view(this.#innerRec, inner * B), view(this.#innerWord, inner * B),
+      meta(this.#innerCount, this.#innerSkip, inner),
+      view(Uint32Array.from(this.#leafFree), this.#leafFree.length),
+      view(Uint32Array.from(this.#innerFree), this.#innerFree.length),
+    ];
+  }
+
+  /**
+   * An index from toBytes() output, over `keys`, whose live records are those `isLive` accepts
+   * (`liveCount` of them). Throws if the bytes are not a tree of exactly those records: every
+   * node reachable once, counts and ids in range, each live record in one leaf, separators equal
+   * to their children's smallest records, the leaf chain in tree order, words ascending within
+   * each node. What it does not check is that the words and the order agree with the keys (that
+   * reads every key, at random, which is what loading instead of sorting saves); the snapshot's
+   * CRC and these checks vouch for bytes a correct build wrote.
+   */
+  static fromBytes(keys: KeySource, buf: Buffer, isLive: (record: number) => boolean, liveCount: number): OrderedIndex {
+    const fail = (why: string): never => { throw new Error(`ordered index bytes: ${why}`); };
+    if (buf.length < 32) fail('truncated');
+    const [B, height, root, size, leaves, inner, leafFrees, innerFrees] = Array.from({ length: 8 }, (_, i) => buf.readUInt32LE(i * 4));
+    if (B < 4 || B > 4096 || height > MAX_HEIGHT || size !== liveCount || leaves < 1) fail('inconsistent header');
+    if (buf.length !== 32 + leaves * (B * 8 + 12) + inner * (B * 12 + 4) + (leafFrees + innerFrees) * 4) fail('wrong size');
+    const index = new OrderedIndex(keys, { nodeCapacity: B });
+    let at = 32;
+    // Each column is copied into an array with room to grow; straight from the file's bytes when
+    // they are 4-byte aligned, else through a byte copy.
+    const words = <T extends Uint32Array | Int32Array>(type: { new (n: number): T; new (buffer: ArrayBufferLike, offset: number, n: number): T },
+      n: number, room: number): T => {
+      const array = new type(Math.max(room, 1));
+      const start = buf.byteOffset + at;
+      const source = start % 4 === 0 ? new type(buf.buffer, start, n) : new type(Uint8Array.prototype.slice.call(buf, at, at + n * 4).buffer, 0, n);
+      array.set(source);
+      at += n * 4;
+      return array;
+    };
+    // Room to grow by an eighth before the first copy.
+    const leafRoom = Math.ceil(leaves * GROWTH) + 4;
+    const innerRoom = Math.ceil(inner * GROWTH) + 2;
+    index.#leafRec = words(Uint32Array, leaves * B, leafRoom * B);
+    index.#leafWord = words(Uint32Array, leaves * B, leafRoom * B);
+    index.#leafNext = words(Int32Array, leaves, leafRoom);
+    index.#leafPrev = words(Int32Array, leaves, leafRoom);
+    [index.#leafCount, index.#leafSkip] = unpackMeta(words(Uint32Array, leaves, leaves), leafRoom);
+    index.#innerChild = words(Int32Array, inner * B, innerRoom * B);
+    index.#innerRec = words(Uint32Array, inner * B, innerRoom * B);
+    index.#innerWord = words(Uint32Array, inner * B, innerRoom * B);
+    [index.#innerCount, index.#innerSkip] = unpackMeta(words(Uint32Array, inner, inner), innerRoom);
+    index.#leafFree = Array.from(words(Uint32Array, leafFrees, leafFrees).subarray(0, leafFrees));
+    index.#innerFree = Array.from(words(Uint32Array, innerFrees, innerFrees).subarray(0, innerFrees));
+    index.#leafHigh = leaves;
+    index.#innerHigh = inner;
+    index.#root = root;
+    index.#height = height;
+    index.#size = size;
+    index.#verifyShape(isLive, fail);
+    return index;
+  }
+
+  /** fromBytes()'s checks, by a walk from the root: O(nodes + records), no key bytes read. */
+  #verifyShape(isLive: (record: number) => boolean, fail: (why: string) => never): void {
+    const B = this.#capacity;
+    const seenLeaf = new Uint8Array(this.#leafHigh);
+    const seenInner = new Uint8Array(this.#innerHigh);
+    for (const leaf of this.#leafFree) if (leaf >= this.#leafHigh || seenLeaf[leaf]++ > 0) fail('bad free leaf');
+    for (const node of this.#innerFree) if (node >= this.#innerHigh || seenInner[node]++ > 0) fail('bad free inner node');
+    const seenRecord = new Set<number>();
+    let previousLeaf = -1;
+    let total = 0;
+    // Returns the node's smallest record.
+    const visit = (node: number, level: number): number => {
+      const isLeaf = level === 0;
+      const seen = isLeaf ? seenLeaf : seenInner;
+      if (node < 0 || node >= seen.length || seen[node]++ > 0) fail(`node ${node} out of range, free or reached twice`);
+      const count = isLeaf ? this.#leafCount[node] : this.#innerCount[node];
+      if (count > B || (count === 0 && !(isLeaf && node === this.#root && this.#size === 0))) fail(`node ${node} count ${count}`);
+      const words = isLeaf ? this.#leafWord : this.#innerWord;
+      const recs = isLeaf ? this.#leafRec : this.#innerRec;
+      for (let i = node * B + 1; i < node * B + count; i++) if (words[i] < words[i - 1]) fail(`node ${node} words descend`);
+      if (isLeaf) {
+        if (this.#leafPrev[node] !== previousLeaf || (previousLeaf >= 0 && this.#leafNext[previousLeaf] !== node)) fail(`leaf ${node} links`);
+        previousLeaf = node;
+        for (let i = node * B; i < node * B + count; i++) {
+          const record = recs[i];
+          if (!isLive(record) || seenRecord.has(record)) fail(`record ${record} not live or in two places`);
+          seenRecord.add(record);
+        }
+        total += count;
+      } else {
+        for (let i = node * B; i < node * B + count; i++) {
+          if (visit(this.#innerChild[i], level - 1) !== recs[i]) fail(`node ${node} separator ${i - node * B}`);
+        }
+      }
+      return recs[node * B];
+    };
+    visit(this.#root, this.#height);
+    if (previousLeaf >= 0 && this.#leafNext[previousLeaf] !== -1) fail('last leaf links on');
+    if (total !== this.#size) fail(`holds ${total} records, not ${this.#size}`);
+    if (this.#height > 0 && this.#innerCount[this.#root] < 2) fail('root has a single child');
+  }
+
   // ---------------------------------------------------------------- checking
 
   /**
@@ -1254,6 +1385,17 @@ function headWord(head0: number, head1: number, skip: number): number {
   if (skip === 0) return head0;
   if (skip === 4) return head1;
   return ((head0 << (skip * 8)) | (head1 >>> (32 - skip * 8))) >>> 0;
+}
+
+/** Counts and skips from their packed form (count | skip << 16), in arrays of `room` nodes. */
+function unpackMeta(packed: Uint32Array, room: number): [Uint16Array, Uint16Array] {
+  const counts = new Uint16Array(room);
+  const skips = new Uint16Array(room);
+  for (let i = 0; i < packed.length; i++) {
+    counts[i] = packed[i] & 0xffff;
+    skips[i] = packed[i] >>> 16;
+  }
+  return [counts, skips];
 }
 
 /** How many leading bytes two words share (4 if equal). */

@@ -360,6 +360,87 @@ describe('ordered index', () => {
     });
   });
 
+  describe('as bytes (for a snapshot)', () => {
+    /** A keydir with an ordered index after random changes (so free nodes exist), and its model. */
+    function churned(capacity: number): { keydir: KeyDir; model: Model; random: Random } {
+      const random = seededRandom(90 + capacity);
+      const keydir = new KeyDir({ ordered: { nodeCapacity: capacity } });
+      const model = new Model();
+      for (let i = 0; i < 4000; i++) {
+        const key = randomKey(random, 600);
+        const remove = random.chance(0.4);
+        keydir.put(key, remove ? undefined : ENTRY);
+        if (remove) model.delete(key);
+        else model.add(key);
+      }
+      return { keydir, model, random };
+    }
+
+    for (const capacity of [4, 64]) {
+      it(`round-trips beside the keydir's own bytes, and keeps working (capacity ${capacity})`, () => {
+        const { keydir, model, random } = churned(capacity);
+        const loaded = KeyDir.fromBytes(Buffer.concat(keydir.toBytes()));
+        const index = loaded.orderKeys({}, Buffer.concat(keydir.ordered!.toBytes()));
+        index.check();
+        // Loaded pools have an eighth of room to grow, and a few nodes.
+        expect(index.memoryBytes).to.be.at.most(keydir.ordered!.memoryBytes * 1.25 + 8192);
+        expect(keysOf(loaded)).to.deep.equal(model.keys);
+        for (let i = 0; i < 2000; i++) {
+          const key = randomKey(random, 600);
+          const remove = random.chance(0.5);
+          for (const kd of [keydir, loaded]) kd.put(key, remove ? undefined : ENTRY);
+          if (remove) model.delete(key);
+          else model.add(key);
+        }
+        index.check();
+        expect(keysOf(loaded)).to.deep.equal(model.keys);
+        expect(keysOf(loaded, { reverse: true, limit: 50 })).to.deep.equal(keysOf(keydir, { reverse: true, limit: 50 }));
+      });
+    }
+
+    it('round-trips an empty index', () => {
+      const keydir = new KeyDir({ ordered: true });
+      const loaded = KeyDir.fromBytes(Buffer.concat(keydir.toBytes()));
+      loaded.orderKeys({}, Buffer.concat(keydir.ordered!.toBytes())).check();
+      loaded.put('a', ENTRY);
+      expect(keysOf(loaded)).to.deep.equal(['a']);
+    });
+
+    // Offsets into the bytes of a capacity-4 index with `leaves` leaves: after the header, leaf
+    // rec (16 bytes a leaf), word (16), next (4), prev (4), count | skip << 16 (4).
+    const HEADER = 32;
+    type Corrupt = (bytes: Buffer, leaves: number, leaf: number) => Buffer;
+    const corruptions: Array<{ name: string; corrupt: Corrupt }> = [
+      { name: 'truncated', corrupt: (bytes) => bytes.subarray(0, bytes.length - 4) },
+      { name: 'shorter than a header', corrupt: (bytes) => bytes.subarray(0, 20) },
+      { name: 'a size that is not the live count', corrupt: (bytes) => { bytes.writeUInt32LE(bytes.readUInt32LE(12) + 1, 12); return bytes; } },
+      { name: 'a capacity out of range', corrupt: (bytes) => { bytes.writeUInt32LE(3, 0); return bytes; } },
+      { name: 'a root out of range', corrupt: (bytes) => { bytes.writeUInt32LE(1_000_000, 8); return bytes; } },
+      { name: 'a record in two places', corrupt: (bytes, _, leaf) => { bytes.copy(bytes, HEADER + leaf * 16 + 4, HEADER + leaf * 16, HEADER + leaf * 16 + 4); return bytes; } },
+      { name: 'a record that is not live', corrupt: (bytes, _, leaf) => { bytes.writeUInt32LE(999_999, HEADER + leaf * 16 + 4); return bytes; } },
+      { name: 'words that descend', corrupt: (bytes, leaves, leaf) => { bytes.writeUInt32LE(0xffffffff, HEADER + leaves * 16 + leaf * 16); return bytes; } },
+      { name: 'a broken leaf link', corrupt: (bytes, leaves, leaf) => { bytes.writeInt32LE(leaf, HEADER + leaves * 32 + leaf * 4); return bytes; } },
+      { name: 'a count above capacity', corrupt: (bytes, leaves, leaf) => { bytes.writeUInt16LE(5, HEADER + leaves * 40 + leaf * 4); return bytes; } },
+    ];
+    for (const { name, corrupt } of corruptions) {
+      it(`refuses bytes with ${name}, leaving the keydir without an ordered index`, () => {
+        const { keydir } = churned(4);
+        const loaded = KeyDir.fromBytes(Buffer.concat(keydir.toBytes()));
+        const bytes = Buffer.concat(keydir.ordered!.toBytes());
+        expect(bytes.readUInt32LE(0)).to.equal(4);
+        const leaves = bytes.readUInt32LE(16);
+        // A leaf in use (not on the free list, at the end) with at least two entries.
+        const free = new Set(Array.from({ length: bytes.readUInt32LE(24) }, (_, i) => bytes.readUInt32LE(bytes.length - (bytes.readUInt32LE(28) + bytes.readUInt32LE(24) - i) * 4)));
+        let leaf = 0;
+        while (free.has(leaf) || bytes.readUInt16LE(HEADER + leaves * 40 + leaf * 4) < 2) leaf++;
+        expect(() => loaded.orderKeys({}, corrupt(bytes, leaves, leaf))).to.throw(Error);
+        expect(loaded.ordered).to.equal(undefined);
+        // The sort still builds it.
+        loaded.orderKeys({ nodeCapacity: 4 }).check();
+      });
+    }
+  });
+
   describe('sortByKey', () => {
     const shapes: Array<[string, (i: number) => string]> = [
       ['random hex', (i) => (Math.imul(i, 2654435761) >>> 0).toString(16).padStart(8, '0') + (Math.imul(i ^ 0x5bd1e995, 40503) >>> 0).toString(16)],
