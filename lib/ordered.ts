@@ -16,8 +16,10 @@
  *   inner     child: Int32Array, rec, word: Uint32Array (rec = the smallest record of the child's
  *             subtree, the separator, kept exact as minima change); count, skip: Uint16Array
  *
- * About 8 bytes per key in leaves at their fill (70% under random inserts, fuller under ascending
- * ones, 7/8 after a bulk build), and 1/40 of that again for inner nodes.
+ * Leaves take 8 bytes per entry at their fill: about 80% under random inserts (a full leaf lends
+ * entries to a sibling with room before it splits; without that, 69%), near 100% under ascending
+ * inserts (a leaf that overflows at its end keeps its keys and starts a new one), 7/8 after a
+ * bulk build. With inner nodes and the pools' room to grow: 10 to 11.5 bytes per key.
  *
  * Word order agrees with key order: if two words differ, their keys differ in the same direction
  * (zero padding sorts a key before its extensions); equal words fall back to comparing the keys.
@@ -71,7 +73,10 @@ export interface OrderedIndexOptions {
 const DEFAULT_CAPACITY = 64;
 /** How full a bulk build packs nodes: full enough to save memory, with room for a few inserts. */
 const BUILD_FILL = 7 / 8;
-/** Deeper than any tree can grow: a root splits only when full, so height <= log2(2^32) + 1. */
+/**
+ * Deeper than a tree of 2^32 records grows: the root splits only when full, so each new level
+ * at least doubles what the tree must have held. (The descent path's arrays are this long.)
+ */
 const MAX_HEIGHT = 64;
 /**
  * Pools grow by an eighth: at most 12.5% of them lies unused, for copying the pools about 8 times
@@ -840,6 +845,7 @@ export class OrderedIndex {
   #insertChild(level: number, child: number, minRecord: number): void {
     const B = this.#capacity;
     if (level > this.#height) {
+      if (this.#height === MAX_HEIGHT) throw new Error('ordered index: tree too deep');
       const root = this.#newInner();
       const old = this.#root;
       this.#innerChild[root * B] = old;
@@ -1180,7 +1186,8 @@ export class OrderedIndex {
     const seenInner = new Uint8Array(this.#innerHigh);
     for (const leaf of this.#leafFree) if (leaf >= this.#leafHigh || seenLeaf[leaf]++ > 0) fail('bad free leaf');
     for (const node of this.#innerFree) if (node >= this.#innerHigh || seenInner[node]++ > 0) fail('bad free inner node');
-    const seenRecord = new Set<number>();
+    // Record indices are below the keydir's record column's length.
+    const seenRecord = new Uint8Array(this.#keys.keyOffsets.length);
     let previousLeaf = -1;
     let total = 0;
     // Returns the node's smallest record.
@@ -1198,8 +1205,8 @@ export class OrderedIndex {
         previousLeaf = node;
         for (let i = node * B; i < node * B + count; i++) {
           const record = recs[i];
-          if (!isLive(record) || seenRecord.has(record)) fail(`record ${record} not live or in two places`);
-          seenRecord.add(record);
+          if (record >= seenRecord.length || seenRecord[record] === 1 || !isLive(record)) fail(`record ${record} not live or in two places`);
+          seenRecord[record] = 1;
         }
         total += count;
       } else {
