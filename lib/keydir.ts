@@ -20,6 +20,10 @@
  * About 20 bytes per record plus the key, plus 4 bytes per slot (at most 70% full).
  * Deleted records' indices are reused (unless an iteration is running); the arena is rebuilt
  * when more than half of it is deleted keys.
+ *
+ * Made with `{ ordered }` (or after orderKeys()), the keydir also keeps an ordered index
+ * (ordered.ts), which reads keys through keyArena/keyOffsets: told of each record that comes as a
+ * new key and of each that goes, before its bytes are freed; overwrites do not concern it.
  */
 
 import { OrderedIndex, type ByteRange, type OrderedIndexOptions } from './ordered';
