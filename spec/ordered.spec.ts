@@ -345,17 +345,6 @@ describe('ordered index', () => {
       });
     }
 
-    it('builds from records already in key order (buildSorted) what build() does from any order', () => {
-      const random = seededRandom(61);
-      const keydir = new KeyDir({ ordered: { nodeCapacity: 5 } });
-      for (let i = 0; i < 3000; i++) keydir.put(randomKey(random, 2000), random.chance(0.2) ? undefined : ENTRY);
-      const inOrder = Uint32Array.from(keydir.ordered!.records());
-      const rebuilt = new OrderedIndex(keydir, { nodeCapacity: 5 });
-      rebuilt.buildSorted(inOrder);
-      rebuilt.check(inOrder);
-      expect(Array.from(rebuilt.records({ reverse: true }))).to.deep.equal(Array.from(inOrder).reverse());
-    });
-
     it('builds from no keys and from one', () => {
       const keydir = new KeyDir();
       keydir.orderKeys({ nodeCapacity: 4 });

@@ -14,7 +14,6 @@
 import { spawnSync } from 'child_process';
 import * as os from 'os';
 import { Entry, KeyDir } from '../lib/keydir';
-import { OrderedIndex } from '../lib/ordered';
 import { keyOf, mix32 } from './bench/data';
 
 function arg(name: string, fallback: string): string {
@@ -99,8 +98,6 @@ function child(): Row {
   fill(keydir, random);
   row['bulk build (sort), with'] = time(() => keydir.orderKeys({ nodeCapacity: capacity }));
   row['bytes/key after bulk build'] = keydir.ordered!.memoryBytes / n;
-  const inOrder = Uint32Array.from(keydir.ordered!.records());
-  row['build from saved order (buildSorted), with'] = time(() => new OrderedIndex(keydir, { nodeCapacity: capacity }).buildSorted(inOrder));
   const saved = Buffer.concat(keydir.ordered!.toBytes());
   row['saved index bytes/key'] = saved.length / n;
   const loaded = KeyDir.fromBytes(Buffer.concat(keydir.toBytes()));
@@ -148,7 +145,7 @@ function main(): void {
     const ops = opsOf(name);
     const wall = cell(name, (t) => t.wallMs) * 1000 / ops;
     const cpu = cell(name, (t) => t.cpuMs) * 1000 / ops;
-    const whole = name.startsWith('bulk') || name.startsWith('load') || name.startsWith('build');
+    const whole = name.startsWith('bulk') || name.startsWith('load');
     console.log(whole
       ? `| ${name} | ${cell(name, (t) => t.wallMs).toFixed(1)} ms | ${cell(name, (t) => t.cpuMs).toFixed(1)} ms | |`
       : `| ${name} | ${wall.toFixed(3)} | ${cpu.toFixed(3)} | ${Math.round(1e6 / cpu).toLocaleString('en-US')} |`);
