@@ -19,7 +19,8 @@
  * Leaves take 8 bytes per entry at their fill: about 80% under random inserts (a full leaf lends
  * entries to a sibling with room before it splits; without that, 69%), near 100% under ascending
  * inserts (a leaf that overflows at its end keeps its keys and starts a new one), 7/8 after a
- * bulk build. With inner nodes and the pools' room to grow: 10 to 11.5 bytes per key.
+ * bulk build. With inner nodes and the pools' room to grow, at a million 16-byte keys: 11.1
+ * bytes per key after random inserts, 8.6 after ascending ones, 9.6 after a bulk build.
  *
  * Word order agrees with key order: if two words differ, their keys differ in the same direction
  * (zero padding sorts a key before its extensions); equal words fall back to comparing the keys.
