@@ -26,7 +26,7 @@
  * new key and of each that goes, before its bytes are freed; overwrites do not concern it.
  */
 
-import { OrderedIndex, type ByteRange, type OrderedIndexOptions } from './ordered';
+import { OrderedIndex, RecordDigest, type ByteRange, type OrderedIndexOptions } from './ordered';
 
 export class Entry {
   constructor(
@@ -189,8 +189,9 @@ export class KeyDir {
   orderKeys(options: OrderedIndexOptions = {}, saved?: Buffer): OrderedIndex {
     if (this.#ordered !== undefined) return this.#ordered;
     if (saved !== undefined) {
-      const isLive = (record: number) => record < this.#high && this.#keyAt[record] !== FREE;
-      this.#ordered = OrderedIndex.fromBytes(this, saved, isLive, this.#count);
+      const live = new RecordDigest();
+      for (let record = 0; record < this.#high; record++) if (this.#keyAt[record] !== FREE) live.add(record);
+      this.#ordered = OrderedIndex.fromBytes(this, saved, live);
       return this.#ordered;
     }
     const live = new Uint32Array(this.#count);

@@ -1126,19 +1126,20 @@ export class OrderedIndex {
   }
 
   /**
-   * An index from toBytes() output, over `keys`, whose live records are those `isLive` accepts
-   * (`liveCount` of them). Throws if the bytes are not a tree of exactly those records: every
-   * node reachable once, counts and ids in range, each live record in one leaf, separators equal
+   * An index from toBytes() output, over `keys`, whose live records `live` digests. Throws if
+   * the bytes are not a tree of exactly those records: every node reachable once, counts and ids
+   * in range, the leaves holding the same records as `live` (by count and two order-free hash
+   * sums: a lost, doubled or foreign record would have to leave both unchanged), separators equal
    * to their children's smallest records, the leaf chain in tree order, words ascending within
-   * each node. What it does not check is that the words and the order agree with the keys (that
-   * reads every key, at random, which is what loading instead of sorting saves); the snapshot's
+   * each node. What it does not check is that the words and the order agree with the keys: that
+   * reads every key at random, which is what loading instead of sorting saves; the snapshot's
    * CRC and these checks vouch for bytes a correct build wrote.
    */
-  static fromBytes(keys: KeySource, buf: Buffer, isLive: (record: number) => boolean, liveCount: number): OrderedIndex {
+  static fromBytes(keys: KeySource, buf: Buffer, live: RecordDigest): OrderedIndex {
     const fail = (why: string): never => { throw new Error(`ordered index bytes: ${why}`); };
     if (buf.length < 32) fail('truncated');
     const [B, height, root, size, leaves, inner, leafFrees, innerFrees] = Array.from({ length: 8 }, (_, i) => buf.readUInt32LE(i * 4));
-    if (B < 4 || B > 4096 || height > MAX_HEIGHT || size !== liveCount || leaves < 1) fail('inconsistent header');
+    if (B < 4 || B > 4096 || height > MAX_HEIGHT || size !== live.count || leaves < 1) fail('inconsistent header');
     if (buf.length !== 32 + leaves * (B * 8 + 12) + inner * (B * 12 + 4) + (leafFrees + innerFrees) * 4) fail('wrong size');
     const index = new OrderedIndex(keys, { nodeCapacity: B });
     let at = 32;
@@ -1172,19 +1173,23 @@ export class OrderedIndex {
     index.#root = root;
     index.#height = height;
     index.#size = size;
-    index.#verifyShape(isLive, fail);
+    const held = index.#verifyShape(fail);
+    if (held.count !== live.count || held.sum1 !== live.sum1 || held.sum2 !== live.sum2) fail('the leaves do not hold the live records');
     return index;
   }
 
-  /** fromBytes()'s checks, by a walk from the root: O(nodes + records), no key bytes read. */
-  #verifyShape(isLive: (record: number) => boolean, fail: (why: string) => never): void {
+  /**
+   * fromBytes()'s checks of the tree's shape, by a walk from the root: O(nodes + records), with
+   * no key bytes read and no access by record index (at 20M keys, a bitmap of records seen cost
+   * two seconds of cache misses). Returns the digest of the records the leaves hold.
+   */
+  #verifyShape(fail: (why: string) => never): RecordDigest {
     const B = this.#capacity;
     const seenLeaf = new Uint8Array(this.#leafHigh);
     const seenInner = new Uint8Array(this.#innerHigh);
     for (const leaf of this.#leafFree) if (leaf >= this.#leafHigh || seenLeaf[leaf]++ > 0) fail('bad free leaf');
     for (const node of this.#innerFree) if (node >= this.#innerHigh || seenInner[node]++ > 0) fail('bad free inner node');
-    // Record indices are below the keydir's record column's length.
-    const seenRecord = new Uint8Array(this.#keys.keyOffsets.length);
+    const held = new RecordDigest();
     let previousLeaf = -1;
     let total = 0;
     // Returns the node's smallest record.
@@ -1200,11 +1205,7 @@ export class OrderedIndex {
       if (isLeaf) {
         if (this.#leafPrev[node] !== previousLeaf || (previousLeaf >= 0 && this.#leafNext[previousLeaf] !== node)) fail(`leaf ${node} links`);
         previousLeaf = node;
-        for (let i = node * B; i < node * B + count; i++) {
-          const record = recs[i];
-          if (record >= seenRecord.length || seenRecord[record] === 1 || !isLive(record)) fail(`record ${record} not live or in two places`);
-          seenRecord[record] = 1;
-        }
+        for (let i = node * B; i < node * B + count; i++) held.add(recs[i]);
         total += count;
       } else {
         for (let i = node * B; i < node * B + count; i++) {
@@ -1217,6 +1218,7 @@ export class OrderedIndex {
     if (previousLeaf >= 0 && this.#leafNext[previousLeaf] !== -1) fail('last leaf links on');
     if (total !== this.#size) fail(`holds ${total} records, not ${this.#size}`);
     if (this.#height > 0 && this.#innerCount[this.#root] < 2) fail('root has a single child');
+    return held;
   }
 
   // ---------------------------------------------------------------- checking
@@ -1280,6 +1282,34 @@ export class OrderedIndex {
       }
     }
   }
+}
+
+/**
+ * A digest of a set of record indices that does not depend on their order: their count and two
+ * sums, modulo 2^32, of independent 32-bit mixes of each. fromBytes() compares the records a
+ * saved tree holds with the keydir's live ones through it, in two sequential passes.
+ */
+export class RecordDigest {
+  count = 0;
+  sum1 = 0;
+  sum2 = 0;
+
+  add(record: number): void {
+    this.count++;
+    this.sum1 = (this.sum1 + mixRecord(record, 0x9e3779b9)) >>> 0;
+    this.sum2 = (this.sum2 + mixRecord(record, 0x85ebca6b)) >>> 0;
+  }
+}
+
+/** murmur3's finalizer over the record index xor a seed: a bijection, so distinct records differ. */
+function mixRecord(record: number, seed: number): number {
+  let x = (record ^ seed) >>> 0;
+  x ^= x >>> 16;
+  x = Math.imul(x, 0x85ebca6b);
+  x ^= x >>> 13;
+  x = Math.imul(x, 0xc2b2ae35);
+  x ^= x >>> 16;
+  return x >>> 0;
 }
 
 /** The state of one cursor: its bounds, where it stands, and the bytes of the last key it yielded. */
@@ -1435,20 +1465,26 @@ export interface SortedRecords {
 export function sortByKey(records: Uint32Array, arena: Uint8Array, offsets: Uint32Array): SortedRecords {
   const n = records.length;
   const sorter = new KeySorter(arena, offsets, n);
-  const recs = sorter.recs;
-  recs.set(records);
-  const words = sorter.words;
-  const head1 = new Uint32Array(n);
-  for (let i = 0; i < n; i++) {
-    const at = offsets[recs[i]];
-    const first = arena[at];
-    const start = first < 0x80 ? at + 1 : at + 3;
-    const length = first < 0x80 ? first : ((first & 0x7f) << 16) | (arena[at + 1] << 8) | arena[at + 2];
-    words[i] = wordAt(arena, start, length, 0);
-    head1[i] = wordAt(arena, start, length, 4);
+  sorter.recs.set(records);
+  {
+    const recs = sorter.recs;
+    const words = sorter.words;
+    const extra = sorter.extra;
+    for (let i = 0; i < n; i++) {
+      const at = offsets[recs[i]];
+      const first = arena[at];
+      const start = first < 0x80 ? at + 1 : at + 3;
+      const length = first < 0x80 ? first : ((first & 0x7f) << 16) | (arena[at + 1] << 8) | arena[at + 2];
+      words[i] = wordAt(arena, start, length, 0);
+      extra[i] = wordAt(arena, start, length, 4);
+    }
   }
-  sorter.sortRange(0, n, head1);
+  sorter.sortByHeads();
+  // The sort may have swapped the working arrays: take them only now.
+  const sorted = sorter.recs;
+  const words = sorter.words;
   const head0 = words.slice();
+  const head1 = sorter.extra;
   // Runs that tie on the first word: their second words are loaded already. Sorting a run by
   // them permutes it, so they are copied back to stay beside their records; deeper sorts only
   // permute runs that tie on both, which leaves both heads as they are.
@@ -1463,19 +1499,21 @@ export function sortByKey(records: Uint32Array, arena: Uint8Array, offsets: Uint
     i = j;
   }
   sorter.drain();
-  return { records: recs, head0, head1 };
+  return { records: sorted, head0, head1 };
 }
 
 /** The working state of sortByKey(): records and their current words, with scratch space. */
 class KeySorter {
-  readonly recs: Uint32Array;
-  readonly words: Uint32Array;
+  recs: Uint32Array;
+  words: Uint32Array;
+  /** The second head word of each record, moved along by the first sort (sortByHeads()). */
+  extra: Uint32Array;
   readonly #arena: Uint8Array;
   readonly #offsets: Uint32Array;
-  readonly #tmpRecs: Uint32Array;
-  readonly #tmpWords: Uint32Array;
+  #tmpRecs: Uint32Array;
+  #tmpWords: Uint32Array;
   readonly #tmpExtra: Uint32Array;
-  readonly #tmpExtra2: Uint32Array;
+  #tmpExtra2: Uint32Array;
   readonly #counts = new Uint32Array(2048);
   /** Runs left to sort deeper: triples of (from, to, depth). Explicit, since depth can reach 16k. */
   readonly #work: number[] = [];
@@ -1485,10 +1523,58 @@ class KeySorter {
     this.#offsets = offsets;
     this.recs = new Uint32Array(n);
     this.words = new Uint32Array(n);
+    this.extra = new Uint32Array(n);
     this.#tmpRecs = new Uint32Array(n);
     this.#tmpWords = new Uint32Array(n);
     this.#tmpExtra = new Uint32Array(n);
     this.#tmpExtra2 = new Uint32Array(n);
+  }
+
+  /**
+   * Sorts everything by the first word, moving `extra` (the second) along. Above 64Ki records,
+   * one scatter on the word's top 11 bits first, then each bucket on its own: three scatters
+   * over the whole arrays (an LSD radix sort) miss the cache and the TLB at every write once the
+   * arrays are tens of megabytes, where a bucket's passes stay within a few.
+   */
+  sortByHeads(): void {
+    const n = this.recs.length;
+    const extra = this.extra;
+    if (n <= 0x10000) {
+      this.sortRange(0, n, extra);
+      return;
+    }
+    const counts = this.#counts;
+    const words = this.words;
+    const starts = new Uint32Array(2049);
+    let sum = 0;
+    counts.fill(0);
+    for (let i = 0; i < n; i++) counts[words[i] >>> 21]++;
+    for (let d = 0; d < 2048; d++) {
+      const c = counts[d];
+      starts[d] = sum;
+      counts[d] = sum;
+      sum += c;
+    }
+    starts[2048] = n;
+    const recs = this.recs;
+    const toRecs = this.#tmpRecs;
+    const toWords = this.#tmpWords;
+    const toExtra = this.#tmpExtra2;
+    for (let i = 0; i < n; i++) {
+      const word = words[i];
+      const at = counts[word >>> 21]++;
+      toWords[at] = word;
+      toRecs[at] = recs[i];
+      toExtra[at] = extra[i];
+    }
+    // The scattered copies become the working arrays; the old ones, scratch.
+    this.#tmpRecs = recs;
+    this.#tmpWords = words;
+    this.#tmpExtra2 = extra;
+    this.recs = toRecs;
+    this.words = toWords;
+    this.extra = toExtra;
+    for (let d = 0; d < 2048; d++) if (starts[d + 1] - starts[d] > 1) this.sortRange(starts[d], starts[d + 1], toExtra);
   }
 
   /** Sorts [from, to) by word (stable), moving `extra` along if given. */
@@ -1572,13 +1658,6 @@ class KeySorter {
 
   /** Quicksort (median of three, insertion sort below 24) by word; not stable, which is fine here. */
   #quickByWord(from: number, to: number, extra?: Uint32Array): void {
-    const recs = this.recs;
-    const words = this.words;
-    const swap = (a: number, b: number): void => {
-      let t = words[a]; words[a] = words[b]; words[b] = t;
-      t = recs[a]; recs[a] = recs[b]; recs[b] = t;
-      if (extra !== undefined) { t = extra[a]; extra[a] = extra[b]; extra[b] = t; }
-    };
     const stack = [from, to];
     while (stack.length > 0) {
       const high = stack.pop()!;
@@ -1588,21 +1667,30 @@ class KeySorter {
         continue;
       }
       const mid = (low + high) >>> 1;
-      if (words[mid] < words[low]) swap(mid, low);
-      if (words[high - 1] < words[low]) swap(high - 1, low);
-      if (words[high - 1] < words[mid]) swap(high - 1, mid);
-      const pivot = words[mid];
+      if (this.words[mid] < this.words[low]) this.#swap(mid, low, extra);
+      if (this.words[high - 1] < this.words[low]) this.#swap(high - 1, low, extra);
+      if (this.words[high - 1] < this.words[mid]) this.#swap(high - 1, mid, extra);
+      const pivot = this.words[mid];
       // Three-way partition: [low, lt) < pivot, [lt, gt) = pivot, [gt, high) > pivot.
+      const words = this.words;
       let lt = low;
       let gt = high;
       let i = low;
       while (i < gt) {
-        if (words[i] < pivot) swap(i++, lt++);
-        else if (words[i] > pivot) swap(i, --gt);
+        if (words[i] < pivot) this.#swap(i++, lt++, extra);
+        else if (words[i] > pivot) this.#swap(i, --gt, extra);
         else i++;
       }
       stack.push(low, lt, gt, high);
     }
+  }
+
+  #swap(a: number, b: number, extra: Uint32Array | undefined): void {
+    const words = this.words;
+    const recs = this.recs;
+    let t = words[a]; words[a] = words[b]; words[b] = t;
+    t = recs[a]; recs[a] = recs[b]; recs[b] = t;
+    if (extra !== undefined) { t = extra[a]; extra[a] = extra[b]; extra[b] = t; }
   }
 
   /** LSD radix sort by word in three passes of 11, 11 and 10 bits; a pass where all digits agree is skipped. */

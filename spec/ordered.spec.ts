@@ -449,6 +449,18 @@ describe('ordered index', () => {
       ['prefix chains of NULs', (i) => 'ab' + '\u0000'.repeat(i % 40) + (i % 3 === 0 ? '' : 'z'.repeat(i % 5))],
       ['mixed shapes', (i) => randomKey(seededRandom(i), 100000)],
     ];
+    it('sorts 150,000 keys (past the first scatter on the top bits) like Buffer.compare', () => {
+      const keydir = new KeyDir();
+      const keys = new Set<string>();
+      for (let i = 0; keys.size < 150_000; i++) keys.add(shapes[i % shapes.length][1](i));
+      for (const key of keys) keydir.put(key, ENTRY);
+      const names = [...keys];
+      const sorted = sortByKey(Uint32Array.from(names, (_, i) => i), keydir.keyArena, keydir.keyOffsets);
+      const bytes = names.map(utf8);
+      const expected = names.map((_, i) => i).sort((a, b) => Buffer.compare(bytes[a], bytes[b]));
+      expect(Array.from(sorted.records)).to.deep.equal(expected);
+    });
+
     for (const [name, keyOf] of shapes) {
       it(`sorts ${name} like Buffer.compare`, () => {
         const keydir = new KeyDir();
