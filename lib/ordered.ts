@@ -260,17 +260,29 @@ export class OrderedIndex {
    */
   #build(sorted: Uint32Array, head0: Uint32Array, head1: Uint32Array): void {
     this.#mod++;
-    const B = this.#capacity;
     const n = sorted.length;
-    const leaves = Math.max(1, Math.ceil(n / Math.max(1, Math.floor(B * BUILD_FILL))));
+    const perNode = Math.max(2, Math.floor(this.#capacity * BUILD_FILL));
+    const leaves = Math.max(1, Math.ceil(n / perNode));
     let inner = 0;
-    for (let nodes = leaves; nodes > 1; inner += nodes) nodes = Math.ceil(nodes / Math.max(2, Math.floor(B * BUILD_FILL)));
+    for (let nodes = leaves; nodes > 1; inner += nodes) nodes = Math.ceil(nodes / perNode);
     this.#resetPools(leaves, inner);
     this.#size = n;
-    // Level 0: leaves, each with an even share of the records, linked in order.
-    let children = new Int32Array(leaves);
-    // Where each node's smallest key is in `sorted`, for its heads.
-    let firsts = new Int32Array(leaves);
+    let level = this.#buildLeaves(sorted, leaves, head0, head1);
+    let height = 0;
+    while (level.nodes.length > 1) level = this.#buildLevel(level, height++, Math.ceil(level.nodes.length / perNode), head0, head1);
+    this.#root = level.nodes[0];
+    this.#height = height;
+  }
+
+  /**
+   * The leaves of a bulk build, each with an even share of the records, linked in order; with,
+   * for each, where its smallest key is in `sorted` (for that key's heads).
+   */
+  #buildLeaves(sorted: Uint32Array, leaves: number, head0: Uint32Array, head1: Uint32Array): BuiltLevel {
+    const B = this.#capacity;
+    const n = sorted.length;
+    const nodes = new Int32Array(leaves);
+    const firsts = new Int32Array(leaves);
     for (let i = 0, from = 0; i < leaves; i++) {
       const to = Math.round(((i + 1) * n) / leaves);
       const leaf = this.#newLeaf();
@@ -285,47 +297,44 @@ export class OrderedIndex {
       } else {
         for (let j = from; j < to; j++) words[base + j] = this.#recordWord(sorted[j], skip);
       }
-      firsts[i] = from;
       if (i > 0) {
-        this.#leafNext[children[i - 1]] = leaf;
-        this.#leafPrev[leaf] = children[i - 1];
+        this.#leafNext[nodes[i - 1]] = leaf;
+        this.#leafPrev[leaf] = nodes[i - 1];
       }
-      children[i] = leaf;
+      nodes[i] = leaf;
+      firsts[i] = from;
       from = to;
     }
-    // Levels above, until one node holds them all.
-    let height = 0;
-    while (children.length > 1) {
-      const nodes = Math.ceil(children.length / Math.max(2, Math.floor(B * BUILD_FILL)));
-      const parents = new Int32Array(nodes);
-      const parentFirsts = new Int32Array(nodes);
-      for (let i = 0, from = 0; i < nodes; i++) {
-        const to = Math.round(((i + 1) * children.length) / nodes);
-        const node = this.#newInner();
-        for (let j = from; j < to; j++) {
-          this.#innerChild[node * B + j - from] = children[j];
-          this.#innerRec[node * B + j - from] = this.#minOf(children[j], height);
-        }
-        const count = to - from;
-        this.#innerCount[node] = count;
-        const skip = Math.min(this.#sharedRecords(this.#innerRec[node * B], this.#innerRec[node * B + count - 1]), 0xffff);
-        this.#innerSkip[node] = skip;
-        for (let j = 0; j < count; j++) {
-          const at = firsts[from + j];
-          this.#innerWord[node * B + j] = skip <= 4
-            ? headWord(head0[at], head1[at], skip) : this.#recordWord(this.#innerRec[node * B + j], skip);
-        }
-        parents[i] = node;
-        parentFirsts[i] = firsts[from];
-        from = to;
-      }
-      children = parents;
-      firsts = parentFirsts;
-      height++;
-    }
-    this.#root = children[0];
-    this.#height = height;
+    return { nodes, firsts };
   }
+
+  /** The inner nodes over the nodes of a bulk build's level `height` (0: the leaves), `count` of them. */
+  #buildLevel(below: BuiltLevel, height: number, count: number, head0: Uint32Array, head1: Uint32Array): BuiltLevel {
+    const B = this.#capacity;
+    const nodes = new Int32Array(count);
+    const firsts = new Int32Array(count);
+    for (let i = 0, from = 0; i < count; i++) {
+      const to = Math.round(((i + 1) * below.nodes.length) / count);
+      const node = this.#newInner();
+      const base = node * B;
+      for (let j = from; j < to; j++) {
+        this.#innerChild[base + j - from] = below.nodes[j];
+        this.#innerRec[base + j - from] = this.#minOf(below.nodes[j], height);
+      }
+      this.#innerCount[node] = to - from;
+      const skip = Math.min(this.#sharedRecords(this.#innerRec[base], this.#innerRec[base + to - from - 1]), 0xffff);
+      this.#innerSkip[node] = skip;
+      for (let j = from; j < to; j++) {
+        const at = below.firsts[j];
+        this.#innerWord[base + j - from] = skip <= 4 ? headWord(head0[at], head1[at], skip) : this.#recordWord(this.#innerRec[base + j - from], skip);
+      }
+      nodes[i] = node;
+      firsts[i] = below.firsts[from];
+      from = to;
+    }
+    return { nodes, firsts };
+  }
+
 
   // ---------------------------------------------------------------- iteration
 
@@ -1310,6 +1319,12 @@ function mixRecord(record: number, seed: number): number {
   x = Math.imul(x, 0xc2b2ae35);
   x ^= x >>> 16;
   return x >>> 0;
+}
+
+/** One level of a bulk build: its nodes in order, and where each one's smallest key is in the sorted records. */
+interface BuiltLevel {
+  nodes: Int32Array;
+  firsts: Int32Array;
 }
 
 /** The state of one cursor: its bounds, where it stands, and the bytes of the last key it yielded. */
