@@ -10,7 +10,8 @@
 import { expect } from 'chai';
 import { Entry, KeyDir } from '../lib/keydir';
 import { seededRandom, type Random } from '../lib/medium/random';
-import { type ByteRange, OrderedIndex, sortByKey } from '../lib/ordered';
+import { sortByKey } from '../lib/keysort';
+import { type ByteRange, OrderedIndex } from '../lib/ordered';
 
 const ENTRY = new Entry(1, 0, 30, 0);
 const utf8 = (key: string): Buffer => Buffer.from(key, 'utf8');
