@@ -31,8 +31,8 @@ export interface SortedRecords {
  * 4-byte words: one pass reads the first 8 bytes of every key in record order (the arena's
  * order, so sequential); the records are sorted by the first word (KeySorter.sortByHeads()),
  * each run of equal first words by the second, and so on, 4 bytes deeper each time, reading the
- * arena again only for runs that still tie. TypedArray.prototype.sort would be simpler, but on
- * Node 20 it is several times slower than this at a million keys.
+ * arena again only for runs that still tie. Uint32Array.prototype.sort with a function comparing
+ * the keys would be simpler; on Node 20, at a million keys, it takes 10 to 20 times as long.
  */
 export function sortByKey(records: Uint32Array, arena: Uint8Array, offsets: Uint32Array): SortedRecords {
   const n = records.length;
