@@ -32,7 +32,7 @@ export interface SortedRecords {
  * order, so sequential); the records are sorted by the first word (KeySorter.sortByHeads()),
  * each run of equal first words by the second, and so on, 4 bytes deeper each time, reading the
  * arena again only for runs that still tie. Uint32Array.prototype.sort with a function comparing
- * the keys would be simpler; on Node 20, at a million keys, it takes 10 to 20 times as long.
+ * the keys would be simpler; on Node 20, at a million keys, it takes 4 to 5 times as long.
  */
 export function sortByKey(records: Uint32Array, arena: Uint8Array, offsets: Uint32Array): SortedRecords {
   const n = records.length;
