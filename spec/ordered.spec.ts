@@ -408,7 +408,7 @@ describe('ordered index', () => {
     });
 
     // Offsets into the bytes of a capacity-4 index with `leaves` leaves: after the header, leaf
-    // rec (16 bytes a leaf), word (16), next (4), prev (4), count | skip << 16 (4).
+    // entries (32 bytes a leaf: record, word, record, word...), next (4), prev (4), count | skip << 16 (4).
     const HEADER = 32;
     type Corrupt = (bytes: Buffer, leaves: number, leaf: number) => Buffer;
     const corruptions: Array<{ name: string; corrupt: Corrupt }> = [
@@ -417,9 +417,9 @@ describe('ordered index', () => {
       { name: 'a size that is not the live count', corrupt: (bytes) => { bytes.writeUInt32LE(bytes.readUInt32LE(12) + 1, 12); return bytes; } },
       { name: 'a capacity out of range', corrupt: (bytes) => { bytes.writeUInt32LE(3, 0); return bytes; } },
       { name: 'a root out of range', corrupt: (bytes) => { bytes.writeUInt32LE(1_000_000, 8); return bytes; } },
-      { name: 'a record in two places', corrupt: (bytes, _, leaf) => { bytes.copy(bytes, HEADER + leaf * 16 + 4, HEADER + leaf * 16, HEADER + leaf * 16 + 4); return bytes; } },
-      { name: 'a record that is not live', corrupt: (bytes, _, leaf) => { bytes.writeUInt32LE(999_999, HEADER + leaf * 16 + 4); return bytes; } },
-      { name: 'words that descend', corrupt: (bytes, leaves, leaf) => { bytes.writeUInt32LE(0xffffffff, HEADER + leaves * 16 + leaf * 16); return bytes; } },
+      { name: 'a record in two places', corrupt: (bytes, _, leaf) => { bytes.copy(bytes, HEADER + leaf * 32 + 8, HEADER + leaf * 32, HEADER + leaf * 32 + 4); return bytes; } },
+      { name: 'a record that is not live', corrupt: (bytes, _, leaf) => { bytes.writeUInt32LE(999_999, HEADER + leaf * 32 + 8); return bytes; } },
+      { name: 'words that descend', corrupt: (bytes, _, leaf) => { bytes.writeUInt32LE(0xffffffff, HEADER + leaf * 32 + 4); return bytes; } },
       { name: 'a broken leaf link', corrupt: (bytes, leaves, leaf) => { bytes.writeInt32LE(leaf, HEADER + leaves * 32 + leaf * 4); return bytes; } },
       { name: 'a count above capacity', corrupt: (bytes, leaves, leaf) => { bytes.writeUInt16LE(5, HEADER + leaves * 40 + leaf * 4); return bytes; } },
     ];
