@@ -15,11 +15,11 @@
  */
 import * as path from 'path';
 import { BlockCache } from './cache';
-import { decodeValue, encodeValue, prepareValue } from './codec';
+import { decodeValue } from './codec';
 import { CompactOptions, CompactionHost, CompactionResult, compact } from './compactor';
 import { ErrorCodes, LogkvError, corruption, ioError } from './errors';
 import {
-  FLAG_BATCH_CONT, MAX_EXPIRES_AT, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES, TYPE_DELETE, TYPE_SET,
+  FLAG_BATCH_CONT, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES, TYPE_DELETE, TYPE_SET,
   encodeRecord, encodeSegmentHeader, parseRecordHeader, recordCrcMatches,
 } from './format';
 import { Entry, KeyDir } from './keydir';
@@ -28,28 +28,18 @@ import { ResolvedOptions, describe, tombstoneReserveBytes } from './options';
 import type { RecoveryReport } from './recovery';
 import { writeSnapshot } from './snapshot';
 import { SEGMENT_ID_STEP, Segment, segmentName } from './segment';
+import {
+  BatchOperation, IterateOptions, PreparedWrite, WriteOptions, checkCompactOptions, checkKey, deletion, iteratePrefix,
+  prepareBatch, prepareSet,
+} from './validate';
 
-export interface WriteOptions {
-  /** Time to live in ms from now: a positive finite number. */
-  ttl?: number;
-  /** Absolute expiry in ms since the epoch. Mutually exclusive with `ttl`. */
-  expiresAt?: number;
-}
-
-export type BatchOperation<V> =
-  | { type: 'set'; key: string; value: V; ttl?: number; expiresAt?: number }
-  | { type: 'delete'; key: string };
+export type { BatchOperation, IterateOptions, WriteOptions } from './validate';
 
 /** What getEntry() returns for a live key. */
 export interface StoreEntry<V> {
   value: V;
   /** When the key expires, in ms since the epoch; absent if it never does. */
   expiresAt?: number;
-}
-
-export interface IterateOptions {
-  /** Only keys that start with this string. */
-  prefix?: string;
 }
 
 export interface StoreStats {
@@ -303,10 +293,7 @@ export class Store<V = unknown> {
    */
   compact(options: CompactOptions = {}): Promise<CompactionResult> {
     return this.#guard(() => {
-      if (typeof options !== 'object' || options === null) throw invalidArgument(`compact() options must be an object, received ${describe(options)}`);
-      if (options.onProgress !== undefined && typeof options.onProgress !== 'function') {
-        throw invalidArgument(`onProgress must be a function, received ${describe(options.onProgress)}`);
-      }
+      checkCompactOptions(options);
       if (this.#compacting !== undefined) return this.#compacting;
       if (this.#failure !== undefined) throw this.#failure;
       const running = compact(this.#compactionHost(options.dryRun === true), options)
@@ -474,7 +461,7 @@ export class Store<V = unknown> {
     return this.#guard(() => {
       this.#checkKey(key);
       if (this.#liveEntry(key) === undefined) return Promise.resolve(false);
-      return this.#enqueueSets([{ key, valueBytes: undefined, expiresAt: 0 }])
+      return this.#enqueueSets([deletion(key)])
         .then(() => true);
     });
   }
@@ -485,16 +472,7 @@ export class Store<V = unknown> {
    */
   batch(operations: ReadonlyArray<BatchOperation<V>>): Promise<void> {
     return this.#guard(() => {
-      if (!Array.isArray(operations)) throw invalidArgument(`batch() takes an array, received ${describe(operations)}`);
-      const prepared = operations.map((op, i) => {
-        if (typeof op !== 'object' || op === null) throw invalidArgument(`batch operation ${i} is ${describe(op)}`);
-        if (op.type === 'set') return this.#prepareSet(op.key, op.value, op);
-        if (op.type === 'delete') {
-          this.#checkKey(op.key);
-          return { key: op.key, valueBytes: undefined, expiresAt: 0 };
-        }
-        throw invalidArgument(`batch operation ${i} has type ${describe((op as { type?: unknown }).type)}; expected 'set' or 'delete'`);
-      });
+      const prepared = prepareBatch(operations, this.#options);
       // A delete of a key that is not live (at that point of the batch) writes nothing.
       const live = new Map<string, boolean>();
       const needed = prepared.filter((op) => {
@@ -572,59 +550,16 @@ export class Store<V = unknown> {
   }
 
   #checkKey(key: unknown): asserts key is string {
-    if (typeof key !== 'string') throw invalidKey(`a key must be a string, received ${describe(key)}`, undefined);
-    if (key.length === 0) throw invalidKey('a key must not be empty', key);
-    if (!key.isWellFormed()) throw invalidKey('a key must be well-formed UTF-16 (it holds a lone surrogate)', key);
-    // A UTF-16 code unit takes at most 3 UTF-8 bytes, so short keys need no count.
-    if (key.length * 3 > this.#options.maxKeyBytes && Buffer.byteLength(key, 'utf8') > this.#options.maxKeyBytes) {
-      throw invalidKey(`a key must be at most ${this.#options.maxKeyBytes} bytes in UTF-8`, key);
-    }
+    checkKey(key, this.#options.maxKeyBytes);
   }
 
   #checkIterate(options: IterateOptions): string | undefined {
     this.#checkOpen();
-    if (typeof options !== 'object' || options === null) throw invalidArgument(`iteration options must be an object, received ${describe(options)}`);
-    if (options.prefix !== undefined && typeof options.prefix !== 'string') {
-      throw invalidArgument(`prefix must be a string, received ${describe(options.prefix)}`);
-    }
-    return options.prefix || undefined;
-  }
-
-  #expiresAt(options: WriteOptions | undefined): number {
-    if (options === undefined) return 0;
-    if (typeof options !== 'object' || options === null) throw invalidArgument(`write options must be an object, received ${describe(options)}`);
-    const { ttl, expiresAt } = options;
-    if (ttl !== undefined && expiresAt !== undefined) throw invalidArgument('give ttl or expiresAt, not both');
-    if (ttl !== undefined) {
-      if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl <= 0) {
-        throw invalidArgument(`ttl must be a positive finite number of ms, received ${describe(ttl)}`);
-      }
-      return Math.min(Math.ceil(this.#options.clock() + ttl), MAX_EXPIRES_AT);
-    }
-    if (expiresAt !== undefined) {
-      if (typeof expiresAt !== 'number' || !Number.isFinite(expiresAt) || expiresAt <= 0 || expiresAt > MAX_EXPIRES_AT) {
-        throw invalidArgument(`expiresAt must be a positive finite time in ms since the epoch, received ${describe(expiresAt)}`);
-      }
-      return Math.ceil(expiresAt);
-    }
-    return 0;
+    return iteratePrefix(options);
   }
 
   #prepareSet(key: string, value: V, options: WriteOptions | undefined): PreparedWrite {
-    this.#checkKey(key);
-    const expiresAt = this.#expiresAt(options);
-    let valueBytes: Buffer;
-    const prepared = prepareValue(value, key);
-    try {
-      valueBytes = encodeValue(prepared);
-    } catch (err) {
-      throw new LogkvError(ErrorCodes.INVALID_VALUE, `value cannot be encoded: ${(err as Error).message}`, { key }, err);
-    }
-    if (valueBytes.length > this.#options.maxValueBytes) {
-      throw new LogkvError(ErrorCodes.INVALID_VALUE,
-        `value is ${valueBytes.length} bytes encoded; maxValueBytes is ${this.#options.maxValueBytes}`, { key });
-    }
-    return { key, valueBytes, expiresAt };
+    return prepareSet(key, value, options, this.#options);
   }
 
   // ---------------------------------------------------------------- the keydir
@@ -923,13 +858,6 @@ export class Store<V = unknown> {
   }
 }
 
-interface PreparedWrite {
-  key: string;
-  /** undefined for a delete */
-  valueBytes: Buffer | undefined;
-  expiresAt: number;
-}
-
 /** Whether the record's key bytes are `key`, compared without making a string when it is ASCII. */
 function recordKeyIs(record: Buffer, keyLength: number, key: string): boolean {
   if (key.length === keyLength) {
@@ -947,14 +875,6 @@ function recordKeyIs(record: Buffer, keyLength: number, key: string): boolean {
 /** A segment with no file and nothing queued for it: it takes no disk space yet. */
 function isUnborn(segment: Segment): boolean {
   return segment.file === undefined && segment.tail === SEGMENT_HEADER_BYTES;
-}
-
-function invalidKey(message: string, key: string | undefined): LogkvError {
-  return new LogkvError(ErrorCodes.INVALID_KEY, message, key === undefined ? {} : { key });
-}
-
-function invalidArgument(message: string): LogkvError {
-  return new LogkvError(ErrorCodes.INVALID_ARGUMENT, message);
 }
 
 /** Marks a failed sync, after which what the disk holds is unknown. */
