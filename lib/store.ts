@@ -23,6 +23,7 @@ import {
   encodeRecord, encodeSegmentHeader, parseRecordHeader, recordCrcMatches,
 } from './format';
 import { Entry, KeyDir } from './keydir';
+import { KeyIndex } from './keyindex';
 import type { Medium } from './medium/types';
 import { ResolvedOptions, describe, tombstoneReserveBytes } from './options';
 import type { RecoveryReport } from './recovery';
@@ -105,14 +106,11 @@ export class Store<V = unknown> {
   readonly #options: ResolvedOptions;
   readonly #release: () => Promise<void>;
   readonly #lockCompromised: () => Error | undefined;
-  #keydir = new KeyDir();
+  readonly #index: KeyIndex;
   readonly #cache: BlockCache;
-  /** Keys whose entry has an expiry, so expired ones can be found without a full scan. */
-  readonly #expiring = new Set<string>();
   readonly #segments = new Map<number, Segment>();
   #active!: Segment;
   #status: Status = 'open';
-  #liveBytes = 0;
   #diskBytes = 0;
   #queue: WriteOp[] = [];
   /** The promise of the writes in #queue. */
@@ -142,32 +140,22 @@ export class Store<V = unknown> {
     this.#release = init.release;
     this.#lockCompromised = init.lockCompromised;
     this.#cache = new BlockCache(init.options.cacheBytes);
+    this.#index = new KeyIndex(init.options.clock);
   }
 
   /** @internal Makes room in the keydir for `count` more keys (a hint file's), before they come. */
   reserveRecovered(count: number): void {
-    this.#keydir.reserve(count);
+    this.#index.reserve(count);
   }
 
   /** @internal Replays a record during recovery; the key is UTF-8 bytes, decoded only if it expires. */
   applyRecovered(bytes: Buffer, start: number, length: number, entry: Entry | undefined): void {
-    const previous = this.#keydir.putBytes(bytes, start, length, entry);
-    if (previous !== undefined) this.#liveBytes -= previous.length;
-    if (entry !== undefined) this.#liveBytes += entry.length;
-    if ((previous !== undefined && previous.expiresAt !== 0) || (entry !== undefined && entry.expiresAt !== 0)) {
-      const key = bytes.toString('utf8', start, start + length);
-      if (entry !== undefined && entry.expiresAt !== 0) this.#expiring.add(key);
-      else this.#expiring.delete(key);
-    }
+    this.#index.applyBytes(bytes, start, length, entry);
   }
 
   /** @internal Installs the recovered segments (and keydir, if loaded from a snapshot) and starts serving. */
   start(segments: Segment[], report: RecoveryReport, keydir?: KeyDir): void {
-    if (keydir !== undefined) {
-      this.#keydir = keydir;
-      this.#liveBytes = keydir.loaded!.totalLength;
-      keydir.forEachExpiring((key) => this.#expiring.add(key));
-    }
+    if (keydir !== undefined) this.#index.load(keydir);
     for (const segment of segments) this.#segments.set(segment.id, segment);
     const newest = segments[segments.length - 1];
     if (newest !== undefined && newest.id % SEGMENT_ID_STEP === 0) {
@@ -185,7 +173,7 @@ export class Store<V = unknown> {
     }
     this.#diskBytes = this.#sumTails();
     this.#recovery = report;
-    this.#purgeExpired();
+    this.#index.purgeExpired();
     if (this.#options.sync === 'interval') {
       this.#timer = setInterval(() => this.#syncInBackground(), this.#options.syncIntervalMs);
       this.#timer.unref();
@@ -205,8 +193,7 @@ export class Store<V = unknown> {
   /** The number of live keys. */
   get size(): number {
     this.#checkOpen();
-    this.#purgeExpired();
-    return this.#keydir.size;
+    return this.#index.size();
   }
 
   get closed(): boolean {
@@ -219,7 +206,7 @@ export class Store<V = unknown> {
   async get(key: string): Promise<V | undefined> {
     this.#checkOpen();
     this.#checkKey(key);
-    const entry = this.#liveEntry(key);
+    const entry = this.#index.live(key);
     return entry === undefined ? undefined : (this.#readValue(key, entry) as V);
   }
 
@@ -227,7 +214,7 @@ export class Store<V = unknown> {
   async getEntry(key: string): Promise<StoreEntry<V> | undefined> {
     this.#checkOpen();
     this.#checkKey(key);
-    const entry = this.#liveEntry(key);
+    const entry = this.#index.live(key);
     if (entry === undefined) return undefined;
     const value = this.#readValue(key, entry) as V;
     return entry.expiresAt === 0 ? { value } : { value, expiresAt: entry.expiresAt };
@@ -237,7 +224,7 @@ export class Store<V = unknown> {
   async has(key: string): Promise<boolean> {
     this.#checkOpen();
     this.#checkKey(key);
-    return this.#liveEntry(key) !== undefined;
+    return this.#index.live(key) !== undefined;
   }
 
   /**
@@ -247,10 +234,9 @@ export class Store<V = unknown> {
    */
   async *keys(options: IterateOptions = {}): AsyncGenerator<string, void, undefined> {
     const prefix = this.#checkIterate(options);
-    for (const key of this.#keydir.keys()) {
+    for (const key of this.#index.keys(prefix)) {
       this.#checkOpen();
-      if (prefix !== undefined && !key.startsWith(prefix)) continue;
-      if (this.#liveEntry(key) === undefined) continue;
+      if (this.#index.live(key) === undefined) continue;
       yield key;
     }
   }
@@ -258,10 +244,9 @@ export class Store<V = unknown> {
   /** The live [key, value] pairs; the same guarantees as keys(). */
   async *entries(options: IterateOptions = {}): AsyncGenerator<[string, V], void, undefined> {
     const prefix = this.#checkIterate(options);
-    for (const key of this.#keydir.keys()) {
+    for (const key of this.#index.keys(prefix)) {
       this.#checkOpen();
-      if (prefix !== undefined && !key.startsWith(prefix)) continue;
-      const entry = this.#liveEntry(key);
+      const entry = this.#index.live(key);
       if (entry === undefined) continue;
       yield [key, this.#readValue(key, entry) as V];
     }
@@ -269,13 +254,13 @@ export class Store<V = unknown> {
 
   stats(): StoreStats {
     this.#checkOpen();
-    this.#purgeExpired();
+    const keys = this.#index.size();
     const segments = this.#segmentFiles();
     return {
-      keys: this.#keydir.size,
+      keys,
       segments,
-      liveBytes: this.#liveBytes,
-      deadBytes: this.#diskBytes - segments * SEGMENT_HEADER_BYTES - this.#liveBytes,
+      liveBytes: this.#index.liveBytes,
+      deadBytes: this.#diskBytes - segments * SEGMENT_HEADER_BYTES - this.#index.liveBytes,
       diskBytes: this.#diskBytes,
       compacting: this.#compacting !== undefined,
       ...(this.#lastCompaction === undefined ? {} : { lastCompaction: this.#lastCompaction }),
@@ -327,10 +312,7 @@ export class Store<V = unknown> {
         return [...this.#segments.values()].filter((s) => s.id < limit && s.file !== undefined).sort((a, b) => a.id - b.id);
       },
       mustKeep: (key, segmentId, offset, undoRefs) => {
-        if (undoRefs.has(offset)) return true;
-        const entry = this.#keydir.get(key);
-        return entry !== undefined && entry.segmentId === segmentId && entry.offset === offset &&
-          (entry.expiresAt === 0 || entry.expiresAt > this.#options.clock());
+        return undoRefs.has(offset) || this.#index.isLiveAt(key, segmentId, offset);
       },
       undoRefs: (segmentId) => {
         const refs = new Set<number>();
@@ -354,12 +336,8 @@ export class Store<V = unknown> {
         this.#switching = { inputs, inputIds: new Set(inputs.map((s) => s.id)), restored: new Set() };
         this.#diskBytes = this.#sumTails();
       },
-      relocate: (key, keyStart, keyLength, fromSegment, fromOffset, entry) => {
-        const current = this.#keydir.getBytes(key, keyStart, keyLength);
-        if (current !== undefined && current.segmentId === fromSegment && current.offset === fromOffset) {
-          this.#keydir.putBytes(key, keyStart, keyLength, entry); // same length and expiry: no counts change
-        }
-      },
+      relocate: (key, keyStart, keyLength, fromSegment, fromOffset, entry) =>
+        this.#index.relocate(key, keyStart, keyLength, fromSegment, fromOffset, entry),
       strayRefs: () => this.#strayRefs(),
       finishSwitch: (found) => this.#finishSwitch(found),
     };
@@ -379,7 +357,7 @@ export class Store<V = unknown> {
       offsets.add(entry.offset);
     };
     for (const op of this.#inflight.concat(this.#queue)) for (const [, previous] of op.undo) add(previous);
-    for (const key of switching.restored) add(this.#keydir.get(key));
+    for (const key of switching.restored) add(this.#index.get(key));
     return refs;
   }
 
@@ -396,13 +374,10 @@ export class Store<V = unknown> {
       for (const pair of op.undo) pair[1] = relocate(pair[1]);
     }
     for (const key of switching.restored) {
-      const entry = this.#keydir.get(key);
-      if (entry !== undefined && switching.inputIds.has(entry.segmentId)) this.#apply(key, relocate(entry));
+      const entry = this.#index.get(key);
+      if (entry !== undefined && switching.inputIds.has(entry.segmentId)) this.#index.apply(key, relocate(entry));
     }
-    for (const key of this.#expiring) {
-      const entry = this.#keydir.get(key);
-      if (entry !== undefined && switching.inputIds.has(entry.segmentId)) this.#apply(key, undefined);
-    }
+    this.#index.dropExpiringIn(switching.inputIds);
     for (const input of switching.inputs) {
       this.#segments.delete(input.id);
       this.#cache.drop(input.id);
@@ -414,7 +389,7 @@ export class Store<V = unknown> {
   #maybeAutoCompact(): void {
     const auto = this.#options.autoCompact;
     if (auto === false || this.#compacting !== undefined || this.#status !== 'open' || this.#failure !== undefined) return;
-    const dead = this.#diskBytes - this.#segmentFiles() * SEGMENT_HEADER_BYTES - this.#liveBytes;
+    const dead = this.#diskBytes - this.#segmentFiles() * SEGMENT_HEADER_BYTES - this.#index.liveBytes;
     if (dead < auto.minDeadBytes || dead < auto.minDeadRatio * this.#diskBytes) return;
     this.compact().then(
       () => { this.#autoCompactionError = undefined; },
@@ -438,7 +413,7 @@ export class Store<V = unknown> {
   create(key: string, value: V, options?: WriteOptions): Promise<void> {
     return this.#guard(() => {
       const set = this.#prepareSet(key, value, options);
-      if (this.#liveEntry(key) !== undefined) {
+      if (this.#index.live(key) !== undefined) {
         throw new LogkvError(ErrorCodes.KEY_EXISTS, `key ${describe(key)} already exists`, { key });
       }
       return this.#enqueueSets([set]);
@@ -449,7 +424,7 @@ export class Store<V = unknown> {
   update(key: string, value: V, options?: WriteOptions): Promise<void> {
     return this.#guard(() => {
       const set = this.#prepareSet(key, value, options);
-      if (this.#liveEntry(key) === undefined) {
+      if (this.#index.live(key) === undefined) {
         throw new LogkvError(ErrorCodes.KEY_NOT_FOUND, `key ${describe(key)} does not exist`, { key });
       }
       return this.#enqueueSets([set]);
@@ -460,7 +435,7 @@ export class Store<V = unknown> {
   delete(key: string): Promise<boolean> {
     return this.#guard(() => {
       this.#checkKey(key);
-      if (this.#liveEntry(key) === undefined) return Promise.resolve(false);
+      if (this.#index.live(key) === undefined) return Promise.resolve(false);
       return this.#enqueueSets([deletion(key)])
         .then(() => true);
     });
@@ -476,7 +451,7 @@ export class Store<V = unknown> {
       // A delete of a key that is not live (at that point of the batch) writes nothing.
       const live = new Map<string, boolean>();
       const needed = prepared.filter((op) => {
-        const wasLive = live.has(op.key) ? live.get(op.key)! : this.#liveEntry(op.key) !== undefined;
+        const wasLive = live.has(op.key) ? live.get(op.key)! : this.#index.live(op.key) !== undefined;
         live.set(op.key, op.valueBytes !== undefined);
         return op.valueBytes !== undefined || wasLive;
       });
@@ -527,7 +502,7 @@ export class Store<V = unknown> {
     const segments = [...this.#segments.values()].filter((s) => s.file !== undefined)
       .sort((a, b) => a.id - b.id).map((s) => ({ id: s.id, size: s.flushed }));
     try {
-      await writeSnapshot(this.#medium, this.#dir, segments, this.#keydir);
+      await writeSnapshot(this.#medium, this.#dir, segments, this.#index.keydir);
     } catch {
       // The next open replays the log instead.
     }
@@ -560,47 +535,6 @@ export class Store<V = unknown> {
 
   #prepareSet(key: string, value: V, options: WriteOptions | undefined): PreparedWrite {
     return prepareSet(key, value, options, this.#options);
-  }
-
-  // ---------------------------------------------------------------- the keydir
-
-  /** The entry of `key` if it is live; an expired entry is dropped from the keydir. */
-  #liveEntry(key: string): Entry | undefined {
-    const entry = this.#keydir.get(key);
-    if (entry === undefined) return undefined;
-    if (entry.expiresAt !== 0 && entry.expiresAt <= this.#options.clock()) {
-      this.#apply(key, undefined);
-      return undefined;
-    }
-    return entry;
-  }
-
-  /**
-   * Points `key` at `entry` (or removes it), keeping the byte counts and the expiry set. With
-   * `record`, the keydir takes the key's bytes from the encoded record instead of encoding it again.
-   */
-  #apply(key: string, entry: Entry | undefined, record?: Buffer): Entry | undefined {
-    const previous = record === undefined ? this.#keydir.put(key, entry)
-      : this.#keydir.putBytes(record, RECORD_HEADER_BYTES, record.readUInt16LE(6), entry);
-    if (previous !== undefined) {
-      this.#liveBytes -= previous.length;
-      if (previous.expiresAt !== 0 && (entry === undefined || entry.expiresAt === 0)) this.#expiring.delete(key);
-    }
-    if (entry !== undefined) {
-      this.#liveBytes += entry.length;
-      if (entry.expiresAt !== 0) this.#expiring.add(key);
-    }
-    return previous;
-  }
-
-  #purgeExpired(): void {
-    if (this.#expiring.size === 0) return;
-    const now = this.#options.clock();
-    for (const key of this.#expiring) {
-      const entry = this.#keydir.get(key);
-      if (entry === undefined || entry.expiresAt === 0) this.#expiring.delete(key);
-      else if (entry.expiresAt <= now) this.#apply(key, undefined);
-    }
   }
 
   // ---------------------------------------------------------------- reading records
@@ -676,7 +610,7 @@ export class Store<V = unknown> {
       const chunk = chunks[i];
       segment.pending.push({ offset: at, bytes: chunk });
       const entry = w.valueBytes === undefined ? undefined : new Entry(segment.id, at, chunk.length, w.expiresAt);
-      undo.push([w.key, this.#apply(w.key, entry, chunk)]);
+      undo.push([w.key, this.#index.apply(w.key, entry, chunk)]);
       at += chunk.length;
     }
     segment.tail = at;
@@ -799,7 +733,7 @@ export class Store<V = unknown> {
       const op = failed[i];
       for (let j = op.undo.length - 1; j >= 0; j--) {
         const [key, previous] = op.undo[j];
-        this.#apply(key, previous);
+        this.#index.apply(key, previous);
         // Put back into an input whose keys may have moved already: the switch's end handles it.
         if (previous !== undefined && this.#switching?.inputIds.has(previous.segmentId)) this.#switching.restored.add(key);
       }
