@@ -5,6 +5,9 @@
  *   await store.set('user:1', { name: 'Ada' }, { ttl: 60_000 });
  *   const user = await store.get('user:1');
  *   await store.close();
+ *
+ * This module holds what applications call, and only that. Storage media for tests (an in-memory
+ * file system, fault injection, simulated power loss) are in `logkv/testing` (lib/testing.ts).
  */
 export { open, defaultDir } from './open';
 export { Store } from './store';
@@ -18,9 +21,3 @@ export type { CompactOptions, CompactionProgress, CompactionResult } from './com
 export { checkStore } from './check';
 export type { CheckOptions, CheckProblem, CheckReport, CheckSeverity } from './check';
 export { FORMAT_VERSION } from './format';
-export { MemoryMedium, DROP_UNSYNCED, KEEP_UNSYNCED, randomCrash } from './medium/memory';
-export type { ChangeFate, CrashChooser, DataChange, EntryChange, SystemError, UnsyncedDirectory, UnsyncedFile } from './medium/memory';
-export { FaultyMedium } from './medium/faulty';
-export type { Fault, FaultOperation, FaultPlan, FaultyOptions, OperationEvent, PowerLossOptions } from './medium/faulty';
-export { seededRandom } from './medium/random';
-export type { Random } from './medium/random';
