@@ -1,5 +1,8 @@
 /**
  * Compaction: rewrite the sealed segments into new ones that hold only live records, online.
+ * This file does the work on files (copy, make durable, remove); every step that touches the live
+ * store (seal, what to keep, space, the switch) is a call on the CompactionSwitch (switch.ts).
+ * Compactions, at the end, runs one at a time for the Store and starts automatic ones.
  * docs/compaction.md states the steps and why each crash point is safe; in short:
  *
  *  1. Seal: the active segment is sealed (a new one takes the writes) and every queued write to
