@@ -312,8 +312,11 @@ export class LogWriter {
     try {
       this.#allowed();
       await file.truncate(0); // a leftover from a failed attempt holds nothing acknowledged
+      this.#allowed();
       await file.write([encodeSegmentHeader(segment.id)], 0);
+      this.#allowed();
       await syncOrTag(file.sync());
+      this.#allowed();
       await syncOrTag(this.#medium.syncDir(this.#dir));
     } catch (err) {
       await file.close().catch(() => undefined);
@@ -343,6 +346,7 @@ export class LogWriter {
         if (segment.file === undefined || segment.file.sizeSync() <= Math.max(offset, SEGMENT_HEADER_BYTES)) continue;
         this.#allowed();
         await segment.file.truncate(Math.max(offset, SEGMENT_HEADER_BYTES));
+        this.#allowed();
         await segment.file.sync();
       }
     } catch (repairErr) {
