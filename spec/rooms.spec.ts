@@ -172,6 +172,25 @@ describe('the compaction switch', () => {
   });
 });
 
+describe('automatic compaction', () => {
+  it('a failed one is reported in stats().lastAutoCompactionError, and the next trigger that succeeds clears it', async () => {
+    const medium = new FaultyMedium(new MemoryMedium());
+    const store = await open<string>(DIR, { medium, sync: 'never', autoCompact: { minDeadRatio: 0, minDeadBytes: 0 } });
+    await store.set('k', 'v1');
+    medium.fail({ op: 'open', path: /\.seg\.tmp$/ }); // the next compaction cannot make its output
+    await store.set('k', 'v2'); // dead bytes now: the trigger fires after this write
+    while (store.stats().compacting) await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(store.stats().lastAutoCompactionError?.code).to.equal(ErrorCodes.IO);
+    await store.set('k', 'v3');
+    while (store.stats().compacting) await new Promise((resolve) => setTimeout(resolve, 5));
+    const stats = store.stats();
+    expect(stats.lastAutoCompactionError).to.equal(undefined);
+    expect(stats.lastCompaction?.dryRun).to.equal(false);
+    expect(await store.get('k')).to.equal('v3');
+    await store.close();
+  });
+});
+
 describe('open()', () => {
   it('rejects LOGKV_IO, holding no lock, when the sync of the new directory\'s parent fails', async () => {
     const memory = new MemoryMedium();
