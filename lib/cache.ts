@@ -7,7 +7,7 @@
  * by the CLOCK algorithm. A cached block remembers how many of its
  * bytes were in the file when it was read; a read that needs more (the tail block of the active
  * segment, which keeps growing) reads the block again. Segments only grow, except when a failed
- * write is truncated away or a compaction removes a segment: the store calls drop() then.
+ * write is truncated away or a compaction removes a segment: Reader.forget() calls drop() then.
  */
 import type { MediumFile } from './medium/types';
 
