@@ -1,34 +1,33 @@
 /**
  * Open-time recovery: find the segments, check their headers, replay their records into the
- * keydir in order, and cut a torn tail off the newest segment. docs/recovery.md lists the steps.
+ * keydir in order, and cut a torn tail off the newest segment. docs/recovery.md lists
+ * the steps.
  *
- * The rules:
- * - Only the newest segment can have a torn tail. A segment is synced before the next one is
- *   created, so every older segment was complete on disk before its successor existed.
- * - In the newest segment, the first bad record (incomplete, implausible or failing its CRC) and
+ * The rules (walk.ts holds them, so `logkv check` applies the very same ones):
+ * - Only the newest segment can have a torn tail or be an interrupted creation. A segment is
+ *   synced before the next one is created, so every older segment was complete on disk before
+ *   its successor existed.
+ * - In that segment, the first bad record (incomplete, implausible or failing its CRC) and
  *   everything after it is cut off: a crash mid-append leaves exactly that. If the bad record is
- *   inside an unfinished batch, the cut is at the batch's first record, so a torn batch is dropped
- *   whole and the next append cannot complete it by accident.
- * - A bad record in any other segment is corruption: open fails with LOGKV_CORRUPTION naming the
- *   file and offset, rather than guess which keys the lost bytes held and serve older values.
- * - A newest segment shorter than its header, or whose header is all zeros, or no longer than its
- *   header with a header that fails its CRC (torn), is a segment whose creation was interrupted
- *   (its header is synced before any record is written): it is reset.
+ *   inside a batch, or the file ends inside one, the cut is at the batch's first record, so a
+ *   torn batch is dropped whole and the next append cannot complete it by accident.
+ * - A bad record in any other segment is corruption: open fails
+ *   with LOGKV_CORRUPTION naming the file and offset, rather than guess which keys the lost bytes
+ *   held and serve older values.
+ * - A newest segment shorter than its header, or all zeros, or no longer than its header
+ *   with a header that fails its CRC (torn), is a segment whose creation was interrupted (its
+ *   header is synced before any record is written): it is reset.
  */
 import * as path from 'path';
-import { crc32 } from './crc';
 import { corruption } from './errors';
-import {
-  FLAG_BATCH_CONT, RECORD_HEADER_BYTES, RecordHeader, SEGMENT_HEADER_BYTES, TYPE_SET, checkSegmentHeader,
-  encodeSegmentHeader,
-} from './format';
+import { RecordHeader, SEGMENT_HEADER_BYTES, TYPE_SET, checkSegmentHeader, encodeSegmentHeader } from './format';
 import { Entry } from './keydir';
 import type { Medium, MediumFile } from './medium/types';
-import { scanRecords } from './scan';
-import { hintName, readHint } from './hint';
+import { hintName, parseHintName, readHint } from './hint';
 import type { KeyDir } from './keydir';
 import { SnapshotSegment, takeSnapshot } from './snapshot';
 import { Segment, TEMP_SUFFIX, parseSegmentName, segmentName } from './segment';
+import { SegmentWalker, judgeWalk, mayBeTorn, readSegmentStart } from './walk';
 
 export interface TruncationReport {
   file: string;
@@ -53,7 +52,7 @@ export interface RecoveryReport {
   snapshot: boolean;
   /** Why a snapshot that was there could not be used. */
   snapshotIgnored?: string;
-  /** Set if a torn tail was cut off the newest segment. */
+  /** Set if a torn tail was cut off the newest segment, or an interrupted creation reset. */
   truncated?: TruncationReport;
 }
 
@@ -62,11 +61,6 @@ export interface RecoveryReport {
  * key is `bytes[start .. start + length)` in UTF-8; `bytes` is reused after the call.
  */
 export type ApplyRecord = (bytes: Buffer, start: number, length: number, entry: Entry | undefined) => void;
-
-interface BatchedRecord {
-  key: Buffer;
-  entry: Entry | undefined;
-}
 
 export async function recover(medium: Medium, dir: string, apply: ApplyRecord, reserve?: (count: number) => void):
     Promise<{ segments: Segment[]; report: RecoveryReport; keydir?: KeyDir }> {
@@ -91,9 +85,9 @@ export async function recover(medium: Medium, dir: string, apply: ApplyRecord, r
   const hints = new Set(names.filter((name) => name.endsWith('.hint')));
   try {
     for (let i = 0; i < ids.length; i++) {
-      const newest = i === ids.length - 1;
+      const torn = mayBeTorn(ids[i], i === ids.length - 1);
       const hinted = hints.has(hintName(ids[i])) ? await recoverFromHint(medium, dir, ids[i], apply, report, reserve) : undefined;
-      const segment = hinted ?? await recoverSegment(medium, dir, ids[i], newest, apply, report);
+      const segment = hinted ?? await recoverSegment(medium, dir, ids[i], torn, apply, report);
       segments.push(segment);
     }
   } catch (err) {
@@ -135,7 +129,7 @@ async function openSnapshotSegments(medium: Medium, dir: string, ids: number[], 
 async function removeLeftovers(medium: Medium, dir: string, names: string[], ids: Set<number>,
                                report: RecoveryReport): Promise<void> {
   for (const name of names) {
-    const hintId = name.endsWith('.hint') ? parseSegmentName(name.slice(0, -5) + '.seg') : undefined;
+    const hintId = parseHintName(name);
     const orphanHint = hintId !== undefined && !ids.has(hintId);
     if (name.endsWith(TEMP_SUFFIX) || orphanHint) {
       await medium.remove(path.join(dir, name));
@@ -175,75 +169,45 @@ async function recoverFromHint(medium: Medium, dir: string, id: number, apply: A
   return undefined;
 }
 
-async function recoverSegment(medium: Medium, dir: string, id: number, newest: boolean, apply: ApplyRecord,
+/**
+ * Replays segment `id` into the keydir. `torn`: it may end in a torn tail (mayBeTorn), which is
+ * then cut off; otherwise damage is LOGKV_CORRUPTION.
+ */
+async function recoverSegment(medium: Medium, dir: string, id: number, torn: boolean, apply: ApplyRecord,
                               report: RecoveryReport): Promise<Segment> {
   const file = path.join(dir, segmentName(id));
   const handle = await medium.open(file);
   try {
-    let size = handle.sizeSync();
-    const header = Buffer.alloc(SEGMENT_HEADER_BYTES);
-    const got = handle.readSync(header, 0, SEGMENT_HEADER_BYTES, 0);
-    // A header torn by a crash fails its CRC; records go in only after the header is synced, so
-    // a newest segment no longer than its header with such a header holds nothing either.
-    const tornHeader = size <= SEGMENT_HEADER_BYTES && header.readUInt32LE(16) !== crc32(header.subarray(0, 16));
-    if (newest && (got < SEGMENT_HEADER_BYTES || isAllZero(handle, size) || tornHeader)) {
-      // An interrupted creation: nothing in it was ever acknowledged.
+    const size = handle.sizeSync();
+    const start = readSegmentStart(handle, file, id, size, torn);
+    if (start.kind === 'interrupted') {
+      // Nothing in it was ever acknowledged, and it holds no record to keep (walk.ts).
       await resetSegment(handle, id);
       if (size > 0) report.truncated = { file, offset: 0, bytes: size, reason: 'incomplete segment header' };
       return new Segment(id, file, handle, SEGMENT_HEADER_BYTES);
     }
-    checkSegmentHeader(header, file, id);
-
-    let batch: BatchedRecord[] = [];
-    let batchStart = -1;
-    const result = scanRecords(handle, size, (offset: number, record: RecordHeader, buf: Buffer, pos: number) => {
-      const keyStart = pos + RECORD_HEADER_BYTES;
+    const walker = new SegmentWalker(handle, size, start.layout);
+    const outcome = walker.walkAll((offset: number, record: RecordHeader, buf: Buffer, pos: number) => {
       const entry = record.type === TYPE_SET ? new Entry(id, offset, record.totalLength, record.expiresAt) : undefined;
-      report.records++;
-      if ((record.flags & FLAG_BATCH_CONT) !== 0) {
-        if (batch.length === 0) batchStart = offset;
-        batch.push({ key: Buffer.from(buf.subarray(keyStart, keyStart + record.keyLength)), entry });
-        return;
-      }
-      if (batch.length > 0) {
-        for (const pending of batch) apply(pending.key, 0, pending.key.length, pending.entry);
-        batch = [];
-      }
-      apply(buf, keyStart, record.keyLength, entry);
+      apply(buf, pos + record.headerLength, record.keyLength, entry);
     });
-
-    let end = result.end;
-    let reason: string | undefined = result.stop?.reason;
-    if (batch.length > 0) {
-      // The file ends inside a batch: its last record never made it.
-      end = batchStart;
-      reason = reason ?? 'unfinished batch';
-    }
-    if (end < size) {
-      if (!newest) throw corruption(`bad record in a sealed segment: ${reason}`, file, end);
-      await handle.truncate(end);
+    report.records += outcome.records;
+    const verdict = judgeWalk(outcome, size, torn);
+    if (verdict.action === 'refuse') throw corruption(`bad record in a sealed segment: ${verdict.reason}`, file, verdict.offset);
+    if (verdict.action === 'cut') {
+      await handle.truncate(verdict.offset);
       await handle.sync();
-      report.truncated = { file, offset: end, bytes: size - end, reason: reason ?? 'unknown' };
-      size = end;
-    } else if (newest) {
-      // A process killed before it synced may have left records in the page cache only. The
-      // store serves them and counts this segment as synced, so make that true now.
-      await handle.sync();
+      report.truncated = { file, offset: verdict.offset, bytes: size - verdict.offset, reason: verdict.reason };
+      return new Segment(id, file, handle, verdict.offset);
     }
+    // A process killed before it synced may have left records in the page cache only. The store
+    // serves them and counts this segment as synced, so make that true now.
+    if (torn) await handle.sync();
     return new Segment(id, file, handle, size);
   } catch (err) {
     await handle.close();
     throw err;
   }
-}
-
-function isAllZero(handle: MediumFile, size: number): boolean {
-  const buf = Buffer.alloc(Math.min(size, 64 * 1024));
-  for (let at = 0; at < size; at += buf.length) {
-    const n = handle.readSync(buf, 0, Math.min(buf.length, size - at), at);
-    for (let i = 0; i < n; i++) if (buf[i] !== 0) return false;
-  }
-  return true;
 }
 
 async function resetSegment(handle: MediumFile, id: number): Promise<void> {
