@@ -12,11 +12,11 @@
  *
  * How problems are classed:
  * - 'corruption': what makes open() refuse the store (a bad record or header in any segment but
- *   the newest), and a value that passes its CRC but does not decode (open() does
+ *   the newest write segment), and a value that passes its CRC but does not decode (open() does
  *   not decode values; reading that key fails). Data is at risk.
  * - 'hint': a hint file that fails its checks or disagrees with its segment. open() ignores it and
  *   scans the segment instead, so no data is at risk, but the file is damaged.
- * - 'notice': what open() repairs on its own: a torn tail of the newest segment (a crash
+ * - 'notice': what open() repairs on its own: a torn tail of the newest write segment (a crash
  *   mid-write; open() cuts it), an interrupted segment creation, leftovers of an interrupted
  *   compaction, a stale hint.
  * A store is healthy (`ok`) when there is no 'corruption' and no 'hint' problem.
@@ -218,7 +218,7 @@ function walkSegment(handle: MediumFile, layout: RecordLayout, id: number, file:
   return verdict.action === 'keep' && hasHint && undecodable.length === 0 ? seen : undefined;
 }
 
-const REFUSES = 'open() refuses the store (only the newest segment can have a torn tail)';
+const REFUSES = 'open() refuses the store (only the newest write segment can have a torn tail)';
 
 /** The notice for a torn tail that open() cuts at `offset`. */
 function tornTail(handle: MediumFile, id: number, offset: number, size: number, reason: string,

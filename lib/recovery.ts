@@ -1,20 +1,21 @@
 /**
  * Open-time recovery: find the segments, check their headers, replay their records into the
- * keydir in order, and cut a torn tail off the newest segment. docs/recovery.md lists
+ * keydir in order, and cut a torn tail off the segment that takes writes. docs/recovery.md lists
  * the steps.
  *
  * The rules (walk.ts holds them, so `logkv check` applies the very same ones):
- * - Only the newest segment can have a torn tail or be an interrupted creation. A segment is
- *   synced before the next one is created, so every older segment was complete on disk before
- *   its successor existed.
+ * - Only the newest segment, and only if it is a write segment (its id a multiple of
+ *   SEGMENT_ID_STEP), can have a torn tail or be an interrupted creation. A segment is synced
+ *   before the next one is created, and a compaction output is synced before it is renamed into
+ *   place, so every other segment was complete on disk before anything could crash after it.
  * - In that segment, the first bad record (incomplete, implausible or failing its CRC) and
  *   everything after it is cut off: a crash mid-append leaves exactly that. If the bad record is
  *   inside a batch, or the file ends inside one, the cut is at the batch's first record, so a
  *   torn batch is dropped whole and the next append cannot complete it by accident.
- * - A bad record in any other segment is corruption: open fails
+ * - A bad record in any other segment, compaction outputs included, is corruption: open fails
  *   with LOGKV_CORRUPTION naming the file and offset, rather than guess which keys the lost bytes
  *   held and serve older values.
- * - A newest segment shorter than its header, or all zeros, or no longer than its header
+ * - A newest write segment shorter than its header, or all zeros, or no longer than its header
  *   with a header that fails its CRC (torn), is a segment whose creation was interrupted (its
  *   header is synced before any record is written): it is reset.
  */

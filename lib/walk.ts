@@ -30,6 +30,7 @@ import {
 } from './format';
 import { crc32 } from './crc';
 import type { MediumFile } from './medium/types';
+import { isWriteSegmentId } from './segment';
 
 /** Bytes read from the file at a time. */
 const CHUNK_BYTES = 1024 * 1024;
@@ -284,11 +285,13 @@ export function isAllZero(file: MediumFile, from: number, to: number): boolean {
 
 /**
  * Whether segment `id` may end in a torn tail (or be an interrupted creation): only the newest
- * segment. A segment is synced before a later one is created, so damage anywhere else did not
- * come from a crash (docs/recovery.md).
+ * segment, and only if it takes writes. A segment is synced before a later one is created, and a
+ * compaction output is synced before it is renamed into place, so damage anywhere else did not
+ * come from a crash (docs/recovery.md). The newest segment is a compaction output when no write
+ * came after the compaction: its damage is corruption too, not a tail to cut.
  */
-export function mayBeTorn(_id: number, newest: boolean): boolean {
-  return newest;
+export function mayBeTorn(id: number, newest: boolean): boolean {
+  return newest && isWriteSegmentId(id);
 }
 
 /** How a segment begins: a sound header and the layout of its records, or an interrupted creation. */

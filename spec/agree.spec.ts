@@ -103,6 +103,24 @@ const CASES: Case[] = [
     expect: { open: 'refuses', id: W1, offset: 0 } },
   { name: 'sealed write segment: a torn header', files: [[W1, encodeSegmentHeader(W1).subarray(0, 10)], [W2, seg(W2, L)]],
     expect: { open: 'refuses', id: W1, offset: 0 } },
+  // A compaction output: synced before it was renamed into place, so never torn, even when it
+  // is the newest segment (no write came after the compaction). Issue 9, item 4.
+  { name: 'newest segment a compaction output: a bad record mid-file', files: [[W1, full], [C1, flip(seg(C1, L), recordAt(1) + 21)]],
+    expect: { open: 'refuses', id: C1, offset: recordAt(1) } },
+  { name: 'newest segment a compaction output: a torn last record', files: [[W1, full], [C1, seg(C1, L).subarray(0, recordAt(2) + 5)]],
+    expect: { open: 'refuses', id: C1, offset: recordAt(2) } },
+  { name: 'newest segment a compaction output: trailing zeros', files: [[W1, full], [C1, Buffer.concat([seg(C1, L), Buffer.alloc(30)])]],
+    expect: { open: 'refuses', id: C1, offset: seg(C1, L).length } },
+  { name: 'newest segment a compaction output: a torn header', files: [[W1, full], [C1, encodeSegmentHeader(C1).subarray(0, 10)]],
+    expect: { open: 'refuses', id: C1, offset: 0 } },
+  { name: 'newest segment a compaction output: all zeros', files: [[W1, full], [C1, Buffer.alloc(4096)]],
+    expect: { open: 'refuses', id: C1, offset: 0 } },
+  { name: 'newest segment a compaction output: empty', files: [[W1, full], [C1, Buffer.alloc(0)]],
+    expect: { open: 'refuses', id: C1, offset: 0 } },
+  { name: 'a compaction output with a bad record, before a write segment', files: [[C1, flip(seg(C1, L), recordAt(1) + 21)], [W3, seg(W3, K)]],
+    expect: { open: 'refuses', id: C1, offset: recordAt(1) } },
+  { name: 'an intact compaction output, then a torn write segment', files: [[C1, seg(C1, L)], [W3, seg(W3, K).subarray(0, recordAt(3) + 7)]],
+    expect: { open: 'repairs', id: W3, offset: recordAt(3), bytes: 7 }, keys: [...L, ...K.slice(0, 3)] },
 ];
 
 /** Every prefix of the newest segment's last record: a torn tail, repaired, whatever the length. */
