@@ -17,8 +17,9 @@
  * - 'hint': a hint file that fails its checks or disagrees with its segment. open() ignores it and
  *   scans the segment instead, so no data is at risk, but the file is damaged.
  * - 'notice': what open() repairs on its own: a torn tail of the newest write segment (a crash
- *   mid-write; open() cuts it), an interrupted segment creation, leftovers of an interrupted
- *   compaction, a stale hint.
+ *   mid-write; open() cuts it, keeping its bytes in a sidecar unless they are zeros), an
+ *   interrupted segment creation, leftovers of an interrupted compaction, a stale hint, and the
+ *   sidecars earlier opens left.
  * A store is healthy (`ok`) when there is no 'corruption' and no 'hint' problem.
  */
 import * as path from 'path';
@@ -29,8 +30,8 @@ import { hintName, parseHintName, readHint } from './hint';
 import { DirLock } from './lock';
 import { fileSystem } from './medium/fs';
 import type { Medium, MediumFile } from './medium/types';
-import { TEMP_SUFFIX, parseSegmentName, segmentName } from './segment';
-import { Damage, SegmentWalker, judgeWalk, mayBeTorn, readSegmentStart } from './walk';
+import { TEMP_SUFFIX, cutName, parseCutName, parseSegmentName, segmentName } from './segment';
+import { Damage, SegmentWalker, isAllZero, judgeWalk, mayBeTorn, readSegmentStart } from './walk';
 
 export type CheckSeverity = 'corruption' | 'hint' | 'notice';
 
@@ -114,7 +115,13 @@ async function checkFiles(medium: Medium, dir: string, names: string[],
     const file = path.join(dir, name);
     if (name.endsWith(TEMP_SUFFIX)) {
       report.problems.push({ severity: 'notice', file, offset: 0,
-        problem: 'leftover of an interrupted compaction; open() removes it' });
+        problem: 'leftover of an interrupted compaction, snapshot or sidecar; open() removes it' });
+    }
+    const cut = parseCutName(name);
+    if (cut !== undefined) {
+      report.problems.push({ severity: 'notice', file, offset: 0,
+        problem: `bytes an earlier open() cut off ${segmentName(cut.segmentId)} at offset ${cut.offset}, kept as they were; ` +
+          'not part of the store: inspect them, then delete the file' });
     }
     const hintId = parseHintName(name);
     if (hintId !== undefined) {
@@ -223,12 +230,12 @@ const REFUSES = 'open() refuses the store (only the newest write segment can hav
 /** The notice for a torn tail that open() cuts at `offset`. */
 function tornTail(handle: MediumFile, id: number, offset: number, size: number, reason: string,
                   recordsAfter: number): string {
-  void handle;
-  void id;
+  const kept = isAllZero(handle, offset, size) ? 'they are all zeros, so nothing is kept'
+    : `keeping them in ${cutName(id, offset)}`;
   const after = recordsAfter === 0 ? ''
     : `; ${recordsAfter} good-looking record(s) follow the damage: after a crash they were never synced, ` +
-      'but if this store did not crash they are writes lost to damage';
-  return `torn tail (${reason}, ${size - offset} bytes): what a crash mid-write leaves; open() cuts it off${after}`;
+      'but if this store did not crash they are writes lost to damage (the sidecar holds them)';
+  return `torn tail (${reason}, ${size - offset} bytes): what a crash mid-write leaves; open() cuts it off, ${kept}${after}`;
 }
 
 /** readHint's reason when the segment is longer than the hint describes. */

@@ -12,6 +12,10 @@
  *   everything after it is cut off: a crash mid-append leaves exactly that. If the bad record is
  *   inside a batch, or the file ends inside one, the cut is at the batch's first record, so a
  *   torn batch is dropped whole and the next append cannot complete it by accident.
+ * - Before a cut, the bytes it removes are kept in a sidecar file (`<segment id>-<offset>.cut`),
+ *   synced with its directory entry, unless they are all zeros. A cut is what a crash leaves, or
+ *   damage that looks the same; the sidecar keeps what damage would otherwise destroy. If the
+ *   sidecar cannot be written (a full disk), open fails and the segment is left as it was.
  * - A bad record in any other segment, compaction outputs included, is corruption: open fails
  *   with LOGKV_CORRUPTION naming the file and offset, rather than guess which keys the lost bytes
  *   held and serve older values.
@@ -20,15 +24,15 @@
  *   header is synced before any record is written): it is reset.
  */
 import * as path from 'path';
-import { corruption } from './errors';
+import { corruption, ioError } from './errors';
 import { RecordHeader, SEGMENT_HEADER_BYTES, TYPE_SET, checkSegmentHeader, encodeSegmentHeader } from './format';
 import { Entry } from './keydir';
 import type { Medium, MediumFile } from './medium/types';
 import { hintName, parseHintName, readHint } from './hint';
 import type { KeyDir } from './keydir';
 import { SnapshotSegment, takeSnapshot } from './snapshot';
-import { Segment, TEMP_SUFFIX, parseSegmentName, segmentName } from './segment';
-import { SegmentWalker, judgeWalk, mayBeTorn, readSegmentStart } from './walk';
+import { Segment, TEMP_SUFFIX, cutName, parseSegmentName, segmentName } from './segment';
+import { SegmentWalker, isAllZero, judgeWalk, mayBeTorn, readSegmentStart } from './walk';
 
 export interface TruncationReport {
   file: string;
@@ -37,6 +41,12 @@ export interface TruncationReport {
   /** How many bytes were cut. */
   bytes: number;
   reason: string;
+  /**
+   * The sidecar file (a path, like `file`) that holds the cut bytes as they were, so damage that
+   * looked like a torn tail destroyed nothing. Absent when the cut bytes were all zeros, and
+   * when an interrupted creation was reset (at most a torn header, or zeros: no record).
+   */
+  sidecar?: string;
 }
 
 export interface RecoveryReport {
@@ -172,7 +182,7 @@ async function recoverFromHint(medium: Medium, dir: string, id: number, apply: A
 
 /**
  * Replays segment `id` into the keydir. `torn`: it may end in a torn tail (mayBeTorn), which is
- * then cut off; otherwise damage is LOGKV_CORRUPTION.
+ * then cut off (its bytes kept in a sidecar); otherwise damage is LOGKV_CORRUPTION.
  */
 async function recoverSegment(medium: Medium, dir: string, id: number, torn: boolean, apply: ApplyRecord,
                               report: RecoveryReport): Promise<Segment> {
@@ -196,9 +206,11 @@ async function recoverSegment(medium: Medium, dir: string, id: number, torn: boo
     const verdict = judgeWalk(outcome, size, torn);
     if (verdict.action === 'refuse') throw corruption(`bad record in a sealed segment: ${verdict.reason}`, file, verdict.offset);
     if (verdict.action === 'cut') {
+      const sidecar = await keepCutBytes(medium, dir, handle, id, verdict.offset, size);
       await handle.truncate(verdict.offset);
       await handle.sync();
       report.truncated = { file, offset: verdict.offset, bytes: size - verdict.offset, reason: verdict.reason };
+      if (sidecar !== undefined) report.truncated.sidecar = sidecar;
       return new Segment(id, file, handle, verdict.offset);
     }
     // A process killed before it synced may have left records in the page cache only. The store
@@ -209,6 +221,49 @@ async function recoverSegment(medium: Medium, dir: string, id: number, torn: boo
     await handle.close();
     throw err;
   }
+}
+
+/** Bytes copied into a sidecar at a time. */
+const SIDECAR_CHUNK_BYTES = 1024 * 1024;
+
+/**
+ * Keeps bytes [offset, size) of segment `id` in a sidecar file before they are cut off, and
+ * returns its path; undefined if they are all zeros (nothing to keep). The sidecar is written
+ * under a temporary name, synced, renamed and its directory synced, all before the cut: a crash
+ * at any point leaves either no sidecar (a temporary file the next open removes) or a whole one,
+ * and the segment uncut until the sidecar is durable, so the next open simply does it again. If
+ * the sidecar cannot be written (a full disk), the open fails: cutting anyway would destroy bytes
+ * that may hold acknowledged writes, while a failed open is undone by freeing space.
+ */
+async function keepCutBytes(medium: Medium, dir: string, handle: MediumFile, id: number, offset: number,
+                            size: number): Promise<string | undefined> {
+  if (isAllZero(handle, offset, size)) return undefined;
+  const name = cutName(id, offset);
+  const sidecar = path.join(dir, name);
+  const temp = sidecar + TEMP_SUFFIX;
+  try {
+    const out = await medium.open(temp, { create: true });
+    try {
+      await out.truncate(0);
+      const buf = Buffer.allocUnsafe(Math.min(SIDECAR_CHUNK_BYTES, size - offset));
+      for (let at = offset; at < size;) {
+        const n = handle.readSync(buf, 0, Math.min(buf.length, size - at), at);
+        if (n <= 0) throw new Error(`${segmentName(id)} ended at ${at} while ${size} bytes were expected`);
+        await out.write([buf.subarray(0, n)], at - offset);
+        at += n;
+      }
+      await out.sync();
+    } finally {
+      await out.close();
+    }
+    await medium.rename(temp, sidecar);
+    await medium.syncDir(dir);
+  } catch (err) {
+    await medium.remove(temp).catch(() => undefined);
+    throw ioError(err, `keeping the ${size - offset} bytes to be cut off ${segmentName(id)} at offset ${offset} in ${name}`,
+      sidecar);
+  }
+  return sidecar;
 }
 
 async function resetSegment(handle: MediumFile, id: number): Promise<void> {

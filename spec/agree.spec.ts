@@ -14,7 +14,7 @@ import { ErrorCodes, LogkvError, open } from '../lib';
 import { checkStore } from '../lib/check';
 import { FLAG_BATCH_CONT, TYPE_SET, encodeRecord, encodeSegmentHeader } from '../lib/format';
 import { MemoryMedium } from '../lib/medium/memory';
-import { segmentName } from '../lib/segment';
+import { cutName, segmentName } from '../lib/segment';
 
 const DIR = '/db';
 const W1 = 0x10000;
@@ -48,7 +48,8 @@ function flip(bytes: Buffer, offset: number): Buffer {
 /** What open() does with the store. */
 type Outcome =
   | { open: 'as is' }
-  | { open: 'repairs'; id: number; offset: number; bytes: number }
+  /** `kept`: the cut bytes are kept in a sidecar (they are not all zeros, nor an interrupted creation). */
+  | { open: 'repairs'; id: number; offset: number; bytes: number; kept: boolean }
   | { open: 'refuses'; id: number; offset: number };
 
 interface Case {
@@ -69,27 +70,27 @@ const CASES: Case[] = [
   // A newest write segment whose creation was interrupted.
   { name: 'newest write segment empty', files: [[W1, full], [W2, Buffer.alloc(0)]], expect: { open: 'as is' }, keys: K },
   { name: 'newest write segment: a torn header, 10 bytes', files: [[W1, full], [W2, encodeSegmentHeader(W2).subarray(0, 10)]],
-    expect: { open: 'repairs', id: W2, offset: 0, bytes: 10 }, keys: K },
+    expect: { open: 'repairs', id: W2, offset: 0, bytes: 10, kept: false }, keys: K },
   { name: 'newest write segment: 20 bytes, a torn header (CRC fails, non-zero)', files: [[W1, full], [W2, flip(encodeSegmentHeader(W2), 9)]],
-    expect: { open: 'repairs', id: W2, offset: 0, bytes: 20 }, keys: K },
+    expect: { open: 'repairs', id: W2, offset: 0, bytes: 20, kept: false }, keys: K },
   { name: 'newest write segment: 20 zero bytes', files: [[W1, full], [W2, Buffer.alloc(20)]],
-    expect: { open: 'repairs', id: W2, offset: 0, bytes: 20 }, keys: K },
+    expect: { open: 'repairs', id: W2, offset: 0, bytes: 20, kept: false }, keys: K },
   { name: 'newest write segment: 4096 zero bytes', files: [[W1, full], [W2, Buffer.alloc(4096)]],
-    expect: { open: 'repairs', id: W2, offset: 0, bytes: 4096 }, keys: K },
+    expect: { open: 'repairs', id: W2, offset: 0, bytes: 4096, kept: false }, keys: K },
   { name: 'newest write segment: a zero header followed by data', files: [[W1, full], [W2, Buffer.concat([Buffer.alloc(20), set('x')])]],
     expect: { open: 'refuses', id: W2, offset: 0 } },
   { name: 'newest write segment: a bad header CRC, with records after it', files: [[W1, full], [W2, flip(seg(W2, L), 9)]],
     expect: { open: 'refuses', id: W2, offset: 0 } },
   // A torn tail of the newest write segment, and damage in it that looks the same.
   { name: 'newest write segment: trailing zeros', files: [[W1, Buffer.concat([full, Buffer.alloc(100)])]],
-    expect: { open: 'repairs', id: W1, offset: full.length, bytes: 100 }, keys: K },
+    expect: { open: 'repairs', id: W1, offset: full.length, bytes: 100, kept: false }, keys: K },
   { name: 'newest write segment: a bad record mid-file', files: [[W1, flip(full, recordAt(1) + 21)]],
-    expect: { open: 'repairs', id: W1, offset: recordAt(1), bytes: full.length - recordAt(1) }, keys: ['k0'] },
+    expect: { open: 'repairs', id: W1, offset: recordAt(1), bytes: full.length - recordAt(1), kept: true }, keys: ['k0'] },
   { name: 'newest write segment: an unfinished batch', files: [[W1, Buffer.concat([full, set('b0', true), set('b1', true)])]],
-    expect: { open: 'repairs', id: W1, offset: full.length, bytes: 2 * set('b0').length }, keys: K },
+    expect: { open: 'repairs', id: W1, offset: full.length, bytes: 2 * set('b0').length, kept: true }, keys: K },
   { name: 'newest write segment: a batch whose last record is damaged',
     files: [[W1, flip(Buffer.concat([full, set('b0', true), set('b1')]), full.length + set('b0').length + 21)]],
-    expect: { open: 'repairs', id: W1, offset: full.length, bytes: 2 * set('b0').length }, keys: K },
+    expect: { open: 'repairs', id: W1, offset: full.length, bytes: 2 * set('b0').length, kept: true }, keys: K },
   // A sealed write segment: damage there is corruption.
   { name: 'sealed write segment: a bad record mid-file', files: [[W1, flip(full, recordAt(1) + 21)], [W2, seg(W2, L)]],
     expect: { open: 'refuses', id: W1, offset: recordAt(1) } },
@@ -120,13 +121,13 @@ const CASES: Case[] = [
   { name: 'a compaction output with a bad record, before a write segment', files: [[C1, flip(seg(C1, L), recordAt(1) + 21)], [W3, seg(W3, K)]],
     expect: { open: 'refuses', id: C1, offset: recordAt(1) } },
   { name: 'an intact compaction output, then a torn write segment', files: [[C1, seg(C1, L)], [W3, seg(W3, K).subarray(0, recordAt(3) + 7)]],
-    expect: { open: 'repairs', id: W3, offset: recordAt(3), bytes: 7 }, keys: [...L, ...K.slice(0, 3)] },
+    expect: { open: 'repairs', id: W3, offset: recordAt(3), bytes: 7, kept: true }, keys: [...L, ...K.slice(0, 3)] },
 ];
 
 /** Every prefix of the newest segment's last record: a torn tail, repaired, whatever the length. */
 for (let cut = recordAt(3) + 1; cut < full.length; cut++) {
   CASES.push({ name: `newest write segment: the last record cut to ${cut - recordAt(3)} bytes`, files: [[W1, full.subarray(0, cut)]],
-    expect: { open: 'repairs', id: W1, offset: recordAt(3), bytes: cut - recordAt(3) }, keys: K.slice(0, 3) });
+    expect: { open: 'repairs', id: W1, offset: recordAt(3), bytes: cut - recordAt(3), kept: true }, keys: K.slice(0, 3) });
 }
 
 async function build(files: Array<[number, Buffer]>): Promise<MemoryMedium> {
@@ -174,8 +175,10 @@ describe('check and open() agree', () => {
           expect(store.recovery.truncated).to.equal(undefined);
           expect(notices, 'check: nothing to say').to.deep.equal([]);
         } else {
-          expect(store.recovery.truncated).to.deep.include({ file: at(e.id), offset: e.offset, bytes: e.bytes });
+          const truncated = { file: at(e.id), offset: e.offset, bytes: e.bytes, ...(e.kept ? { sidecar: `${DIR}/${cutName(e.id, e.offset)}` } : {}) };
+          expect(store.recovery.truncated).to.deep.equal({ reason: store.recovery.truncated?.reason, ...truncated });
           expect(notices.map((p) => [p.file, p.offset]), 'check: a notice where open() repairs').to.deep.equal([[at(e.id), e.offset]]);
+          if (e.kept) expect(notices[0].problem, 'check: names the sidecar').to.include(cutName(e.id, e.offset));
         }
         const keys: string[] = [];
         for await (const key of store.keys()) keys.push(key);
