@@ -3,7 +3,8 @@
  * value, and report each problem with its file and offset. Behind `logkv check`.
  *
  * It changes nothing: where open() would cut a torn tail or remove a leftover, check only reports
- * it. It holds the store's lock while it reads, so no writer changes the files underneath it.
+ * it. It takes the store's lock before it lists the directory and holds it while it reads, so no
+ * writer changes the files underneath it.
  *
  * It reads segments with the walker open() uses (walk.ts), and classes each segment by the same
  * rules (readSegmentStart, judgeWalk), so check and open() agree on what is a torn tail and what
@@ -77,14 +78,21 @@ interface SeenRecord {
 export async function checkStore(dir: string, options: CheckOptions = {}): Promise<CheckReport> {
   const medium = options.medium ?? fileSystem;
   const where = path.resolve(dir);
-  let names: string[];
+  // The lock first: a listing taken before it could miss, or name, files a writer that still
+  // held the store was creating, renaming or removing.
+  let lock: DirLock | undefined;
   try {
-    names = await medium.list(where);
+    lock = medium.isFileSystem ? await DirLock.acquire(where) : undefined;
   } catch (err) {
-    throw ioError(err, `listing ${where}`, where);
+    throw ioError(err, `locking ${where}`, where);
   }
-  const lock = medium.isFileSystem ? await DirLock.acquire(where) : undefined;
   try {
+    let names: string[];
+    try {
+      names = await medium.list(where);
+    } catch (err) {
+      throw ioError(err, `listing ${where}`, where);
+    }
     return await checkFiles(medium, where, names, options.onProgress);
   } finally {
     await lock?.release();

@@ -10,11 +10,15 @@
  * and by check: spec/recovery.spec.ts.)
  */
 import { expect } from 'chai';
+import * as path from 'path';
 import { ErrorCodes, LogkvError, open } from '../lib';
 import { checkStore } from '../lib/check';
 import { FLAG_BATCH_CONT, TYPE_SET, encodeRecord, encodeSegmentHeader } from '../lib/format';
+import { fileSystem } from '../lib/medium/fs';
 import { MemoryMedium } from '../lib/medium/memory';
+import type { Medium } from '../lib/medium/types';
 import { cutName, segmentName } from '../lib/segment';
+import { expectCode, openFast, tempDir } from './helpers';
 
 const DIR = '/db';
 const W1 = 0x10000;
@@ -188,4 +192,41 @@ describe('check and open() agree', () => {
       }
     });
   }
+});
+
+describe('check and the lock', () => {
+  it('a directory that does not exist: LOGKV_IO, as before it took the lock first', async () => {
+    const dir = path.join(tempDir('check-missing'), 'not-there');
+    const err = await expectCode(checkStore(dir), ErrorCodes.IO);
+    expect(err.details.file).to.equal(dir);
+  });
+
+  it('takes the store\'s lock before it lists the directory', async () => {
+    const dir = tempDir('check-lock');
+    const store = await openFast(dir);
+    await store.set('a', 1);
+    await store.close();
+    // While check lists the directory, an open() must find the store locked.
+    let duringList: string | undefined;
+    const medium: Medium = {
+      isFileSystem: true,
+      mkdirp: (d) => fileSystem.mkdirp(d),
+      open: (f, o) => fileSystem.open(f, o),
+      rename: (a, b) => fileSystem.rename(a, b),
+      remove: (f) => fileSystem.remove(f),
+      syncDir: (d) => fileSystem.syncDir(d),
+      async list(d: string): Promise<string[]> {
+        try {
+          await (await openFast(dir)).close();
+          duringList = 'opened';
+        } catch (err) {
+          duringList = (err as LogkvError).code;
+        }
+        return fileSystem.list(d);
+      },
+    };
+    const report = await checkStore(dir, { medium });
+    expect(report.ok).to.equal(true);
+    expect(duringList).to.equal(ErrorCodes.LOCKED);
+  });
 });
