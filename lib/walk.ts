@@ -146,25 +146,43 @@ export class SegmentWalker {
     if (this.#done) return true;
     const size = this.#size;
     const layout = this.#layout;
+    const headerBytes = layout.headerBytes;
     const header = this.#header;
     const budgetEnd = this.#offset + budgetBytes;
     let offset = this.#offset;
+    let records = 0;
+    // The chunk and where it lies, in locals for the loop; reloaded after #ensure refills it.
+    let chunk = this.#chunk;
+    let chunkStart = this.#chunkStart;
+    let chunkEnd = this.#chunkEnd;
     while (offset < size) {
-      if (offset >= budgetEnd) {
-        this.#offset = offset;
-        return false;
-      }
+      if (offset >= budgetEnd) break;
       let reason: DamageReason | undefined;
-      if (!this.#ensure(offset, layout.headerBytes)) reason = 'truncated header';
-      else if (!layout.parse(this.#chunk, offset - this.#chunkStart, header)) reason = 'implausible header';
-      else if (!this.#ensure(offset, header.totalLength)) reason = 'truncated record';
-      else if (!layout.crcMatches(this.#chunk, offset - this.#chunkStart, header)) reason = 'checksum mismatch';
+      if (offset + headerBytes > chunkEnd && !this.#ensure(offset, headerBytes)) {
+        reason = 'truncated header';
+      } else {
+        chunk = this.#chunk;
+        chunkStart = this.#chunkStart;
+        chunkEnd = this.#chunkEnd;
+        if (!layout.parse(chunk, offset - chunkStart, header)) {
+          reason = 'implausible header';
+        } else if (offset + header.totalLength > chunkEnd && !this.#ensure(offset, header.totalLength)) {
+          reason = 'truncated record';
+        } else {
+          chunk = this.#chunk;
+          chunkStart = this.#chunkStart;
+          chunkEnd = this.#chunkEnd;
+          if (!layout.crcMatches(chunk, offset - chunkStart, header)) reason = 'checksum mismatch';
+        }
+      }
       if (reason !== undefined) {
         const next = this.#damaged(offset, reason);
         if (next === undefined) {
           // With 'stop' the walk ends at the bad record; with 'report', nothing good follows it.
           if (this.#policy === 'report') offset = size;
-          break;
+          this.#records += records;
+          this.#finish(offset);
+          return true;
         }
         offset = next;
         continue;
@@ -173,13 +191,18 @@ export class SegmentWalker {
       if ((header.flags & FLAG_BATCH_CONT) !== 0) {
         if (this.#batchStart < 0) this.#batchStart = offset;
       } else if (this.#batchStart >= 0) {
+        this.#records += records;
+        records = 0;
         this.#visitBatch(offset + length, visit);
       } else {
-        this.#records++;
-        visit(offset, header, this.#chunk, offset - this.#chunkStart);
+        records++;
+        visit(offset, header, chunk, offset - chunkStart);
       }
       offset += length;
     }
+    this.#records += records;
+    this.#offset = offset;
+    if (offset < size) return false;
     this.#finish(offset);
     return true;
   }
