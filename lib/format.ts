@@ -27,8 +27,12 @@
  *   20+k v     value        msgpack (see codec.ts), absent for DELETE
  *
  * A batch of n operations is n consecutive records in one segment; all but the last carry
- * BATCH_CONT. Recovery applies the records of a batch only when it reaches the last one, so a
- * batch torn by a crash is dropped whole.
+ * BATCH_CONT. The segment walker (walk.ts) hands over a batch's records only when it reaches the
+ * last one, so a batch torn by a crash is dropped whole.
+ *
+ * Records are read through a RecordLayout, one per format version (RECORD_LAYOUT_V1 is the table
+ * above): the walker takes the layout that a segment's header version names, so a new record
+ * header is a new layout object here and no change to the walker.
  */
 import { crc32 } from './crc';
 import { corruption } from './errors';
