@@ -93,12 +93,12 @@ export async function recover(medium: Medium, dir: string, apply: ApplyRecord, r
   } else if (snapshot !== 'none') {
     report.snapshotIgnored = snapshot;
   }
-  const hints = new Set(names.filter((name) => name.endsWith('.hint')));
+  const hinted = new Set(names.map(parseHintName).filter((id): id is number => id !== undefined));
   try {
     for (let i = 0; i < ids.length; i++) {
       const torn = mayBeTorn(ids[i], i === ids.length - 1);
-      const hinted = hints.has(hintName(ids[i])) ? await recoverFromHint(medium, dir, ids[i], apply, report, reserve) : undefined;
-      const segment = hinted ?? await recoverSegment(medium, dir, ids[i], torn, apply, report);
+      const fromHint = hinted.has(ids[i]) ? await recoverFromHint(medium, dir, ids[i], apply, report, reserve) : undefined;
+      const segment = fromHint ?? await recoverSegment(medium, dir, ids[i], torn, apply, report);
       segments.push(segment);
     }
   } catch (err) {
