@@ -57,7 +57,7 @@ export interface RecoveryReport {
   hinted: number;
   /** Hint files that could not be used (the segment was scanned instead), with why. */
   hintsIgnored: Array<{ file: string; reason: string }>;
-  /** Leftover temporary files (an interrupted compaction) and orphan hints that were removed. */
+  /** Leftover temporary files (an interrupted compaction, snapshot or sidecar) and orphan hints that were removed. */
   removed: string[];
   /** Whether the keydir was loaded from the snapshot the last clean close wrote. */
   snapshot: boolean;

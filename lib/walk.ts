@@ -152,6 +152,7 @@ export class SegmentWalker {
     let offset = this.#offset;
     let records = 0;
     // The chunk and where it lies, in locals for the loop; reloaded after #ensure refills it.
+    // Only the end needs checking: the walk moves forward, and a refill starts at or before offset.
     let chunk = this.#chunk;
     let chunkStart = this.#chunkStart;
     let chunkEnd = this.#chunkEnd;
