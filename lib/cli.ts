@@ -17,14 +17,14 @@ import * as readline from 'readline';
 import { parseArgs } from 'util';
 import { CheckReport, checkStore } from './check';
 import { ErrorCodes, LogkvError } from './errors';
-import { RECORD_HEADER_BYTES, TYPE_SET } from './format';
-import { hintName } from './hint';
+import { TYPE_SET } from './format';
+import { parseHintName } from './hint';
 import { defaultDir, open } from './index';
 import { fileSystem } from './medium/fs';
 import { ProgressBar, formatBytes, formatDuration } from './progress';
-import { scanRecords } from './scan';
 import { parseSegmentName, segmentName } from './segment';
 import type { BatchOperation, Store } from './store';
+import { SegmentWalker } from './walk';
 import { fromTaggedJson, toTaggedJson } from './tagged-json';
 
 export const EXIT = { OK: 0, FAILED: 1, USAGE: 2, LOCKED: 3 } as const;
@@ -538,8 +538,7 @@ function compactionTrace(dir: string): { count: number; newestAt: number | null 
   let count = 0;
   let newestAt: number | null = null;
   for (const name of fs.readdirSync(dir)) {
-    const id = name.endsWith('.hint') ? parseSegmentName(name.slice(0, -'.hint'.length) + '.seg') : undefined;
-    if (id === undefined || name !== hintName(id)) continue;
+    if (parseHintName(name) === undefined) continue;
     count++;
     const mtime = fs.statSync(path.join(dir, name)).mtimeMs;
     newestAt = newestAt === null ? Math.round(mtime) : Math.max(newestAt, Math.round(mtime));
@@ -596,10 +595,11 @@ async function readExpiries(dir: string): Promise<Map<string, number>> {
   const ids = (await fileSystem.list(dir)).map(parseSegmentName).filter((id): id is number => id !== undefined)
     .sort((a, b) => a - b);
   for (const id of ids) {
-    const handle = await fileSystem.open(path.join(dir, segmentName(id)), { readOnly: true });
+    const file = path.join(dir, segmentName(id));
+    const handle = await fileSystem.open(file, { readOnly: true });
     try {
-      scanRecords(handle, handle.sizeSync(), (_offset, header, buf, pos) => {
-        const key = buf.toString('utf8', pos + RECORD_HEADER_BYTES, pos + RECORD_HEADER_BYTES + header.keyLength);
+      SegmentWalker.forSegment(handle, file, id, handle.sizeSync()).walkAll((_offset, header, buf, pos) => {
+        const key = buf.toString('utf8', pos + header.headerLength, pos + header.headerLength + header.keyLength);
         if (header.type === TYPE_SET && header.expiresAt !== 0) expiries.set(key, header.expiresAt);
         else expiries.delete(key);
       });

@@ -7,7 +7,7 @@
  *
  *  1. Seal: the active segment is sealed (a new one takes the writes) and every queued write to
  *     the sealed ones is made durable. The inputs are all sealed segments, oldest first.
- *  2. Copy: each input is scanned (checking every CRC), in slices that yield to the event loop so
+ *  2. Copy: each input is walked (walk.ts, checking every CRC), in slices that yield to the event loop so
  *     reads and writes go on. A record is copied if the keydir still points at it, or a queued
  *     write would point the keydir back at it if that write failed. Expired records, overwritten
  *     records and tombstones are dropped. Outputs are written under temporary names.
@@ -31,16 +31,16 @@ import * as path from 'path';
 import { crc32 } from './crc';
 import { ErrorCodes, LogkvError, ioError } from './errors';
 import {
-  FLAG_BATCH_CONT, RECORD_HEADER_BYTES, RecordHeader, SEGMENT_HEADER_BYTES, TYPE_SET, encodeSegmentHeader,
+  FLAG_BATCH_CONT, SEGMENT_HEADER_BYTES, TYPE_SET, encodeSegmentHeader,
 } from './format';
 import { HintWriter, hintName } from './hint';
 import type { KeyIndex } from './keyindex';
 import type { Medium } from './medium/types';
 import type { ResolvedOptions } from './options';
-import { scanRecords } from './scan';
-import { SEGMENT_ID_STEP, Segment, TEMP_SUFFIX, segmentName } from './segment';
+import { Segment, TEMP_SUFFIX, isWriteSegmentId, segmentName } from './segment';
 import type { SegmentSet } from './segments';
 import type { CompactionSwitch, SwitchOutput } from './switch';
+import { SegmentWalker } from './walk';
 import type { LogWriter } from './writer';
 
 export interface CompactOptions {
@@ -96,6 +96,15 @@ interface Output extends SwitchOutput {
   bufferedBytes: number;
 }
 
+/** A record the copy step keeps: its offset in its input, a copy of its bytes, and what its hint entry needs. */
+interface Kept {
+  at: number;
+  bytes: Buffer;
+  keyStart: number;
+  keyLength: number;
+  expiresAt: number;
+}
+
 export async function compact(host: CompactionHost, options: CompactOptions): Promise<CompactionResult> {
   const started = Date.now();
   await removeGarbage(host);
@@ -136,31 +145,38 @@ class Job {
     this.#nextId = newest + 1;
   }
 
-  /** Step 2: scan every input in slices and copy what must be kept. */
+  /** Step 2: walk every input in slices and copy what must be kept. */
   async copy(): Promise<void> {
     for (const input of this.inputs) {
-      let offset = SEGMENT_HEADER_BYTES;
+      // The walker stops at the first bad record; the input's header names its record layout.
+      const walker = SegmentWalker.forSegment(input.file!, input.path, input.id, input.flushed);
       this.bytesDone += SEGMENT_HEADER_BYTES; // so bytesDone reaches bytesTotal, which counts whole files
-      while (offset < input.flushed) {
+      let offset = walker.offset;
+      while (!walker.done) {
         const undoRefs = this.host.protocol.undoRefs(input.id);
         if (this.host.aborted()) throw new LogkvError(ErrorCodes.CLOSED, 'the store closed during compaction');
-        const kept: Array<[number, RecordHeader, Buffer]> = [];
-        const scan = scanRecords(input.file!, input.flushed, (at, header, buf, pos) => {
-          const key = buf.toString('utf8', pos + RECORD_HEADER_BYTES, pos + RECORD_HEADER_BYTES + header.keyLength);
+        const kept: Kept[] = [];
+        walker.walk((at, header, buf, pos) => {
+          const keyStart = pos + header.headerLength;
+          const key = buf.toString('utf8', keyStart, keyStart + header.keyLength);
           if (header.type === TYPE_SET && this.host.protocol.mustKeep(key, input.id, at, undoRefs)) {
-            kept.push([at, header, Buffer.from(buf.subarray(pos, pos + header.totalLength))]);
+            kept.push({ at, keyStart: header.headerLength, keyLength: header.keyLength, expiresAt: header.expiresAt,
+              bytes: Buffer.from(buf.subarray(pos, pos + header.totalLength)) });
           } else {
             this.recordsDropped++;
           }
-        }, offset, SLICE_BYTES);
-        if (scan.stop !== undefined) {
+        }, SLICE_BYTES);
+        const outcome = walker.outcome;
+        if (outcome !== undefined && outcome.cleanEnd < input.flushed) {
+          // A sealed segment is whole: recovery would refuse it too (walk.ts judgeWalk).
+          const at = outcome.damage?.offset ?? outcome.cleanEnd;
           throw new LogkvError(ErrorCodes.CORRUPTION,
-            `compaction found a bad record (${scan.stop.reason}) in ${input.path} at offset ${scan.stop.offset}`,
-            { file: input.path, offset: scan.stop.offset });
+            `compaction found a bad record (${outcome.damage?.reason ?? 'unfinished batch'}) in ${input.path} at offset ${at}`,
+            { file: input.path, offset: at });
         }
-        for (const [at, header, bytes] of kept) await this.#append(bytes, header, input.id, at);
-        this.bytesDone += scan.end - offset;
-        offset = scan.end;
+        for (const record of kept) await this.#append(record, input.id);
+        this.bytesDone += walker.offset - offset;
+        offset = walker.offset;
         this.options.onProgress?.({ phase: 'copy', bytesDone: this.bytesDone, bytesTotal: this.bytesTotal });
         await new Promise<void>((resolve) => setImmediate(resolve));
       }
@@ -169,7 +185,8 @@ class Job {
   }
 
   /** Appends one record to the current output (starting a new one if it is full). */
-  async #append(bytes: Buffer, header: RecordHeader, fromSegment: number, fromOffset: number): Promise<void> {
+  async #append(record: Kept, fromSegment: number): Promise<void> {
+    const { bytes } = record;
     this.recordsKept++;
     this.#keptBytes += bytes.length;
     if (this.options.dryRun) return;
@@ -188,15 +205,15 @@ class Job {
     output.buffered.push(bytes);
     output.bufferedBytes += bytes.length;
     output.size += bytes.length;
-    output.hint.add(bytes, RECORD_HEADER_BYTES, header.keyLength, bytes.length, header.expiresAt);
+    output.hint.add(bytes, record.keyStart, record.keyLength, bytes.length, record.expiresAt);
     output.fromSegment.push(fromSegment);
-    output.fromOffset.push(fromOffset);
+    output.fromOffset.push(record.at);
     if (output.bufferedBytes >= SLICE_BYTES) await this.#flush(output);
   }
 
   async #startOutput(): Promise<Output> {
     const id = this.#nextId++;
-    if (id % SEGMENT_ID_STEP === 0) throw new LogkvError(ErrorCodes.IO, 'compaction ran out of segment ids');
+    if (isWriteSegmentId(id)) throw new LogkvError(ErrorCodes.IO, 'compaction ran out of segment ids');
     const tempPath = path.join(this.host.dir, segmentName(id) + TEMP_SUFFIX);
     this.host.protocol.reserve(SEGMENT_HEADER_BYTES);
     this.reserved += SEGMENT_HEADER_BYTES;

@@ -13,12 +13,7 @@
  */
 import * as path from 'path';
 import { SEGMENT_HEADER_BYTES } from './format';
-import { SEGMENT_ID_STEP, Segment, segmentName } from './segment';
-
-/** The id of the next segment the writer starts after segment `id` (a write segment or a compaction output). */
-export function nextWriteSegmentId(id: number): number {
-  return (Math.floor(id / SEGMENT_ID_STEP) + 1) * SEGMENT_ID_STEP;
-}
+import { SEGMENT_ID_STEP, Segment, isWriteSegmentId, nextWriteSegmentId, segmentName } from './segment';
 
 /** A segment with no file and nothing queued for it: it takes no disk space yet. */
 export function isUnborn(segment: Segment): boolean {
@@ -45,7 +40,7 @@ export class SegmentSet implements SegmentLookup {
     this.#dir = dir;
     for (const segment of recovered) this.#segments.set(segment.id, segment);
     const newest = recovered[recovered.length - 1];
-    if (newest !== undefined && newest.id % SEGMENT_ID_STEP === 0) {
+    if (newest !== undefined && isWriteSegmentId(newest.id)) {
       this.#active = newest;
     } else {
       this.#active = this.#start(newest === undefined ? SEGMENT_ID_STEP : nextWriteSegmentId(newest.id));
