@@ -11,6 +11,7 @@ import * as path from 'path';
 import { ErrorCodes, LogkvError, ioError, isErrno } from './errors';
 import { DirLock } from './lock';
 import { fileSystem } from './medium/fs';
+import { WriteGate, gateWrites } from './medium/gated';
 import type { Medium } from './medium/types';
 import { OpenOptions, describe, resolveOptions } from './options';
 import { recover } from './recovery';
@@ -69,16 +70,18 @@ export async function open<V = unknown>(dir?: string, options?: OpenOptions): Pr
   } catch (err) {
     throw ioError(err, `creating ${where}`, where);
   }
-  const lock = await takeLock(medium, where);
+  const lock = await takeLock(medium, where, resolved.lockStaleMs);
+  // From here every change to the disk first asks the lock whether this process still owns it.
+  const owned = medium.isFileSystem ? gateWrites(medium, lock.mayWrite) : medium;
   const store = new Store<V>({
     dir: where,
-    medium,
+    medium: owned,
     options: resolved,
     release: lock.release,
-    lockCompromised: lock.compromised,
+    lockCompromised: lock.mayWrite,
   });
   try {
-    const { segments, report, keydir } = await recover(medium, where,
+    const { segments, report, keydir } = await recover(owned, where,
       (bytes, start, length, entry) => store.applyRecovered(bytes, start, length, entry),
       (count) => store.reserveRecovered(count));
     store.start(segments, report, keydir);
@@ -121,20 +124,24 @@ async function isDirectory(medium: Medium, dir: string): Promise<boolean> {
   }
 }
 
-async function takeLock(medium: Medium, dir: string):
-    Promise<{ release: () => Promise<void>; compromised: () => Error | undefined }> {
+/**
+ * What the store needs from the lock: `release` at close, and `mayWrite` right before every change
+ * it hands to the disk (undefined: go ahead; else the error to fail that change with).
+ */
+async function takeLock(medium: Medium, dir: string, staleMs: number):
+    Promise<{ release: () => Promise<void>; mayWrite: WriteGate }> {
   if (medium.isFileSystem) {
     let lock: DirLock;
     try {
-      lock = await DirLock.acquire(dir);
+      lock = await DirLock.acquire(dir, { staleMs });
     } catch (err) {
       throw ioError(err, `locking ${dir}`, dir);
     }
-    return { release: () => lock.release(), compromised: () => lock.compromised };
+    return { release: () => lock.release(), mayWrite: () => lock.mayWrite() };
   }
   let held = openOnMedia.get(medium);
   if (held === undefined) openOnMedia.set(medium, (held = new Set()));
   if (held.has(dir)) throw new LogkvError(ErrorCodes.LOCKED, `store ${dir} is open in this process`, { pid: process.pid, file: dir });
   held.add(dir);
-  return { release: async () => { held!.delete(dir); }, compromised: () => undefined };
+  return { release: async () => { held!.delete(dir); }, mayWrite: () => undefined };
 }

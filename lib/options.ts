@@ -61,6 +61,17 @@ export interface OpenOptions {
   autoCompact?: false | { minDeadRatio?: number; minDeadBytes?: number };
   /** The wall clock used for TTL, in ms since the epoch. For tests and simulations. @default Date.now */
   clock?: () => number;
+  /**
+   * How long the lock of an owner whose pid cannot be checked (another host or container, another
+   * PID namespace) may go without a heartbeat before another process takes the store over. The
+   * owner beats every tenth of it and stops writing when it cannot renew its lock for a sixth of
+   * it; a dead owner is taken over after it, less a third that open() spends watching the lock
+   * stand still (docs/locking.md). An owner on this host whose pid has exited is taken over at
+   * once, whatever this is. Lower means a faster takeover and more risk that a paused owner (a
+   * stopped process, a long GC or swap stall) is taken for dead and loses the store.
+   * At least 1000. @default 30000
+   */
+  lockStaleMs?: number;
 }
 
 export interface ResolvedOptions {
@@ -74,6 +85,7 @@ export interface ResolvedOptions {
   medium: Medium | undefined;
   clock: () => number;
   autoCompact: false | { minDeadRatio: number; minDeadBytes: number };
+  lockStaleMs: number;
 }
 
 export const DEFAULTS = {
@@ -84,6 +96,7 @@ export const DEFAULTS = {
   maxKeyBytes: 1024,
   maxValueBytes: 16 * 1024 * 1024,
   maxStoreBytes: Infinity,
+  lockStaleMs: 30_000,
 };
 
 /** The format stores key lengths in 16 bits. */
@@ -147,6 +160,8 @@ export function resolveOptions(options: OpenOptions | undefined): ResolvedOption
     medium: options.medium,
     clock: options.clock ?? Date.now,
     autoCompact: resolveAutoCompact(options.autoCompact),
+    // Below a second, a heartbeat every 100 ms and a loaded machine would take live owners for dead.
+    lockStaleMs: integerIn(options, 'lockStaleMs', 1000, 24 * 3600 * 1000),
   };
 }
 

@@ -106,7 +106,8 @@ export interface StoreInit {
   medium: Medium;
   options: ResolvedOptions;
   release: () => Promise<void>;
-  lockCompromised: () => Error | undefined;
+  /** The lock's mayWrite: undefined while this store may write, else the error to reject with. */
+  lockCompromised: () => LogkvError | undefined;
 }
 
 export class Store<V = unknown> {
@@ -114,7 +115,7 @@ export class Store<V = unknown> {
   readonly #medium: Medium;
   readonly #options: ResolvedOptions;
   readonly #release: () => Promise<void>;
-  readonly #lockCompromised: () => Error | undefined;
+  readonly #lockCompromised: () => LogkvError | undefined;
   #keydir = new KeyDir();
   readonly #cache: BlockCache;
   /** Keys whose entry has an expiry, so expired ones can be found without a full scan. */
@@ -709,10 +710,9 @@ export class Store<V = unknown> {
   /** Gives the prepared writes their place in the log, applies them to the keydir, queues them. */
   #enqueueSets(writes: PreparedWrite[]): Promise<void> {
     if (this.#failure !== undefined) throw this.#failure;
-    const compromised = this.#lockCompromised();
-    if (compromised !== undefined) {
-      throw new LogkvError(ErrorCodes.LOCKED, `the store's lock was taken by someone else: ${compromised.message}`);
-    }
+    // Refused early, before the keydir changes; the medium asks again right before the disk.
+    const refused = this.#lockCompromised();
+    if (refused !== undefined) throw refused;
     const chunks = writes.map((w, i) => encodeRecord(
       w.valueBytes === undefined ? TYPE_DELETE : TYPE_SET,
       i < writes.length - 1 ? FLAG_BATCH_CONT : 0,
