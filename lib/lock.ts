@@ -4,16 +4,16 @@
  *
  * - The lock is a directory `<dir>/LOCKS/` of generation files named by number (`1`, `2`, ...).
  *   Whoever created the highest generation owns the store. A generation file holds its owner's
- *   record (pid, hostname, boot id, PID namespace, process start time, its lockStaleMs); an empty
- *   one is a released lock. Files only ever appear whole: the record is written to a temporary
+ *   record (pid, hostname, boot id, PID namespace, process start time, its lockStaleMs) and a
+ *   heartbeat counter; an empty one is a released lock. Files only ever appear whole: the record is written to a temporary
  *   file first, which is then hard-linked to the generation's name. link(2) fails with EEXIST if
  *   the name exists, so of all the processes that try to create generation n + 1, one succeeds.
  * - A generation is created only after judging the one below it free (released), dead (the pid
  *   tells: same host, boot and PID namespace) or stale (its heartbeat stopped). Nothing is ever
  *   removed in order to take it: a takeover is creating the next number, and the highest
  *   generation is never removed (release empties it), so no check-then-remove race exists.
- * - The owner touches its generation file (futimes on its own descriptor) every heartbeat and
- *   checks that the file at its name is still its own and that no next generation exists. It may
+ * - Every heartbeat, the owner writes the next value of its counter in place (pwrite on its own
+ *   descriptor) and checks that the name still holds its file and that no next generation exists. It may
  *   write only while its last good check is younger than half the lease; `mayWrite()` renews
  *   the lease synchronously when it is older. A taker of a stale owner watches the heartbeat
  *   stand still for a whole lease first, so the owner's lease has run out before it takes over.
@@ -152,11 +152,25 @@ export function judgeOwner(owner: OwnerRecord): 'dead' | 'alive' | 'unknown' {
   return ticks === owner.startTicks ? 'alive' : 'dead';
 }
 
+/**
+ * A generation file is two lines:
+ *   {"v":1,"pid":...}       the owner record, JSON, written once
+ *   0000000000000042        the heartbeat counter, BEAT_DIGITS decimal digits, rewritten in place
+ * The counter only grows, so every heartbeat changes what a reader sees, however coarse the file
+ * system's timestamps are (the mtime, which the same write sets, gives the wall-clock age).
+ */
+const BEAT_DIGITS = 16;
+
+function beatText(beat: number): string {
+  return String(beat).padStart(BEAT_DIGITS, '0');
+}
+
 function parseRecord(bytes: Buffer): OwnerRecord | 'empty' | 'garbage' {
   // Released locks are emptied; a power loss may leave a new file's bytes unwritten (zeros).
   if (bytes.every((b) => b === 0)) return 'empty';
   try {
-    const owner = JSON.parse(bytes.toString('utf8')) as OwnerRecord;
+    const end = bytes.indexOf(0x0a);
+    const owner = JSON.parse(bytes.toString('utf8', 0, end < 0 ? bytes.length : end)) as OwnerRecord;
     if (typeof owner !== 'object' || owner === null || typeof owner.pid !== 'number' ||
         typeof owner.hostname !== 'string' || typeof owner.staleMs !== 'number') return 'garbage';
     return owner;
@@ -180,19 +194,24 @@ export function listGenerations(dir: string): number[] {
   return fs.readdirSync(locksDir(dir)).filter((name) => GENERATION_PATTERN.test(name)).map(Number).sort((a, b) => a - b);
 }
 
-/** What identifies one state of a generation file: a heartbeat or a release changes it. */
+/**
+ * One state of a generation file: every heartbeat (a new counter value, a new ctime) and a release
+ * (a new size) changes it, and a file put in its place has another inode.
+ */
 interface Stamp {
   ino: bigint;
+  size: bigint;
   mtimeNs: bigint;
   ctimeNs: bigint;
-  size: bigint;
+  /** The file's bytes: the record and the heartbeat counter. */
+  content: string;
+  /** When the last heartbeat (or the creation) wrote it, by the wall clock: its age says how long it has been silent. */
   mtimeMs: number;
 }
 
-function stampOf(file: string): Stamp | undefined {
+function lstatOrUndefined(file: string): fs.BigIntStats | undefined {
   try {
-    const s = fs.lstatSync(file, { bigint: true });
-    return { ino: s.ino, mtimeNs: s.mtimeNs, ctimeNs: s.ctimeNs, size: s.size, mtimeMs: Number(s.mtimeMs) };
+    return fs.lstatSync(file, { bigint: true });
   } catch (err) {
     if (isErrno(err, 'ENOENT')) return undefined;
     throw err;
@@ -201,7 +220,7 @@ function stampOf(file: string): Stamp | undefined {
 
 function sameStamp(a: Stamp | undefined, b: Stamp | undefined): boolean {
   if (a === undefined || b === undefined) return a === b;
-  return a.ino === b.ino && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs && a.size === b.size;
+  return a.ino === b.ino && a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs && a.content === b.content;
 }
 
 interface Seen {
@@ -209,10 +228,10 @@ interface Seen {
   owner: OwnerRecord | 'empty' | 'garbage';
 }
 
-/** Reads a generation file and the stamp it had while read; undefined if it is gone. */
+/** Reads a generation file; undefined if it is gone. */
 function readGeneration(file: string): Seen | undefined {
   for (let attempt = 0; ; attempt++) {
-    const before = stampOf(file);
+    const before = lstatOrUndefined(file);
     if (before === undefined) return undefined;
     let bytes: Buffer;
     try {
@@ -221,8 +240,13 @@ function readGeneration(file: string): Seen | undefined {
       if (isErrno(err, 'ENOENT')) return undefined;
       throw err;
     }
-    // A release (truncation) while we read could show half a record: read again if it moved.
-    if (sameStamp(before, stampOf(file)) || attempt >= 2) return { stamp: before, owner: parseRecord(bytes) };
+    const after = lstatOrUndefined(file);
+    // A heartbeat or a release while we read: read again, so the stamp is of one state (a torn
+    // read would only look like a heartbeat, which errs on the side of the owner).
+    if (attempt < 2 && (after === undefined || after.ino !== before.ino || after.ctimeNs !== before.ctimeNs)) continue;
+    const stamp: Stamp = { ino: before.ino, size: before.size, mtimeNs: before.mtimeNs, ctimeNs: before.ctimeNs,
+      content: bytes.toString('latin1'), mtimeMs: Number(before.mtimeMs) };
+    return { stamp, owner: parseRecord(bytes) };
   }
 }
 
@@ -257,6 +281,9 @@ export class DirLock {
   #dev = 0n;
   /** performance.now() when the last good heartbeat started. */
   #leaseStart = -Infinity;
+  #beats = 0;
+  /** Where the heartbeat counter sits in our generation file. */
+  #beatOffset = 0;
   #timer: NodeJS.Timeout | undefined;
   #lost: LogkvError | undefined;
   #released = false;
@@ -332,7 +359,7 @@ export class DirLock {
       this.#timer.unref();
       // A stale owner that came back between our watch and our creating top + 1 may have renewed
       // its lease just before: it sees top + 1 at its next check, so wait its lease out.
-      if (watched !== undefined && !sameStamp(watched, stampOf(generationPath(this.dir, top)))) {
+      if (watched !== undefined && !sameStamp(watched, readGeneration(generationPath(this.dir, top))?.stamp)) {
         await sleep(this.#leaseOf(readOwner(this.dir, top)));
       }
       const lost = this.#beat();
@@ -374,8 +401,8 @@ export class DirLock {
     const until = performance.now() + leaseMs;
     for (let left = leaseMs; left > 0; left = until - performance.now()) {
       await sleep(Math.min(left, Math.max(10, leaseMs / 8)));
-      if (!sameStamp(seen.stamp, stampOf(file))) {
-        const now = readGeneration(file);
+      const now = readGeneration(file);
+      if (!sameStamp(seen.stamp, now?.stamp)) {
         if (now === undefined) return 'moved';
         if (now.owner === 'empty') return 'free';
         throw lockedError(this.dir, owner, 'its heartbeat goes on');
@@ -397,7 +424,9 @@ export class DirLock {
     const temp = path.join(locksDir(this.dir), `${TEMP_PREFIX}${process.pid}-${Math.random().toString(36).slice(2)}`);
     const fd = fs.openSync(temp, 'wx');
     try {
-      fs.writeSync(fd, JSON.stringify(ownRecord(this.#times.staleMs)) + '\n');
+      const record = JSON.stringify(ownRecord(this.#times.staleMs)) + '\n';
+      fs.writeSync(fd, record + beatText(0) + '\n');
+      this.#beatOffset = Buffer.byteLength(record);
       fs.linkSync(temp, generationPath(this.dir, generation));
     } catch (err) {
       fs.closeSync(fd);
@@ -421,19 +450,19 @@ export class DirLock {
   }
 
   /**
-   * One heartbeat: touch our generation file, then check that the name still holds our file
-   * (our open descriptor keeps its inode number from being reused) and that no next generation
-   * exists. The lease counts from before the touch, so a taker that saw the heartbeat stand still
-   * for a whole lease knows that any lease this beat grants has run out, or that this check ran
-   * after its new generation existed and failed.
+   * One heartbeat: write the next counter value into our generation file, then check that the
+   * name still holds our file (our open descriptor keeps its inode number from being reused) and
+   * that no next generation exists. The lease counts from before the write, so a taker that saw
+   * the file stand still for a whole lease knows that any lease this beat grants has run out, or
+   * that this check ran after its new generation existed and failed (docs/locking.md).
    */
   #beat(): LogkvError | undefined {
     if (this.#lost !== undefined || this.#fd === undefined) return this.#lost;
     const started = performance.now();
     const file = generationPath(this.dir, this.#generation);
     try {
-      const now = new Date();
-      fs.futimesSync(this.#fd, now, now);
+      this.#beats++;
+      fs.writeSync(this.#fd, beatText(this.#beats), this.#beatOffset);
       let at: fs.BigIntStats;
       try {
         at = fs.lstatSync(file, { bigint: true });
@@ -443,7 +472,7 @@ export class DirLock {
       }
       if (at.ino !== this.#ino || at.dev !== this.#dev) return this.#lose('its lock file was replaced', undefined);
       const next = generationPath(this.dir, this.#generation + 1);
-      if (stampOf(next) !== undefined) return this.#lose('another process took the lock', readOwner(this.dir, this.#generation + 1));
+      if (lstatOrUndefined(next) !== undefined) return this.#lose('another process took the lock', readOwner(this.dir, this.#generation + 1));
     } catch (err) {
       return ioError(err, 'checking the lock', file);
     }
@@ -493,7 +522,8 @@ export class DirLock {
       }
       for (const name of fs.readdirSync(locksDir(this.dir))) {
         const file = path.join(locksDir(this.dir), name);
-        if (name.startsWith(TEMP_PREFIX) && Date.now() - (stampOf(file)?.mtimeMs ?? Date.now()) > TEMP_GARBAGE_MS) {
+        const modified = name.startsWith(TEMP_PREFIX) ? lstatOrUndefined(file)?.mtimeMs : undefined;
+        if (modified !== undefined && Date.now() - Number(modified) > TEMP_GARBAGE_MS) {
           fs.rmSync(file, { force: true });
         }
       }
