@@ -64,12 +64,13 @@ export interface OpenOptions {
   /**
    * How long the lock of an owner whose pid cannot be checked (another host or container, another
    * PID namespace) may go without a heartbeat before another process takes the store over. The
-   * owner beats every tenth of it and stops writing when it cannot renew its lock for a sixth of
-   * it; a dead owner is taken over after it, less a third that open() spends watching the lock
-   * stand still (docs/locking.md). An owner on this host whose pid has exited is taken over at
-   * once, whatever this is. Lower means a faster takeover and more risk that a paused owner (a
-   * stopped process, a long GC or swap stall) is taken for dead and loses the store.
-   * At least 1000. @default 30000
+   * owner writes a heartbeat every tenth of it, and checks its lock before a write when its last
+   * check is older than a sixth of it; the open() that takes a silent owner over spends the last
+   * third of it watching the lock stand still (docs/locking.md). An owner on this host whose
+   * process has exited is taken over at once, whatever this is. Lower means faster takeovers of
+   * other containers' dead owners, and more risk that a paused owner (a stopped process, a long
+   * GC or swap stall) is taken for dead and loses the store (its writes then reject
+   * LOGKV_LOCK_LOST). At least 1000. @default 30000
    */
   lockStaleMs?: number;
 }
