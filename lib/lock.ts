@@ -261,7 +261,8 @@ function lockedError(dir: string, owner: OwnerRecord | undefined, why: string): 
     { pid: owner?.pid, hostname: owner?.hostname, file: dir });
 }
 
-type Verdict = 'free' | 'dead' | 'moved' | { stale: Stamp };
+/** A stale owner comes with the stamp its file kept while watched, and the longest lease it may hold. */
+type Verdict = 'free' | 'dead' | 'moved' | { stale: Stamp; leaseMs: number };
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -340,11 +341,11 @@ export class DirLock {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const generations = listGenerations(this.dir);
       const top = generations.length === 0 ? 0 : generations[generations.length - 1];
-      let watched: Stamp | undefined;
+      let stale: { stale: Stamp; leaseMs: number } | undefined;
       if (top > 0) {
         const verdict = await this.#judge(top);
         if (verdict === 'moved') continue;
-        if (typeof verdict === 'object') watched = verdict.stale;
+        if (typeof verdict === 'object') stale = verdict;
       }
       if (!this.#create(top + 1)) continue;
       // Only a process that saw generation top free, dead or stale created top + 1; but one that
@@ -359,8 +360,8 @@ export class DirLock {
       this.#timer.unref();
       // A stale owner that came back between our watch and our creating top + 1 may have renewed
       // its lease just before: it sees top + 1 at its next check, so wait its lease out.
-      if (watched !== undefined && !sameStamp(watched, readGeneration(generationPath(this.dir, top))?.stamp)) {
-        await sleep(this.#leaseOf(readOwner(this.dir, top)));
+      if (stale !== undefined && !sameStamp(stale.stale, readGeneration(generationPath(this.dir, top))?.stamp)) {
+        await sleep(stale.leaseMs);
       }
       const lost = this.#beat();
       if (lost !== undefined) throw lost.code === ErrorCodes.LOCK_LOST ? lockedError(this.dir, undefined, lost.message) : lost;
@@ -408,7 +409,7 @@ export class DirLock {
         throw lockedError(this.dir, owner, 'its heartbeat goes on');
       }
     }
-    return { stale: seen.stamp };
+    return { stale: seen.stamp, leaseMs };
   }
 
   /** The longest lease an owner with this record may believe it holds. */

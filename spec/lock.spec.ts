@@ -289,6 +289,31 @@ describe('the lock files as owners leave them', () => {
     await store.close();
   });
 
+  it('a stale owner that beats again just as it is taken over: the taker waits out its lease before it owns', async () => {
+    const dir = tempDir();
+    const staleMs = 1000;
+    const { leaseMs } = lockTimes(staleMs);
+    writeGeneration(dir, 1, { hostname: 'elsewhere', staleMs }, staleMs);
+    // Right as the taker names generation 2, after it watched generation 1 stand still, the owner
+    // comes back and writes a heartbeat: it may have checked for generation 2 just before.
+    // The module object itself (`import * as` gives a read-only view of it).
+    const nodeFs = require('fs') as typeof fs;
+    const realLink = nodeFs.linkSync;
+    nodeFs.linkSync = (from: fs.PathLike, to: fs.PathLike): void => {
+      if (String(to) === generationPath(fs.realpathSync(dir), 2)) fs.appendFileSync(generationPath(dir, 1), '\n0000000000000001');
+      realLink(from, to);
+    };
+    const started = Date.now();
+    try {
+      const store = await openFast(dir, { lockStaleMs: staleMs });
+      await store.close();
+    } finally {
+      nodeFs.linkSync = realLink;
+    }
+    // A lease of watching, then a lease of waiting.
+    expect(Date.now() - started).to.be.at.least(2 * leaseMs - 5);
+  });
+
   it('an owner\'s longer lockStaleMs is honoured by a taker with a shorter one', async () => {
     const dir = tempDir();
     writeGeneration(dir, 1, { pid: 1, hostname: 'elsewhere', staleMs: 10_000 }, 2000);
