@@ -48,6 +48,8 @@ export class Child {
 
   constructor(readonly process: ChildProcess) {
     live.push(process);
+    // A child killed while a command is on its way: the write fails with EPIPE, which is no news.
+    process.stdin!.on('error', () => undefined);
     process.stdout!.setEncoding('utf8');
     process.stdout!.on('data', (chunk: string) => {
       const parts = (this.#partial + chunk).split('\n');
@@ -67,7 +69,7 @@ export class Child {
   }
 
   send(line: string): void {
-    this.process.stdin!.write(line + '\n');
+    if (this.running) this.process.stdin!.write(line + '\n');
   }
 
   /** The next line that starts with one of `prefixes`; lines before it are dropped. */
