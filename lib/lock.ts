@@ -5,17 +5,18 @@
  * - The lock is a directory `<dir>/LOCKS/` of generation files named by number (`1`, `2`, ...).
  *   Whoever created the highest generation owns the store. A generation file holds its owner's
  *   record (pid, hostname, boot id, PID namespace, process start time, its lockStaleMs) and a
- *   heartbeat counter; an empty one is a released lock. Files only ever appear whole: the record is written to a temporary
- *   file first, which is then hard-linked to the generation's name. link(2) fails with EEXIST if
- *   the name exists, so of all the processes that try to create generation n + 1, one succeeds.
+ *   heartbeat counter; an empty one is a released lock. Files only ever appear whole: the
+ *   record is written to a temporary file first, which is then hard-linked to the generation's
+ *   name. link(2) fails with EEXIST if the name exists, so of all the processes that try to
+ *   create generation n + 1, one succeeds.
  * - A generation is created only after judging the one below it free (released), dead (the pid
  *   tells: same host, boot and PID namespace) or stale (its heartbeat stopped). Nothing is ever
  *   removed in order to take it: a takeover is creating the next number, and the highest
  *   generation is never removed (release empties it), so no check-then-remove race exists.
  * - Every heartbeat, the owner writes the next value of its counter in place (pwrite on its own
- *   descriptor) and checks that the name still holds its file and that no next generation exists. It may
- *   write only while its last good check is younger than half the lease; `mayWrite()` renews
- *   the lease synchronously when it is older. A taker of a stale owner watches the heartbeat
+ *   descriptor) and checks that the name still holds its file and that no next generation
+ *   exists. It may write only while its last good check is younger than half the lease;
+ *   `mayWrite()` renews the lease synchronously when it is older. A taker of a stale owner watches the heartbeat
  *   stand still for a whole lease first, so the owner's lease has run out before it takes over.
  * - The owner removes the generations below its own (lowest first) and old temporary files.
  */
@@ -42,7 +43,7 @@ const GENERATION_PATTERN = /^[1-9][0-9]{0,14}$/;
 const TEMP_PREFIX = 'tmp-';
 
 /**
- * The timings derived from lockStaleMs. An owner touches its lock every `heartbeatMs` and writes
+ * The timings derived from lockStaleMs. An owner writes a heartbeat every `heartbeatMs` and writes
  * only while its last good check is younger than `leaseMs / 2`; a taker takes a stale owner over
  * only after seeing its heartbeat stand still for `leaseMs` (so the owner's lease has run out),
  * having first seen it silent for `staleMs - leaseMs` by the wall clock.
@@ -250,8 +251,14 @@ function readGeneration(file: string): Seen | undefined {
   }
 }
 
+/** The record of a generation's owner; undefined if the file is gone, empty, unreadable or not a record. */
 export function readOwner(dir: string, generation: number): OwnerRecord | undefined {
-  const seen = readGeneration(generationPath(dir, generation));
+  let seen: Seen | undefined;
+  try {
+    seen = readGeneration(generationPath(dir, generation));
+  } catch {
+    return undefined;
+  }
   return seen === undefined || typeof seen.owner === 'string' ? undefined : seen.owner;
 }
 
