@@ -18,6 +18,7 @@ import { ErrorCodes, LogkvError, ioError, isErrno } from './errors';
 import { KeyIndex } from './keyindex';
 import { DirLock } from './lock';
 import { fileSystem } from './medium/fs';
+import { gateWrites } from './medium/gated';
 import type { Medium } from './medium/types';
 import { OpenOptions, ResolvedOptions, describe, resolveOptions } from './options';
 import { Reader } from './reader';
@@ -30,7 +31,7 @@ import { LogWriter } from './writer';
 /** What the store needs of its directory's lock. */
 export interface HeldLock {
   release: () => Promise<void>;
-  /** Asked before every change to the medium: an error (LOGKV_LOCKED) once the lock is no longer ours. */
+  /** Asked before every change to the medium: an error (LOGKV_LOCK_LOST) once the lock is no longer ours. */
   mayWrite: () => LogkvError | undefined;
 }
 
@@ -69,8 +70,11 @@ export async function open<V = unknown>(dir?: string, options?: OpenOptions): Pr
   } catch (err) {
     throw ioError(err, `creating ${where}`, where);
   }
-  const lock = await takeLock(medium, where);
-  return buildStore<V>(medium, where, resolved, lock);
+  const lock = await takeLock(medium, where, resolved.lockStaleMs);
+  // From here every change to the disk first asks the lock whether this process still owns it
+  // (medium/gated.ts), beyond the writer's own asking: compaction, hints, the snapshot, recovery.
+  const owned = medium.isFileSystem ? gateWrites(medium, lock.mayWrite) : medium;
+  return buildStore<V>(owned, where, resolved, lock);
 }
 
 /**
@@ -137,20 +141,15 @@ async function isDirectory(medium: Medium, dir: string): Promise<boolean> {
  * Takes the directory's lock: the file-system lock (lock.ts) on the real file system, a
  * per-process registry on other media.
  */
-async function takeLock(medium: Medium, dir: string): Promise<HeldLock> {
+async function takeLock(medium: Medium, dir: string, staleMs: number): Promise<HeldLock> {
   if (medium.isFileSystem) {
     let lock: DirLock;
     try {
-      lock = await DirLock.acquire(dir);
+      lock = await DirLock.acquire(dir, { staleMs });
     } catch (err) {
       throw ioError(err, `locking ${dir}`, dir);
     }
-    const mayWrite = (): LogkvError | undefined => {
-      const compromised = lock.compromised;
-      return compromised === undefined ? undefined
-        : new LogkvError(ErrorCodes.LOCKED, `the store's lock was taken by someone else: ${compromised.message}`);
-    };
-    return { release: () => lock.release(), mayWrite };
+    return { release: () => lock.release(), mayWrite: () => lock.mayWrite() };
   }
   let held = openOnMedia.get(medium);
   if (held === undefined) openOnMedia.set(medium, (held = new Set()));

@@ -15,10 +15,13 @@
  * unknown), the writer is poisoned: it refuses further writes (LOGKV_IO) until the store is
  * reopened. docs/durability.md gives the fsyncs and their order.
  *
- * Right before each call that changes the medium (write, sync, file creation, truncation) the
- * writer asks mayWrite(); if it returns an error, that call is not made and its group, and
- * everything queued after it, reject with that error. The lock makes it a check that this process
- * still owns the directory.
+ * Right before each call that changes the medium's bytes (a write, a file creation, a
+ * truncation) the writer asks mayWrite(); if it returns an error, that call is not made and its
+ * group, and everything queued after it, reject with that error. The lock makes it a check that
+ * this process still owns the directory. Syncs are not asked: an fdatasync changes no bytes, it
+ * only makes durable what this process wrote while the lock was its own (and what a new owner has
+ * already read), so refusing one would only leave acknowledged writes less safe (lib/medium/gated.ts
+ * makes the same choice).
  */
 import { ErrorCodes, LogkvError, ioError } from './errors';
 import { FLAG_BATCH_CONT, SEGMENT_HEADER_BYTES, TYPE_DELETE, TYPE_SET, encodeRecord, encodeSegmentHeader } from './format';
@@ -293,7 +296,6 @@ export class LogWriter {
   async #syncSegment(segment: Segment): Promise<void> {
     if (segment.file === undefined || segment.synced >= segment.flushed) return;
     const flushed = segment.flushed;
-    this.#allowed();
     await syncOrTag(segment.file.sync());
     segment.synced = flushed;
   }
@@ -314,9 +316,7 @@ export class LogWriter {
       await file.truncate(0); // a leftover from a failed attempt holds nothing acknowledged
       this.#allowed();
       await file.write([encodeSegmentHeader(segment.id)], 0);
-      this.#allowed();
       await syncOrTag(file.sync());
-      this.#allowed();
       await syncOrTag(this.#medium.syncDir(this.#dir));
     } catch (err) {
       await file.close().catch(() => undefined);
