@@ -34,6 +34,10 @@ export { FORMAT_VERSION } from './format';
 export { checkStore } from './check';
 export type { CheckOptions, CheckProblem, CheckReport, CheckSeverity } from './check';
 
+// Backup and restore as NDJSON (lib/dump.ts), the library side of `logkv dump` and `logkv load`.
+export { dumpLines, dumpStore, loadStore } from './dump';
+export type { DumpOptions, DumpProgress, DumpResult, LoadInput, LoadOptions, LoadProgress, LoadResult } from './dump';
+
 /**
  * Where a store lives when open() is given no directory: $LOGKV_DIR if set, else the platform's
  * data directory (Linux: $XDG_DATA_HOME or ~/.local/share; macOS: ~/Library/Application Support)
