@@ -169,12 +169,13 @@ export async function loadStore<V>(store: Store<V>, input: LoadInput,
   const progress: LoadProgress = { loaded: 0, skippedExpired: 0, lines: 0, bytes: 0 };
   const batch = new Batch<V>(store, progress);
   for await (const line of linesOf(input)) {
+    const lineBytes = Buffer.byteLength(line);
     progress.lines++;
-    progress.bytes += Buffer.byteLength(line) + 1;
+    progress.bytes += lineBytes + 1;
     if (line.trim() !== '') {
       const record = parseLine(line, progress);
       if (record.expiresAt != null && record.expiresAt <= Date.now()) progress.skippedExpired++;
-      else batch.add(record, line);
+      else batch.add(record, lineBytes);
       if (batch.size >= batchSize || batch.bytes >= MAX_BATCH_BYTES) await batch.write();
     }
     options.onProgress?.({ ...progress });
@@ -205,11 +206,11 @@ class Batch<V> {
     return this.#bytes;
   }
 
-  add(record: DumpRecord, line: string): void {
+  add(record: DumpRecord, lineBytes: number): void {
     const { key, expiresAt } = record;
     const value = record.value as V; // a dump's values are whatever was stored; V is the caller's word
     this.#operations.push(expiresAt != null ? { type: 'set', key, value, expiresAt } : { type: 'set', key, value });
-    this.#bytes += Buffer.byteLength(line);
+    this.#bytes += lineBytes;
   }
 
   /** Writes the batch atomically (nothing if it is empty); the next batch starts after the current line. */
