@@ -110,13 +110,15 @@ export async function* dumpLines<V>(store: Store<V>, options: DumpOptions = {}):
 /**
  * Writes the store's live keys to `output` as NDJSON (see dumpLines for what a dump holds),
  * waiting whenever the stream's buffer is full, and resolves with the counts once the last line is
- * written. It does not end or close `output`: end a file stream and await its 'finish' (or
- * 'close') to know the bytes are in the file. A failure of the stream rejects with LOGKV_IO, the
- * stream's error as `cause`; dumpStore listens for the stream's 'error' only while it runs.
+ * written. It does not end or close `output`: end a file stream and await `finished()` (from
+ * 'stream/promises') to know the bytes are in the file. A failure of the stream rejects with
+ * LOGKV_IO, the stream's error as `cause`; dumpStore listens for the stream's 'error' only while
+ * it runs.
  *
  *   const file = fs.createWriteStream('backup.ndjson');
  *   const { keys } = await dumpStore(store, file);
- *   await new Promise((resolve, reject) => file.end((err?: Error) => (err ? reject(err) : resolve(undefined))));
+ *   file.end();
+ *   await finished(file);
  */
 export async function dumpStore<V>(store: Store<V>, output: NodeJS.WritableStream, options: DumpOptions = {}): Promise<DumpResult> {
   const sink = new TextSink(output);
