@@ -31,6 +31,17 @@ async function withStore<T>(body: (store: Store<unknown>) => Promise<T>, dir = t
   }
 }
 
+/** The size of every batch() the store is given from now on, in order. */
+function batchSizes(store: Store<unknown>): number[] {
+  const sizes: number[] = [];
+  const batch = store.batch.bind(store);
+  store.batch = (operations) => {
+    sizes.push(operations.length);
+    return batch(operations);
+  };
+  return sizes;
+}
+
 /** Lines written by a dump, sorted (a dump's order is unspecified). */
 function sortedLines(text: string): string[] {
   return text.split('\n').filter((line) => line !== '').sort();
@@ -183,12 +194,7 @@ describe('dump and load as library calls', () => {
   it('loadStore writes atomic batches of batchSize, reporting progress after each line', async () => {
     const lines = Array.from({ length: 5 }, (_, i) => JSON.stringify({ key: `k${i}`, value: i }));
     await withStore(async (store) => {
-      const batches: number[] = [];
-      const batch = store.batch.bind(store);
-      store.batch = (operations) => {
-        batches.push(operations.length);
-        return batch(operations);
-      };
+      const batches = batchSizes(store);
       const progress: LoadProgress[] = [];
       const result = await loadStore(store, lines, { batchSize: 2, onProgress: (p) => progress.push(p) });
       expect(batches).to.deep.equal([2, 2, 1]);
@@ -201,12 +207,7 @@ describe('dump and load as library calls', () => {
   it('loadStore ends a batch at 8 MiB of lines, whatever batchSize says', async () => {
     const value = 'x'.repeat(1024 * 1024);
     await withStore(async (store) => {
-      const batches: number[] = [];
-      const batch = store.batch.bind(store);
-      store.batch = (operations) => {
-        batches.push(operations.length);
-        return batch(operations);
-      };
+      const batches = batchSizes(store);
       const result = await loadStore(store, Array.from({ length: 10 }, (_, i) => JSON.stringify({ key: `big${i}`, value })));
       expect(result.loaded).to.equal(10);
       expect(batches).to.deep.equal([8, 2]);
