@@ -9,18 +9,7 @@ import { ErrorCodes, LogkvError, Store, dumpLines, dumpStore, loadStore, open } 
 import type { DumpProgress, ErrorCode, LoadProgress } from '../lib';
 import { MemoryMedium } from '../lib/medium/memory';
 import { expectCode, openFast, tempDir } from './helpers';
-
-/** A Writable that keeps what it is given as text. */
-function collector(): { stream: Writable; text: () => string } {
-  const chunks: string[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      chunks.push(chunk.toString('utf8'));
-      callback();
-    },
-  });
-  return { stream, text: () => chunks.join('') };
-}
+import { failingAfter, textCollector } from './text-streams';
 
 async function withStore<T>(body: (store: Store<unknown>) => Promise<T>, dir = tempDir('dump')): Promise<T> {
   const store = await openFast<unknown>(dir);
@@ -66,7 +55,7 @@ describe('dump and load as library calls', () => {
   }
 
   it('dumpStore writes one line per live key with its expiry; loadStore gives back every value and expiry', async () => {
-    const out = collector();
+    const out = textCollector();
     const result = await withStore(async (store) => {
       await fill(store);
       await store.set('deleted', 1);
@@ -160,11 +149,7 @@ describe('dump and load as library calls', () => {
     await withStore(async (store) => {
       await store.set('a', 1);
       await store.set('b', 2);
-      const failing = new Writable({
-        write(_chunk, _encoding, callback) {
-          callback(Object.assign(new Error('broken pipe'), { code: 'EPIPE' }));
-        },
-      });
+      const failing = failingAfter(0, 'EPIPE');
       const err = await expectCode(dumpStore(store, failing), ErrorCodes.IO);
       expect((err.cause as NodeJS.ErrnoException).code).to.equal('EPIPE');
 
