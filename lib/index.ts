@@ -21,3 +21,7 @@ export type { CompactOptions, CompactionProgress, CompactionResult } from './com
 export { checkStore } from './check';
 export type { CheckOptions, CheckProblem, CheckReport, CheckSeverity } from './check';
 export { FORMAT_VERSION } from './format';
+
+// Backup and restore as NDJSON (lib/dump.ts), the library side of `logkv dump` and `logkv load`.
+export { dumpLines, dumpStore, loadStore } from './dump';
+export type { DumpOptions, DumpProgress, DumpResult, LoadInput, LoadOptions, LoadProgress, LoadResult } from './dump';

@@ -16,7 +16,7 @@ import { expectCode } from './helpers';
 describe('the public surface', () => {
   it('the root export holds what applications call and no test instrument', () => {
     expect(Object.keys(root).sort()).to.deep.equal(
-      ['ErrorCodes', 'FORMAT_VERSION', 'LogkvError', 'Store', 'checkStore', 'defaultDir', 'open']);
+      ['ErrorCodes', 'FORMAT_VERSION', 'LogkvError', 'Store', 'checkStore', 'defaultDir', 'dumpLines', 'dumpStore', 'loadStore', 'open']);
   });
 
   it('logkv/testing holds the media, the crash choosers and the seeded generator', () => {

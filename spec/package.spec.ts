@@ -139,7 +139,7 @@ describe('the npm package', function () {
     expect(cjs.code, cjs.stderr).to.equal(0);
     expect(JSON.parse(cjs.stdout)).to.deep.equal({
       value: true,
-      root: ['ErrorCodes', 'FORMAT_VERSION', 'LogkvError', 'Store', 'checkStore', 'defaultDir', 'open'],
+      root: ['ErrorCodes', 'FORMAT_VERSION', 'LogkvError', 'Store', 'checkStore', 'defaultDir', 'dumpLines', 'dumpStore', 'loadStore', 'open'],
     });
 
     fs.writeFileSync(path.join(project, 'testing.mjs'), `
