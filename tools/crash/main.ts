@@ -1,6 +1,6 @@
 /**
- * The crash harness as a library call: runs power mode, kill mode or both until a deadline or a
- * number of runs, and returns the figures. tools/crash.ts is the command line over it, and
+ * The crash harness as a library call: runs power mode, I/O-error mode or kill mode until a
+ * deadline or a number of runs, and returns the figures. tools/crash.ts is the command line over it, and
  * spec/crash.spec.ts runs it bounded so `npm test` guards it.
  */
 import * as fs from 'fs';
@@ -9,21 +9,24 @@ import * as path from 'path';
 import type { SyncMode } from '../../lib';
 import { freshSeed, seededRandom } from '../../lib/medium/random';
 import { Figures } from './figures';
+import { ioRun } from './io';
 import { killRun } from './kill';
 import { powerRun } from './power';
 
 export const SYNC_MODES: readonly SyncMode[] = ['always', 'interval', 'never'];
+export type HarnessMode = 'power' | 'io' | 'kill';
+export const HARNESS_MODES: readonly HarnessMode[] = ['power', 'io', 'kill'];
 
 export interface HarnessOptions {
-  mode: 'power' | 'kill';
+  mode: HarnessMode;
   /** Stop starting new runs after this many ms. */
   durationMs?: number;
-  /** Stop after this many runs (power: workloads; kill: child processes). */
+  /** Stop after this many runs (power, io: workloads; kill: child processes). */
   runs?: number;
   seed?: number;
   /** One sync mode, or every mode in turn. */
   sync?: SyncMode;
-  /** Power mode: operations per workload. @default 200 */
+  /** Power and io mode: operations per workload. @default 200 */
   ops?: number;
   /** Kill mode: the longest a child runs before it is killed. @default 1500 */
   maxKillDelayMs?: number;
@@ -55,7 +58,8 @@ export async function runHarness(options: HarnessOptions): Promise<HarnessResult
     if (!force && Date.now() - lastReport < 10_000) return;
     lastReport = Date.now();
     log(`[${((Date.now() - started) / 1000).toFixed(0)}s] runs ${figures.runs}, crash points ${figures.crashPoints}, ` +
-      `kills ${figures.kills}, acked ${figures.opsAcknowledged}, verified ${figures.opsVerified}, failures ${figures.failures.length}`);
+      `kills ${figures.kills}, injected errors ${figures.injectedErrors}, acked ${figures.opsAcknowledged}, ` +
+      `verified ${figures.opsVerified}, failures ${figures.failures.length}`);
   };
 
   if (options.mode === 'power') {
@@ -70,6 +74,21 @@ export async function runHarness(options: HarnessOptions): Promise<HarnessResult
         failDir,
         figures,
         replay: `npm run crashtest -- --mode power --seed ${runSeed} --sync ${sync} --runs 1${options.ops ? ` --ops ${options.ops}` : ''}`,
+      });
+      progress();
+    }
+  } else if (options.mode === 'io') {
+    // As power mode: each run replays alone from its own seed.
+    for (let run = 0; run < maxRuns && Date.now() < deadline; run++) {
+      const runSeed = (seed + run) >>> 0;
+      const sync = modes[run % modes.length];
+      await ioRun({
+        seed: runSeed,
+        sync,
+        ops: options.ops ?? 200,
+        failDir,
+        figures,
+        replay: `npm run crashtest -- --mode io --seed ${runSeed} --sync ${sync} --runs 1${options.ops ? ` --ops ${options.ops}` : ''}`,
       });
       progress();
     }
