@@ -30,6 +30,10 @@ export interface HarnessOptions {
   ops?: number;
   /** Kill mode: the longest a child runs before it is killed. @default 1500 */
   maxKillDelayMs?: number;
+  /** Kill mode: the chance that a round has racing openers. @default 0.3 */
+  racingChance?: number;
+  /** Kill mode: racers skip the lock, to prove the double-holder check works. @default false */
+  racersSkipLock?: boolean;
   /** Where failing stores are kept. @default a new directory under the OS temp dir */
   failDir?: string;
   /** Progress lines go here. */
@@ -99,6 +103,8 @@ export async function runHarness(options: HarnessOptions): Promise<HarnessResult
       deadline,
       runs: maxRuns,
       maxKillDelayMs: options.maxKillDelayMs ?? 1500,
+      racingChance: options.racingChance,
+      racersSkipLock: options.racersSkipLock,
       workDir: path.join(os.tmpdir(), `logkv-crash-kill-work-${seed}-${process.pid}`),
       failDir,
       figures,
