@@ -61,6 +61,8 @@ export interface IoOptions {
   figures: Figures;
   /** How to replay this run, for the failure report. */
   replay: string;
+  /** Hears every step of the run (medium calls, injected errors, settled calls, sessions), to study a replay. */
+  trace?: (line: string) => void;
 }
 
 type Status = 'issued' | 'acked' | 'rejected' | 'undone';
@@ -234,6 +236,7 @@ class IoRunner {
 
   #onFault(event: FaultEvent): void {
     const figures = this.#o.figures;
+    this.#o.trace?.(`injected ${event.code} into ${event.op} of ${event.path}${event.lostWrites ? ', losing its writes' : ''}`);
     figures.injectedErrors++;
     this.#faultsSinceProof++;
     this.#faultsInWindow++;
@@ -247,7 +250,10 @@ class IoRunner {
   async run(): Promise<void> {
     const figures = this.#o.figures;
     figures.runs++;
-    this.#faulty.onOperation = (event) => this.#boundary(event.phase, event.op);
+    this.#faulty.onOperation = (event) => {
+      if (event.phase === 'before') this.#o.trace?.(`#${event.index} ${event.op} ${event.path}${event.to ? ` -> ${event.to}` : ''}${event.bytes !== undefined ? ` (${event.bytes})` : ''}`);
+      return this.#boundary(event.phase, event.op);
+    };
     let store = await this.#openSession('first open');
     const window = this.#random.between(1, 8);
     const inflight = new Set<Promise<void>>();
@@ -300,6 +306,7 @@ class IoRunner {
 
   #settle(step: Step, result: string): void {
     const verdict = this.#tracker.settle(step, result, this.#faultsSinceProof > 0);
+    this.#o.trace?.(`step ${step.index} ${step.op.kind}${'key' in step.op ? ` ${step.op.key}` : ''}: ${result} (${verdict})`);
     if (verdict === 'rejected') this.#o.figures.rejectedCalls++;
     if (verdict === 'unexpected') {
       this.#o.figures.failedOps++;
@@ -332,6 +339,7 @@ class IoRunner {
     this.#faults.paused = true;
     this.#probing = true;
     const takesWrites = await store.sync().then(() => true, () => false);
+    this.#o.trace?.(`asked whether the store takes writes: ${takesWrites ? 'yes' : 'no, poisoned'}`);
     this.#probing = false;
     this.#faults.paused = false;
     if (takesWrites) {
@@ -359,6 +367,7 @@ class IoRunner {
     const figures = this.#o.figures;
     if (poisoned && !(await this.#checkReads(store))) return undefined;
     const closed = await store.close().then(() => true, () => false);
+    this.#o.trace?.(`closed the session's store: ${closed ? 'resolved' : 'rejected'}; reopening`);
     if (closed) this.#tracker.allSynced();
     figures.reopens++;
     const hi = this.#tracker.hi;
