@@ -41,6 +41,7 @@ describe('the crash harness (bounded run)', function () {
     expect(figures.rejectedCalls, 'some calls were rejected by them').to.be.greaterThan(0);
     expect(figures.retriedOpens, 'some recoveries failed on an injected error and were retried').to.be.greaterThan(0);
     expect(figures.reopens, 'some stores were reopened in place after errors').to.be.greaterThan(0);
+    expect(figures.nestedCrashes, 'some crash states were taken while a store recovered').to.be.greaterThan(0);
     expect(figures.opsVerified).to.be.greaterThan(0);
     expect(figures.opsVerified).to.be.at.most(figures.opsAcknowledged);
   });

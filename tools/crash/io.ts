@@ -198,6 +198,8 @@ class IoRunner {
   #tracker = new SessionTracker(0, new Map());
   #exploring = false;
   #probing = false;
+  /** Set while the store on the workload's medium is being opened: its boundaries are crashes during recovery. */
+  #recovering = false;
   #failedHere = 0;
   #now = CLOCK_BASE;
   /** Injected errors on the workload's medium since the last proof that the store takes writes. */
@@ -425,14 +427,17 @@ class IoRunner {
     const faultsBefore = figures.injectedErrors;
     // An error injected into an open that went on anyway explains no later rejection.
     const opened = (store: Store<unknown>): Store<unknown> => {
+      this.#recovering = false;
       this.#faultsSinceProof = 0;
       this.#faultsInWindow = 0;
       return store;
     };
+    this.#recovering = true;
     try {
       return opened(await open(DB, this.#sessionOptions()));
     } catch (err) {
       if (figures.injectedErrors === faultsBefore) {
+        this.#recovering = false;
         figures.failedOpens++;
         this.#failure(`${what}: open failed with no injected error: ${describe(err)}`, [], pristine);
         return undefined;
@@ -448,6 +453,7 @@ class IoRunner {
       return undefined;
     } finally {
       this.#faults.paused = false;
+      this.#recovering = false;
     }
   }
 
@@ -475,6 +481,7 @@ class IoRunner {
       return;
     }
     this.#o.figures.boundaries++;
+    if (this.#recovering) this.#o.figures.nestedCrashes++;
     this.#exploring = true;
     try {
       for (const [label, disk, lo] of disks) {
