@@ -44,6 +44,8 @@ export class Figures {
   reopens = 0;
   /** I/O mode: opens that failed on an injected error and were retried without one. */
   retriedOpens = 0;
+  /** I/O mode: calls made while the store was still handling an injected error. */
+  lateCalls = 0;
   /** Kill mode: rounds where a second process raced to open the store while the first held it. */
   racingOpens = 0;
   /** Kill mode: pairs of processes whose holds of the store overlapped in time. */
@@ -93,6 +95,7 @@ export class Figures {
       ['stores poisoned, then reopened', this.poisonedStores],
       ['stores reopened in place and checked', this.reopens],
       ['opens failed by an injected error, retried', this.retriedOpens],
+      ['calls made while an error was handled', this.lateCalls],
       ['racing opens (a second process opening)', this.racingOpens],
       ['lost', this.lost],
       ['wrong', this.wrong],

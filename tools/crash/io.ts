@@ -19,6 +19,15 @@
  * holds. What the checker accepts, and why, is in docs/durability.md ("I/O-error mode") and in
  * SessionTracker below.
  *
+ * One exception to "no new call": some errors are followed at once by a late call, made while
+ * the store is still handling the error (undoing the failed group, repairing the file), if the
+ * call is one whose answer and effect do not depend on the keydir (a set, a batch of sets); any
+ * other call drawn then waits for the calls in flight to settle. While a late call is about, no
+ * crash state is taken (which earlier calls it lands behind is not known until they settle). A
+ * late call that the store acknowledges proves the store was not poisoned when it wrote it; so if
+ * the store then says it refuses writes, with no error injected since the late call was made,
+ * it acknowledged a write after the error that poisoned it, and the run fails.
+ *
  * A run is deterministic for its seed (in 'interval' mode, up to when the interval timer fires).
  */
 import * as path from 'path';
@@ -56,6 +65,11 @@ export interface IoOptions {
   probeChance?: number;
   /** The chance that a store that still takes writes after an error is reopened anyway. @default 0.2 */
   reopenChance?: number;
+  /**
+   * The chance that an injected error in the workload is followed at once by the workload's next
+   * call, made while the store is still handling the error (a late call). @default 0.5
+   */
+  lateChance?: number;
   /** Where a failing disk is written out for inspection. */
   failDir: string;
   figures: Figures;
@@ -145,6 +159,10 @@ class SessionTracker {
     this.syncedThrough = Math.max(this.syncedThrough, this.ackedWriting);
   }
 
+  wasAcked(step: Step): boolean {
+    return this.#status[step.index - this.first] === 'acked';
+  }
+
   #writes(at: number): boolean {
     const status = this.#status[at];
     return status !== 'undone' && this.steps[at].writes;
@@ -206,6 +224,17 @@ class IoRunner {
   #faultsSinceProof = 0;
   /** Injected errors since the runner last waited for every call to settle. */
   #faultsInWindow = 0;
+  /** Injected errors on the workload's medium so far, to tell what happened after what. */
+  #faultSerial = 0;
+  /** The workload's calls in flight. */
+  readonly #inflight = new Set<Promise<void>>();
+  /** The store the workload runs on, while late calls may be made to it. */
+  #lateStore: Store<unknown> | undefined;
+  #issued = 0;
+  /** A call drawn for a late call that cannot be one: issued once the calls in flight settle. */
+  #heldStep: Step | undefined;
+  /** Late calls made since the calls in flight last settled, and the fault serial each was made at. */
+  readonly #lateSteps: Array<{ step: Step; serial: number }> = [];
 
   constructor(options: IoOptions) {
     this.#o = options;
@@ -240,8 +269,16 @@ class IoRunner {
     const figures = this.#o.figures;
     this.#o.trace?.(`injected ${event.code} into ${event.op} of ${event.path}${event.lostWrites ? ', losing its writes' : ''}`);
     figures.injectedErrors++;
+    this.#faultSerial++;
     this.#faultsSinceProof++;
     this.#faultsInWindow++;
+    // One chance per error, so the errors of a repair get late calls too, not only the first one.
+    if (this.#lateStore !== undefined && this.#heldStep === undefined && this.#lateSteps.length < 3 &&
+        this.#issued < this.#o.ops && this.#random.chance(this.#o.lateChance ?? 0.5)) {
+      // After the caller's synchronous code, as an application's next call would come.
+      const store = this.#lateStore;
+      queueMicrotask(() => this.#issueLate(store));
+    }
     if (event.lostWrites) {
       figures.lostWritebacks++;
       // Only a segment holds acknowledged writes; a lost compaction output or hint is discarded.
@@ -258,11 +295,10 @@ class IoRunner {
     };
     let store = await this.#openSession('first open');
     const window = this.#random.between(1, 8);
-    const inflight = new Set<Promise<void>>();
-    let issued = 0;
-    while (store !== undefined && this.#failedHere === 0 && issued < this.#o.ops) {
+    const inflight = this.#inflight;
+    while (store !== undefined && this.#failedHere === 0 && (this.#issued < this.#o.ops || this.#heldStep !== undefined)) {
       if (this.#faultsInWindow > 0) {
-        await Promise.all(inflight);
+        await this.#settleAll();
         store = await this.#afterErrors(store);
         continue;
       }
@@ -270,22 +306,25 @@ class IoRunner {
         await Promise.race(inflight);
         continue;
       }
-      const step = this.#workload.next();
-      issued++;
+      const step = this.#heldStep ?? this.#workload.next();
+      if (step === this.#heldStep) {
+        // Drawn while the model was out of date: what it answers and writes, on the model now.
+        this.#heldStep = undefined;
+        Object.assign(step, applyOp(this.#workload.state, step.op, step.now));
+      } else {
+        this.#issued++;
+      }
       this.#tracker.issue(step);
       this.#noteTags(step);
       if (step.op.kind === 'pause') {
-        await Promise.all(inflight);
+        await this.#settleAll();
         await new Promise((resolve) => setTimeout(resolve, (step.op as { ms: number }).ms));
         this.#settle(step, 'ok');
         continue;
       }
-      this.#now = step.now;
-      const call: Promise<void> = runStep(store, step).then((result) => this.#settle(step, result));
-      inflight.add(call);
-      void call.finally(() => inflight.delete(call));
+      this.#call(store, step);
     }
-    await Promise.all(inflight);
+    await this.#settleAll();
     if (store !== undefined && this.#faultsInWindow > 0) store = await this.#afterErrors(store);
     // The last session ends like any other (its store closed and reopened in place, and checked),
     // then the reopened store is closed without errors, and after a power loss must hold it all.
@@ -298,6 +337,40 @@ class IoRunner {
       if (this.#failedHere === 0) await this.#verify(this.#memory.crash(DROP_UNSYNCED), hi, hi, 'after close', false);
     }
     this.#tally();
+  }
+
+  /** Makes the call of `step`, settling it when it settles. */
+  #call(store: Store<unknown>, step: Step): void {
+    this.#now = step.now;
+    const call: Promise<void> = runStep(store, step).then((result) => this.#settle(step, result));
+    this.#inflight.add(call);
+    this.#lateStore = store;
+    void call.finally(() => this.#inflight.delete(call));
+  }
+
+  /** Waits until every call in flight, late ones included, has settled; then no late call may come. */
+  async #settleAll(): Promise<void> {
+    while (this.#inflight.size > 0) await Promise.all([...this.#inflight]);
+    this.#lateStore = undefined;
+  }
+
+  /** Right after an injected error: the workload's next call, if its answer does not depend on the keydir. */
+  #issueLate(store: Store<unknown>): void {
+    if (this.#lateStore !== store || this.#failedHere > 0) return;
+    const step = this.#workload.next();
+    this.#issued++;
+    const op = step.op;
+    const blind = op.kind === 'set' || (op.kind === 'batch' && op.ops.every((sub) => sub.type === 'set'));
+    if (!blind) {
+      this.#heldStep = step;
+      return;
+    }
+    this.#o.trace?.(`late call: step ${step.index} ${op.kind}`);
+    this.#o.figures.lateCalls++;
+    this.#lateSteps.push({ step, serial: this.#faultSerial });
+    this.#tracker.issue(step);
+    this.#noteTags(step);
+    this.#call(store, step);
   }
 
   #noteTags(step: Step): void {
@@ -337,11 +410,25 @@ class IoRunner {
   async #afterErrors(store: Store<unknown>): Promise<Store<unknown> | undefined> {
     this.#faultsInWindow = 0;
     this.#resetModel(this.#tracker.effective(this.#tracker.hi));
+    const late = this.#lateSteps.splice(0);
     if (this.#failedHere > 0) return store;
     this.#faults.paused = true;
     this.#probing = true;
     const takesWrites = await store.sync().then(() => true, () => false);
     this.#o.trace?.(`asked whether the store takes writes: ${takesWrites ? 'yes' : 'no, poisoned'}`);
+    if (!takesWrites) {
+      // A late call acknowledged with no error injected since it was made: the store took it
+      // while poisoned, or after the error that poisoned it.
+      const taken = late.filter(({ step, serial }) => serial === this.#faultSerial && this.#tracker.wasAcked(step));
+      if (taken.length > 0) {
+        this.#o.figures.failedOps += taken.length;
+        this.#failure(`the store acknowledged call ${taken.map(({ step }) => step.index).join(', ')}, made after an ` +
+          'injected error, yet refuses writes since, with no error injected after it', []);
+        this.#probing = false;
+        this.#faults.paused = false;
+        return undefined;
+      }
+    }
     this.#probing = false;
     this.#faults.paused = false;
     if (takesWrites) {
@@ -462,6 +549,8 @@ class IoRunner {
   /** At a boundary: take the possible disks now, synchronously, then recover and check each. */
   async #boundary(phase: 'before' | 'after', op: string): Promise<void> {
     if (this.#exploring || this.#failedHere > 0) return;
+    // Which earlier calls a late call lands behind is known only once they settle.
+    if (this.#lateSteps.length > 0) return;
     // The store writes while it was asked whether it takes writes: it is not poisoned.
     if (this.#probing) this.#tracker.proveRepaired();
     const snap = this.#tracker.snapshot(this.#o.sync);
