@@ -32,7 +32,7 @@ describe('the crash harness (bounded run)', function () {
   });
 
   it('io mode: crashes combined with random EIO and ENOSPC, in each sync mode, lose nothing acknowledged', async () => {
-    const result = await runHarness({ mode: 'io', runs: SYNC_MODES.length, ops: 40, seed: 90_210 });
+    const result = await runHarness({ mode: 'io', runs: SYNC_MODES.length, ops: 40, seed: 4 });
     const { figures } = result;
     expect(figures.failed, verdict(result, 'io')).to.equal(false);
     expect(figures.runs).to.equal(3);
