@@ -2,7 +2,7 @@
  * The crash-recovery harness, from the command line:
  *
  *   npm run crashtest -- (--minutes N | --duration 30m | --runs N) [--mode power|io|kill] [--seed S]
- *                        [--sync always|interval|never] [--ops N] [--keep DIR]
+ *                        [--sync always|interval|never] [--ops N] [--keep DIR] [--stop-on-failure]
  *
  * --mode power  crashes a scripted workload at every write/sync/rename boundary of the in-memory
  *               medium and recovers from every disk a power loss could leave (the ALICE method);
@@ -27,11 +27,12 @@ interface Args {
   runs?: number;
   ops?: number;
   keep?: string;
+  stopOnFailure?: boolean;
 }
 
 function usage(problem: string): never {
   process.stderr.write(`${problem}\nusage: npm run crashtest -- (--minutes N | --duration 30m | --runs N) ` +
-    '[--mode power|io|kill] [--seed S] [--sync always|interval|never] [--ops N] [--keep DIR]\n');
+    '[--mode power|io|kill] [--seed S] [--sync always|interval|never] [--ops N] [--keep DIR] [--stop-on-failure]\n');
   process.exit(64);
 }
 
@@ -39,6 +40,10 @@ function parse(argv: string[]): Args {
   const args: Args = {};
   for (let i = 0; i < argv.length; i++) {
     const name = argv[i];
+    if (name === '--stop-on-failure') {
+      args.stopOnFailure = true;
+      continue;
+    }
     const value = argv[++i];
     if (value === undefined) usage(`${name} needs a value`);
     const number = (): number => {
@@ -85,6 +90,7 @@ async function main(): Promise<void> {
   for (const mode of modes) {
     const result = await runHarness({
       mode, durationMs, runs: args.runs, seed: args.seed, sync: args.sync, ops: args.ops, failDir: args.keep, log,
+      stopOnFailure: args.stopOnFailure,
     });
     failed ||= result.figures.failed;
     lines.push(...report(result, `${mode}${args.sync ? `, sync ${args.sync}` : ', every sync mode'}`), '');

@@ -38,6 +38,8 @@ export interface KillOptions {
   seed: number;
   modes: readonly SyncMode[];
   deadline: number;
+  /** Says when to stop early (at a failure, if asked to). */
+  stop?: () => boolean;
   runs: number;
   maxKillDelayMs: number;
   workDir: string;
@@ -70,7 +72,7 @@ export async function killRun(o: KillOptions): Promise<void> {
   });
   let life = newLife();
   try {
-    for (let round = 0; round < o.runs && Date.now() < o.deadline; round++) {
+    for (let round = 0; round < o.runs && Date.now() < o.deadline && !o.stop?.(); round++) {
       if (life.rounds >= ROUNDS_PER_DIR || directoryBytes(life.dir) > BYTES_PER_DIR) {
         fs.rmSync(life.dir, { recursive: true, force: true });
         life = newLife();

@@ -38,6 +38,8 @@ export interface HarnessOptions {
   failDir?: string;
   /** Progress lines go here. */
   log?: (line: string) => void;
+  /** Stop at the first failure instead of running to the deadline. @default false */
+  stopOnFailure?: boolean;
 }
 
 export interface HarnessResult {
@@ -54,6 +56,7 @@ export async function runHarness(options: HarnessOptions): Promise<HarnessResult
   const log = options.log ?? (() => undefined);
   const started = Date.now();
   const deadline = options.durationMs === undefined ? Infinity : started + options.durationMs;
+  const goOn = (): boolean => Date.now() < deadline && !(options.stopOnFailure && figures.failed);
   const maxRuns = options.runs ?? Infinity;
   if (deadline === Infinity && maxRuns === Infinity) throw new RangeError('give a duration or a number of runs');
   const modes = options.sync === undefined ? SYNC_MODES : [options.sync];
@@ -68,7 +71,7 @@ export async function runHarness(options: HarnessOptions): Promise<HarnessResult
 
   if (options.mode === 'power') {
     // Each run has its own seed, derived from the harness seed, so one failing run replays alone.
-    for (let run = 0; run < maxRuns && Date.now() < deadline; run++) {
+    for (let run = 0; run < maxRuns && goOn(); run++) {
       const runSeed = (seed + run) >>> 0;
       const sync = modes[run % modes.length];
       await powerRun({
@@ -83,7 +86,7 @@ export async function runHarness(options: HarnessOptions): Promise<HarnessResult
     }
   } else if (options.mode === 'io') {
     // As power mode: each run replays alone from its own seed.
-    for (let run = 0; run < maxRuns && Date.now() < deadline; run++) {
+    for (let run = 0; run < maxRuns && goOn(); run++) {
       const runSeed = (seed + run) >>> 0;
       const sync = modes[run % modes.length];
       await ioRun({
@@ -101,6 +104,7 @@ export async function runHarness(options: HarnessOptions): Promise<HarnessResult
       seed,
       modes,
       deadline,
+      stop: () => options.stopOnFailure === true && figures.failed,
       runs: maxRuns,
       maxKillDelayMs: options.maxKillDelayMs ?? 1500,
       racingChance: options.racingChance,
