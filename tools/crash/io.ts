@@ -592,53 +592,9 @@ class IoRunner {
     figures.crashPoints++;
     const expectation = this.#tracker.expectation(lo, hi, this.#workload.nowAt(hi + 1), this.#keyOf);
     const pristine = disk.fork();
-    const options = (medium: MemoryMedium | FaultyMedium): OpenOptions => this.#storeOptions({ medium, clock: () => expectation.nowCheck });
-    let store: Store<unknown>;
-    let medium = disk;
-    let injected = 0;
-    /** What happened to the recovery, for a failure report. */
-    const story: string[] = [];
-    if (mayInject && this.#random.chance(this.#o.recoveryFaultChance ?? 0.5)) {
-      const faulty = new FaultyMedium(disk, { seed: this.#random.int(2 ** 32) });
-      faulty.onFault = (event) => {
-        injected++;
-        story.push(`recovery: injected ${event.code} into ${event.op} of ${event.path}${event.lostWrites ? ', losing its writes' : ''}`);
-        figures.injectedErrors++;
-        if (event.lostWrites) figures.lostWritebacks++;
-      };
-      const source = faulty.failRandomly({ rate: this.#recoveryFaultRate, lostWritesChance: 0.3, seed: this.#random.int(2 ** 32) });
-      try {
-        store = await open(DB, options(faulty));
-        source.cancel();
-      } catch (err) {
-        source.cancel();
-        if (injected === 0) {
-          figures.failedOpens++;
-          this.#failure(`open failed with no injected error (${where}): ${describe(err)}`, [], pristine, expectation);
-          return false;
-        }
-        figures.retriedOpens++;
-        const powerLoss = this.#random.chance(0.5);
-        if (powerLoss) medium = disk.crash(randomCrash(this.#random));
-        story.push(`recovery: open failed with ${describe(err)}; retried without errors${powerLoss ? ' after a power loss' : ''}`);
-        try {
-          store = await open(DB, options(medium));
-        } catch (again) {
-          figures.failedOpens++;
-          this.#failure(`open failed without injected errors after one failed with them${powerLoss ? ' and a power loss' : ''} ` +
-            `(${where}): ${describe(again)}`, [`the failed open: ${describe(err)}`], pristine, expectation);
-          return false;
-        }
-      }
-    } else {
-      try {
-        store = await open(DB, options(disk));
-      } catch (err) {
-        figures.failedOpens++;
-        this.#failure(`open failed (${where}): ${describe(err)}`, [], pristine, expectation);
-        return false;
-      }
-    }
+    const recovery = await this.#recover(disk, mayInject, where, expectation, pristine);
+    if (recovery === undefined) return false;
+    const { store, medium, injected, story } = recovery;
     if (store.recovery.truncated !== undefined) figures.tornTailsCut++;
     const recovered = await readAll(store);
     const verdict = check(recovered, expectation);
@@ -656,6 +612,63 @@ class IoRunner {
     }
     await store.close();
     return true;
+  }
+
+  /**
+   * Opens a store on `disk`, perhaps with errors injected into its recovery. An open an injected
+   * error failed is retried without injection, on what the failed attempt left or after a power
+   * loss takes some of that; an open that fails otherwise is a failure (and undefined returned).
+   * Says which medium the store ended up on, how many errors its recovery met, and what happened.
+   */
+  async #recover(disk: MemoryMedium, mayInject: boolean, where: string, expectation: Expectation, pristine: MemoryMedium):
+      Promise<{ store: Store<unknown>; medium: MemoryMedium; injected: number; story: string[] } | undefined> {
+    const figures = this.#o.figures;
+    const options = (medium: MemoryMedium | FaultyMedium): OpenOptions => this.#storeOptions({ medium, clock: () => expectation.nowCheck });
+    const story: string[] = [];
+    let injected = 0;
+    let lastError: unknown;
+    const inject = mayInject && this.#random.chance(this.#o.recoveryFaultChance ?? 0.5);
+    if (inject) {
+      const faulty = new FaultyMedium(disk, { seed: this.#random.int(2 ** 32) });
+      faulty.onFault = (event) => {
+        injected++;
+        story.push(`recovery: injected ${event.code} into ${event.op} of ${event.path}${event.lostWrites ? ', losing its writes' : ''}`);
+        figures.injectedErrors++;
+        if (event.lostWrites) figures.lostWritebacks++;
+      };
+      const source = faulty.failRandomly({ rate: this.#recoveryFaultRate, lostWritesChance: 0.3, seed: this.#random.int(2 ** 32) });
+      try {
+        return { store: await open(DB, options(faulty)), medium: disk, injected, story };
+      } catch (err) {
+        lastError = err;
+      } finally {
+        source.cancel();
+      }
+      if (injected > 0) {
+        figures.retriedOpens++;
+        const powerLoss = this.#random.chance(0.5);
+        const medium = powerLoss ? disk.crash(randomCrash(this.#random)) : disk;
+        story.push(`recovery: open failed with ${describe(lastError)}; retried without errors${powerLoss ? ' after a power loss' : ''}`);
+        try {
+          return { store: await open(DB, options(medium)), medium, injected, story };
+        } catch (err) {
+          figures.failedOpens++;
+          this.#failure(`open failed without injected errors after one failed with them (${where}): ${describe(err)}`,
+            story, pristine, expectation);
+          return undefined;
+        }
+      }
+    } else {
+      try {
+        return { store: await open(DB, options(disk)), medium: disk, injected, story };
+      } catch (err) {
+        lastError = err;
+      }
+    }
+    figures.failedOpens++;
+    this.#failure(`open failed${inject ? ', though no error was injected into it,' : ''} (${where}): ${describe(lastError)}`,
+      story, pristine, expectation);
+    return undefined;
   }
 
   /**
