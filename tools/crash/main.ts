@@ -66,7 +66,7 @@ export async function runHarness(options: HarnessOptions): Promise<HarnessResult
     lastReport = Date.now();
     log(`[${((Date.now() - started) / 1000).toFixed(0)}s] runs ${figures.runs}, crash points ${figures.crashPoints}, ` +
       `kills ${figures.kills}, injected errors ${figures.injectedErrors}, acked ${figures.opsAcknowledged}, ` +
-      `verified ${figures.opsVerified}, failures ${figures.failures.length}`);
+      `verified ${figures.opsVerified}, double holders ${figures.doubleHolders}, failures ${figures.failures.length}`);
   };
 
   if (options.mode === 'power') {
@@ -134,6 +134,8 @@ export function report(result: HarnessResult, mode: string): string[] {
   }
   lines.push(`logkv crash harness, mode ${mode}, seed ${result.seed}, ${(result.elapsedMs / 60_000).toFixed(1)} min`);
   lines.push(...figures.lines());
-  lines.push(figures.failed ? `FAIL (seed ${result.seed}; failing stores under ${result.failDir})` : 'PASS');
+  const summary = `${figures.lost} lost, ${figures.wrong} wrong, ${figures.resurrected} resurrected, ` +
+    `${figures.failedOpens} failed opens, ${figures.doubleHolders} double holders`;
+  lines.push(figures.failed ? `FAIL: ${summary} (seed ${result.seed}; failing stores under ${result.failDir})` : `PASS: ${summary}`);
   return lines;
 }
