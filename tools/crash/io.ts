@@ -332,9 +332,15 @@ class IoRunner {
     this.#faulty.onOperation = undefined;
     this.#faults.cancel();
     if (store !== undefined) {
-      await store.close();
+      // After a failure the store may be one that refuses writes, and its close() may say so.
+      const closing = await store.close().then(() => undefined, (err: unknown) => err);
       const hi = this.#tracker.hi;
-      if (this.#failedHere === 0) await this.#verify(this.#memory.crash(DROP_UNSYNCED), hi, hi, 'after close', false);
+      if (this.#failedHere === 0 && closing !== undefined) {
+        this.#o.figures.failedOps++;
+        this.#failure(`close() failed with no error injected: ${describe(closing)}`, []);
+      } else if (this.#failedHere === 0) {
+        await this.#verify(this.#memory.crash(DROP_UNSYNCED), hi, hi, 'after close', false);
+      }
     }
     this.#tally();
   }
@@ -610,7 +616,12 @@ class IoRunner {
     if (injected > 0 || this.#random.chance(this.#o.probeChance ?? 0.25)) {
       return this.#probe(store, medium, recovered, expectation, where, pristine);
     }
-    await store.close();
+    const closing = await store.close().then(() => undefined, (err: unknown) => err);
+    if (closing !== undefined) {
+      figures.failedOps++;
+      this.#failure(`closing a recovered store failed (${where}): ${describe(closing)}`, [], pristine, expectation);
+      return false;
+    }
     return true;
   }
 
