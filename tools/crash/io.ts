@@ -677,7 +677,7 @@ class IoRunner {
       }
     }
     figures.failedOpens++;
-    this.#failure(`open failed${inject ? ', though no error was injected into it,' : ''} (${where}): ${describe(lastError)}`,
+    this.#failure(`open failed (${inject ? 'no error was injected into it; ' : ''}${where}): ${describe(lastError)}`,
       story, pristine, expectation);
     return undefined;
   }
