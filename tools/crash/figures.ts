@@ -48,6 +48,8 @@ export class Figures {
   lateCalls = 0;
   /** Kill mode: rounds where a second process raced to open the store while the first held it. */
   racingOpens = 0;
+  /** Kill mode: of those, racers that got the store (after its holder died or closed). */
+  racersHeld = 0;
   /** Kill mode: pairs of processes whose holds of the store overlapped in time. */
   doubleHolders = 0;
   lost = 0;
@@ -97,6 +99,7 @@ export class Figures {
       ['opens failed by an injected error, retried', this.retriedOpens],
       ['calls made while an error was handled', this.lateCalls],
       ['racing opens (a second process opening)', this.racingOpens],
+      ['  of them got the store', this.racersHeld],
       ['lost', this.lost],
       ['wrong', this.wrong],
       ['resurrected', this.resurrected],

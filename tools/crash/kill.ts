@@ -300,6 +300,7 @@ async function killRound(o: KillOptions, life: Life, child: string, sync: SyncMo
   const run = await runChild(child, configPath, killAfter, delayMs, startRacers);
   const racerRuns = await Promise.all(racers);
   figures.racingOpens += racerRuns.length;
+  figures.racersHeld += racerRuns.filter((racer) => racer.held).length;
   fs.writeFileSync(path.join(o.workDir, 'acks.json'), JSON.stringify({ exit: run.exit, acks: [...run.acks] }));
   figures.runs++;
   life.rounds++;
