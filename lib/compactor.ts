@@ -324,11 +324,13 @@ async function removeInputs(host: CompactionHost, inputs: Segment[]): Promise<vo
 async function removeGarbage(host: CompactionHost): Promise<void> {
   if (host.garbage.length === 0) return;
   try {
+    // Oldest first, each removal durable before the next, as removeInputs does: a power loss
+    // must never keep the removal of a newer leftover (holding a tombstone) without the older's.
     while (host.garbage.length > 0) {
       await host.medium.remove(host.garbage[0]);
+      await host.medium.syncDir(host.dir);
       host.garbage.shift();
     }
-    await host.medium.syncDir(host.dir);
   } catch (err) {
     throw ioError(err, 'removing files left by an earlier compaction', host.garbage[0]);
   }

@@ -31,7 +31,7 @@ import type { Medium, MediumFile } from './medium/types';
 import { hintName, parseHintName, readHint } from './hint';
 import type { KeyDir } from './keydir';
 import { SnapshotSegment, takeSnapshot } from './snapshot';
-import { Segment, TEMP_SUFFIX, cutName, parseSegmentName, segmentName } from './segment';
+import { Segment, TEMP_SUFFIX, cutName, isWriteSegmentId, parseSegmentName, segmentName } from './segment';
 import { SegmentWalker, isAllZero, judgeWalk, mayBeTorn, readSegmentStart } from './walk';
 
 export interface TruncationReport {
@@ -213,9 +213,11 @@ async function recoverSegment(medium: Medium, dir: string, id: number, torn: boo
       if (sidecar !== undefined) report.truncated.sidecar = sidecar;
       return new Segment(id, file, handle, verdict.offset);
     }
-    // A process killed before it synced may have left records in the page cache only. The store
-    // serves them and counts this segment as synced, so make that true now.
-    if (torn) await handle.sync();
+    // A process killed before it synced may have left records in the page cache only, and a
+    // failed repair may have left a truncate of an older write segment unsynced. The store serves
+    // what the page cache holds and counts every segment as synced, so make that true now, for
+    // every write segment (compaction outputs were synced before they were renamed into place).
+    if (isWriteSegmentId(id)) await handle.sync();
     return new Segment(id, file, handle, size);
   } catch (err) {
     await handle.close();

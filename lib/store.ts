@@ -298,7 +298,10 @@ export class Store<V = unknown> {
     let failure: unknown;
     try {
       await this.#writer.finish();
-      if (this.#writer.failure === undefined) await this.#writeSnapshot();
+      // A writer that refused writes after a failure cannot say what the disk holds: close()
+      // must not resolve as if everything acknowledged were durable.
+      if (this.#writer.failure !== undefined) failure = this.#writer.failure;
+      else await this.#writeSnapshot();
     } catch (err) {
       failure = err;
     } finally {

@@ -248,6 +248,9 @@ export class LogWriter {
       this.#queued = undefined;
       this.#inflight = group;
       try {
+        // Calls made while an earlier group's repair was under way were queued before that
+        // repair could poison the writer; a poisoned writer must not write (or acknowledge) them.
+        if (this.#failure !== undefined) throw this.#failure;
         await this.#writeGroup(group);
       } catch (err) {
         this.#inflight = [];

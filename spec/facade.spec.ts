@@ -21,7 +21,7 @@ describe('the public surface', () => {
 
   it('logkv/testing holds the media, the crash choosers and the seeded generator', () => {
     expect(Object.keys(testing).sort()).to.deep.equal(
-      ['DROP_UNSYNCED', 'FaultyMedium', 'KEEP_UNSYNCED', 'MemoryMedium', 'randomCrash', 'seededRandom']);
+      ['DROP_UNSYNCED', 'FaultyMedium', 'KEEP_UNSYNCED', 'MemoryMedium', 'randomCrash', 'seededRandom', 'writebackError']);
   });
 
   it('a Store cannot be made except by open(), not even with a look-alike token', () => {
