@@ -322,22 +322,19 @@ export function mayBeTorn(id: number, newest: boolean): boolean {
 export type SegmentStart = { kind: 'records'; layout: RecordLayout } | { kind: 'interrupted' };
 
 /**
- * Reads and checks segment `id`'s file header. An interrupted creation is recognised: in any
- * write segment, a file no longer than a header without a sound one (shorter, or failing its CRC);
- * in the segment that may be torn (mayBeTorn), also a file of any length that is all zeros. A
- * segment's header is synced before any record is written to it, so such a file holds nothing
- * that was ever acknowledged. Throws LOGKV_CORRUPTION for any other bad header.
+ * Reads and checks segment `id`'s file header. When the segment may be torn (mayBeTorn), an
+ * interrupted creation is recognised: a file shorter than a header, no longer than a header with
+ * a header that fails its CRC, or all zeros. A segment's header is synced before any record is
+ * written to it, so such a file holds nothing that was ever acknowledged. Throws LOGKV_CORRUPTION
+ * for any other bad header.
  */
 export function readSegmentStart(file: MediumFile, path: string, id: number, size: number, torn: boolean): SegmentStart {
   const header = Buffer.alloc(SEGMENT_HEADER_BYTES);
   const got = file.readSync(header, 0, SEGMENT_HEADER_BYTES, 0);
-  const tornHeader = size <= SEGMENT_HEADER_BYTES &&
-    (got < SEGMENT_HEADER_BYTES || header.readUInt32LE(16) !== crc32(header.subarray(0, 16)));
-  // Any write segment, not only the newest, can be a creation that failed (an I/O error on its
-  // truncate or header write) after which the writer went on to the next id: no longer than a
-  // header and without a sound one, it never held a record.
-  if (isWriteSegmentId(id) && tornHeader) return { kind: 'interrupted' };
-  if (torn && (got < SEGMENT_HEADER_BYTES || isAllZero(file, 0, size))) return { kind: 'interrupted' };
+  if (torn) {
+    const tornHeader = size <= SEGMENT_HEADER_BYTES && header.readUInt32LE(16) !== crc32(header.subarray(0, 16));
+    if (got < SEGMENT_HEADER_BYTES || tornHeader || isAllZero(file, 0, size)) return { kind: 'interrupted' };
+  }
   return { kind: 'records', layout: segmentRecordLayout(header.subarray(0, got), path, id) };
 }
 

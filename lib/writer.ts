@@ -323,6 +323,19 @@ export class LogWriter {
       await syncOrTag(this.#medium.syncDir(this.#dir));
     } catch (err) {
       await file.close().catch(() => undefined);
+      // The file must not stay behind without a sound header: a later group may go on to a later
+      // id, and then it would be a sealed write segment with a bad header, which recovery calls
+      // corruption. If it cannot be removed, the writer is poisoned (nothing is written after it,
+      // so it stays the newest segment, which recovery resets as an interrupted creation).
+      if (!(err instanceof SyncFailed)) {
+        try {
+          this.#allowed();
+          await this.#medium.remove(segment.path);
+          await this.#medium.syncDir(this.#dir);
+        } catch {
+          throw new SyncFailed(err);
+        }
+      }
       throw err;
     }
     segment.file = file;

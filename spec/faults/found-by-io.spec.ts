@@ -56,6 +56,23 @@ describe('found by the io crash mode', () => {
     await again.close();
   });
 
+  it('a segment file whose creation failed and that cannot be removed poisons the writer, and the store reopens', async () => {
+    const memory = new MemoryMedium();
+    const faulty = new FaultyMedium(memory, { seed: 1 });
+    const store = await open('/db', { medium: faulty, sync: 'always', maxSegmentBytes: 1024, autoCompact: false });
+    await store.set('big', 'x'.repeat(900));
+    faulty.failNext('truncate', 'EIO', { path: '000000020000.seg' });
+    faulty.failNext('remove', 'EIO', { path: '000000020000.seg' });
+    await expectCode(store.set('a', 'y'.repeat(600)), 'LOGKV_IO');
+    await expectCode(store.set('c', 1), 'LOGKV_IO'); // poisoned: no later segment is created
+    expect((await memory.list('/db')).filter((n) => n.endsWith('.seg')).sort()).to.deep.equal(['000000010000.seg', '000000020000.seg']);
+    await expectCode(store.close(), 'LOGKV_IO');
+    const again = await open('/db', { medium: memory });
+    expect(await contents(again)).to.deep.equal({ big: 'x'.repeat(900) });
+    await again.set('c', 1);
+    await again.close();
+  });
+
   it('a write made while a failed write is being repaired is not acknowledged by a store the repair poisoned', async () => {
     const memory = new MemoryMedium();
     const faulty = new FaultyMedium(memory, { seed: 1 });
