@@ -1,0 +1,258 @@
+/**
+ * What a ttl on every key costs: the same store of N keys (16-byte keys, ~100-byte values, the
+ * suite's data from tools/bench/data.ts) filled once without and once with `{ ttl }`, and for
+ * each: fill and random-get throughput, the time of `store.size`, the open time by the snapshot
+ * and by replay, the memory the open store keeps per key, and the longest event-loop stall while
+ * every key expires at once. Every step runs in a fresh child process; the table gives the median
+ * of `runs` runs of each step, and the ratio of the ttl store to the plain one.
+ *
+ *   npx ts-node --transpile-only tools/bench-ttl.ts [--n 1000000] [--runs 3] [--dir DIR]
+ *
+ * The expiry step opens the store with a clock (the `clock` option) that it moves two days ahead,
+ * so every key (ttl one day) expires at the same moment: the worst case, and also what a store
+ * closed for longer than its ttls sees at open. It then calls `size` once (which counts or purges,
+ * depending on the code measured) and watches the event loop with a setImmediate ticker until
+ * `size` answers at once, meaning nothing expired is left to purge.
+ */
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { performance } from 'perf_hooks';
+import { open, type Store } from '../lib';
+import { keyOf, shuffledIndexes, valueOf } from './bench/data';
+
+function arg(name: string, fallback: string): string {
+  const at = process.argv.indexOf(`--${name}`);
+  return at > 0 ? process.argv[at + 1] : fallback;
+}
+
+const n = Number(arg('n', '1000000'));
+const runs = Number(arg('runs', '3'));
+const baseDir = arg('dir', path.join(os.tmpdir(), `logkv-bench-ttl-${n}`));
+const SEED = 1;
+const DAY_MS = 24 * 3600 * 1000;
+const WINDOW = 1000;
+const GETS = Math.min(n, 200_000);
+
+type Mode = 'plain' | 'ttl';
+type Numbers = Record<string, number>;
+
+const storeOptions = { sync: 'never', autoCompact: false } as const;
+const snapshotOf = (dir: string): string => path.join(dir, 'keydir.snapshot');
+
+declare const gc: undefined | (() => void);
+
+function settle(): void {
+  if (typeof gc !== 'function') throw new Error('the child must run with --expose-gc');
+  gc();
+  gc();
+}
+
+// ---- the steps, each run in a child process ------------------------------------------------------
+
+/** Fills a fresh store, then times random gets and `size`; the close leaves a snapshot. */
+async function fillStep(dir: string, mode: Mode): Promise<Numbers> {
+  fs.rmSync(dir, { recursive: true, force: true });
+  const store = await open(dir, storeOptions);
+  const options = mode === 'ttl' ? { ttl: DAY_MS } : undefined;
+  const pending: Array<Promise<void>> = [];
+  let started = performance.now();
+  for (let start = 0; start < n; start += WINDOW) {
+    pending.length = 0;
+    for (let i = start; i < Math.min(n, start + WINDOW); i++) pending.push(store.set(keyOf(i, SEED), valueOf(i, 0), options));
+    await Promise.all(pending);
+  }
+  const fillMs = performance.now() - started;
+
+  const order = shuffledIndexes(n, SEED + 1);
+  started = performance.now();
+  for (let i = 0; i < GETS; i++) {
+    const value = (await store.get(keyOf(order[i], SEED))) as { id: number } | undefined;
+    if (value?.id !== order[i]) throw new Error(`key #${order[i]} read back wrong`);
+  }
+  const getMs = performance.now() - started;
+
+  const sizeMs: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    started = performance.now();
+    if (store.size !== n) throw new Error(`size is ${store.size}, expected ${n}`);
+    sizeMs.push(performance.now() - started);
+  }
+  await store.close();
+  return { fillOps: (n * 1000) / fillMs, getOps: (GETS * 1000) / getMs, sizeMs: median(sizeMs) };
+}
+
+/**
+ * Opens the store (by whichever path the parent set up), checks it, and measures what the open
+ * store keeps. `keep` leaves the snapshot the close writes, for the next snapshot run.
+ */
+async function openStep(dir: string, keep: boolean): Promise<Numbers> {
+  settle();
+  const before = process.memoryUsage();
+  const started = performance.now();
+  const store = await open(dir, storeOptions);
+  const openMs = performance.now() - started;
+  settle();
+  const after = process.memoryUsage();
+  if (store.size !== n) throw new Error(`opened ${store.size} keys, expected ${n}`);
+  const snapshot = store.recovery.snapshot ? 1 : 0;
+  await store.close();
+  if (!keep) fs.rmSync(snapshotOf(dir), { force: true });
+  return {
+    openMs,
+    snapshot,
+    // process.memoryUsage().external already includes arrayBuffers (the keydir's typed arrays).
+    heapPerKey: (after.heapUsed - before.heapUsed) / n,
+    offHeapPerKey: (after.external - before.external) / n,
+  };
+}
+
+/** Moves the store's clock past every expiry and watches the event loop until all are purged. */
+async function expireStep(dir: string): Promise<Numbers> {
+  let offsetMs = 0;
+  const store = await open(dir, { ...storeOptions, clock: () => Date.now() + offsetMs });
+  if (store.size !== n) throw new Error(`opened ${store.size} keys, expected ${n}`);
+  let last = performance.now();
+  let longestStallMs = 0;
+  let ticking = true;
+  const tick = (): void => {
+    const now = performance.now();
+    longestStallMs = Math.max(longestStallMs, now - last);
+    last = now;
+    if (ticking) setImmediate(tick);
+  };
+  setImmediate(tick);
+  await sleep(200);
+  const baselineStallMs = longestStallMs;
+
+  offsetMs = 2 * DAY_MS;
+  const started = performance.now();
+  if (store.size !== 0) throw new Error(`size is ${store.size} after every key expired`);
+  const firstSizeMs = performance.now() - started;
+  const purgedMs = await untilPurged(store, started);
+  await sleep(200);
+  ticking = false;
+  await store.close();
+  fs.rmSync(snapshotOf(dir), { force: true }); // it holds no keys; the next step must replay the log
+  return { longestStallMs, baselineStallMs, firstSizeMs, purgedMs };
+}
+
+/**
+ * The time from `started` until `size` takes under 5 µs twice in a row: it is O(1) only once no
+ * expired key is left in the index. Gives up (and throws) after 120 s.
+ */
+async function untilPurged(store: Store, started: number): Promise<number> {
+  let fast = 0;
+  for (;;) {
+    await sleep(10);
+    const t0 = performance.now();
+    void store.size;
+    fast = performance.now() - t0 < 0.005 ? fast + 1 : 0;
+    if (fast === 2) return performance.now() - started;
+    if (performance.now() - started > 120_000) throw new Error('expired keys were not purged within 120 s');
+  }
+}
+
+// ---- the parent --------------------------------------------------------------------------------------
+
+function child(step: string, dir: string, mode: Mode, keep = false): Numbers {
+  const args = ['--expose-gc', '-r', 'ts-node/register/transpile-only', __filename,
+    '--child', step, '--dir', dir, '--mode', mode, '--n', String(n), ...(keep ? ['--keep'] : [])];
+  const result = spawnSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 1 << 24 });
+  if (result.status !== 0) throw new Error(`${step} (${mode}) failed: ${result.stderr}`);
+  return JSON.parse(result.stdout.trim().split('\n').pop()!) as Numbers;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)];
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Runs `runs` of each step for one mode; returns the median of every number, and the spread of some. */
+function measureMode(mode: Mode): Numbers {
+  const dir = `${baseDir}-${mode}`;
+  const all: Numbers[] = [];
+  const note = (label: string, r: Numbers): void => {
+    all.push(r);
+    console.error(`${mode} ${label}: ${JSON.stringify(r)}`);
+  };
+  for (let i = 0; i < runs; i++) note('fill', child('fill', dir, mode));
+  // The last fill's close left a snapshot; every snapshot run leaves the next one.
+  const snapshot: Numbers[] = [];
+  for (let i = 0; i < runs; i++) snapshot.push(child('open', dir, mode, true));
+  fs.rmSync(snapshotOf(dir), { force: true });
+  const replay: Numbers[] = [];
+  for (let i = 0; i < runs; i++) replay.push(child('open', dir, mode, false));
+  if (snapshot.some((r) => r.snapshot !== 1) || replay.some((r) => r.snapshot !== 0)) throw new Error('an open took the wrong path');
+  snapshot.forEach((r) => note('open (snapshot)', r));
+  replay.forEach((r) => note('open (replay)', r));
+  const expire: Numbers[] = [];
+  if (mode === 'ttl') for (let i = 0; i < runs; i++) { expire.push(child('expire', dir, mode)); note('expire', expire[i]); }
+  fs.rmSync(dir, { recursive: true, force: true });
+  const pick = (rows: Numbers[], name: string): number => (rows.length === 0 ? NaN : median(rows.map((r) => r[name])));
+  const fills = all.slice(0, runs);
+  return {
+    fillOps: pick(fills, 'fillOps'),
+    getOps: pick(fills, 'getOps'),
+    sizeMs: pick(fills, 'sizeMs'),
+    openSnapshotMs: pick(snapshot, 'openMs'),
+    openReplayMs: pick(replay, 'openMs'),
+    heapPerKey: pick(snapshot, 'heapPerKey'),
+    offHeapPerKey: pick(snapshot, 'offHeapPerKey'),
+    longestStallMs: pick(expire, 'longestStallMs'),
+    baselineStallMs: pick(expire, 'baselineStallMs'),
+    firstSizeMs: pick(expire, 'firstSizeMs'),
+    purgedMs: pick(expire, 'purgedMs'),
+  };
+}
+
+function report(plain: Numbers, ttl: Numbers): void {
+  const commit = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8', cwd: __dirname }).stdout.trim();
+  console.log(`\nTTL store vs plain store: ${n.toLocaleString('en-US')} keys of 16 bytes, ~100-byte values, ttl one day;`);
+  console.log(`medians of ${runs} runs, each step in a fresh process (open: warm page cache)`);
+  console.log(`${os.cpus()[0].model}, ${os.cpus().length} cores, Node ${process.version}, commit ${commit}, ${new Date().toISOString()}\n`);
+  const rows: Array<[string, string, (x: number) => string]> = [
+    ['fill (1000 sets in flight), ops/s', 'fillOps', (x) => Math.round(x).toLocaleString('en-US')],
+    [`random get (${GETS.toLocaleString('en-US')}, one at a time), ops/s`, 'getOps', (x) => Math.round(x).toLocaleString('en-US')],
+    ['`size`, ms per call', 'sizeMs', (x) => x.toFixed(3)],
+    ['open by the snapshot, ms', 'openSnapshotMs', (x) => x.toFixed(0)],
+    ['open by replay, ms', 'openReplayMs', (x) => x.toFixed(0)],
+    ['JS heap after open, B/key', 'heapPerKey', (x) => x.toFixed(1)],
+    ['off-heap after open, B/key', 'offHeapPerKey', (x) => x.toFixed(1)],
+    ['every key expires: longest event-loop stall, ms', 'longestStallMs', (x) => x.toFixed(1)],
+    ['  (longest stall before the expiry, ms)', 'baselineStallMs', (x) => x.toFixed(1)],
+    ['  first `size` after the expiry, ms', 'firstSizeMs', (x) => x.toFixed(1)],
+    ['  until every expired key is purged, ms', 'purgedMs', (x) => x.toFixed(0)],
+  ];
+  console.log('| measure | no ttl | ttl on every key | ttl / no ttl |');
+  console.log('|---|---:|---:|---:|');
+  for (const [label, name, format] of rows) {
+    const a = plain[name];
+    const b = ttl[name];
+    const ratio = Number.isFinite(a) && Number.isFinite(b) && a !== 0 ? `${(b / a).toFixed(2)}×` : '';
+    console.log(`| ${label} | ${Number.isFinite(a) ? format(a) : '–'} | ${Number.isFinite(b) ? format(b) : '–'} | ${ratio} |`);
+  }
+}
+
+async function main(): Promise<void> {
+  if (process.argv.includes('--child')) {
+    const step = arg('child', '');
+    const dir = arg('dir', '');
+    const mode = arg('mode', 'plain') as Mode;
+    const result = step === 'fill' ? await fillStep(dir, mode)
+      : step === 'open' ? await openStep(dir, process.argv.includes('--keep'))
+      : await expireStep(dir);
+    process.stdout.write(JSON.stringify(result) + '\n');
+    return;
+  }
+  const plain = measureMode('plain');
+  const ttl = measureMode('ttl');
+  report(plain, ttl);
+}
+
+void main();
