@@ -15,12 +15,15 @@
  *   keyAt     Uint32Array per record: where the key's bytes start in `arena`
  *   hash      Uint32Array per record: the key's hash (compared before the key; no rehash on resize)
  *   arena     the keys' UTF-8 bytes, each preceded by its length (1 byte below 128, else 3)
- *   expires   Map<record, ms> for the few records with an expiry
+ *   expiry    an ExpiryHeap (expiry.ts) of the records with an expiry, made when the first one
+ *             comes: about 16 bytes per such record, 4 per record once it exists
  *
  * About 20 bytes per record plus the key, plus 4 bytes per slot (at most 70% full).
  * Deleted records' indices are reused (unless an iteration is running); the arena is rebuilt
  * when more than half of it is deleted keys.
  */
+
+import { ExpiryHeap } from './expiry';
 
 export class Entry {
   constructor(
@@ -56,7 +59,8 @@ export class KeyDir {
   #arena = new Uint8Array(MIN_SLOTS * 16);
   #arenaUsed = 0;
   #arenaGarbage = 0;
-  readonly #expires = new Map<number, number>();
+  /** The records with an expiry, by expiry; undefined until the first record with one arrives. */
+  #expiry: ExpiryHeap | undefined;
   readonly #segmentIds: number[] = [];
   readonly #segmentIndex = new Map<number, number>();
   /** Running iterations; while any runs, freed record indices are not reused (see keys()). */
@@ -140,9 +144,90 @@ export class KeyDir {
     }
   }
 
+  // ---------------------------------------------------------------- expiry
+
+  /*
+   * A key's expiry comes with its entry (get() and friends); put() with an entry whose expiresAt
+   * is not 0 gives the key that expiry, with 0 takes it away. The keydir never drops a key because
+   * it expired: it has no clock. These methods let the index find the keys that have expired by a
+   * time it gives, without looking at any other key. n is the number of keys with an expiry.
+   */
+
+  /** The number of live keys with an expiry. O(1). */
+  get expiringCount(): number {
+    return this.#expiry?.length ?? 0;
+  }
+
+  /** The earliest expiry of any live key, or Infinity if none has one. O(1). */
+  nextExpiry(): number {
+    return this.#expiry?.earliest() ?? Infinity;
+  }
+
+  /**
+   * How many live keys expire at or before `now` (0 < expiresAt <= now). O(k) for k such keys,
+   * O(1) when there are none: it never looks at a key that has not expired.
+   */
+  countExpired(now: number): number {
+    return this.#expiry?.countBy(now) ?? 0;
+  }
+
+  /** The total record length of the keys countExpired(now) counts. O(k). */
+  expiredLength(now: number): number {
+    let total = 0;
+    const lengths = this.#length;
+    this.#expiry?.forEachBy(now, (record) => { total += lengths[record]; });
+    return total;
+  }
+
+  /**
+   * Removes up to `limit` keys that expire at or before `now`, earliest first, and returns how
+   * many it removed. `visit(record, length)` is called for each just before it is removed (its
+   * key and entry are still there); it must not change the keydir. O(limit · log n).
+   */
+  takeExpired(now: number, limit: number, visit?: (record: number, length: number) => void): number {
+    const expiry = this.#expiry;
+    if (expiry === undefined) return 0;
+    let taken = 0;
+    for (; taken < limit; taken++) {
+      const record = expiry.earliestRecordBy(now);
+      if (record < 0) break;
+      visit?.(record, this.#length[record]);
+      this.#remove(this.#slotOf(record), record);
+    }
+    return taken;
+  }
+
+  /**
+   * Removes every key with an expiry whose record lies in one of `segmentIds`, calling `visit`
+   * as takeExpired() does; returns how many it removed. For the end of a compaction switch, where
+   * keys still pointing into the inputs are those the copy dropped as expired, whatever the clock
+   * says now. O(n) over typed arrays, plus O(log n) per key removed.
+   */
+  removeExpiringIn(segmentIds: ReadonlySet<number>, visit?: (record: number, length: number) => void): number {
+    const expiry = this.#expiry;
+    if (expiry === undefined || segmentIds.size === 0) return 0;
+    const listed = new Uint8Array(this.#segmentIds.length);
+    let any = false;
+    this.#segmentIds.forEach((id, index) => {
+      if (!segmentIds.has(id)) return;
+      listed[index] = 1;
+      any = true;
+    });
+    if (!any) return 0;
+    const segment = this.#segment;
+    const doomed: number[] = [];
+    expiry.forEach((record) => { if (listed[segment[record]] === 1) doomed.push(record); });
+    for (const record of doomed) {
+      visit?.(record, this.#length[record]);
+      this.#remove(this.#slotOf(record), record);
+    }
+    return doomed.length;
+  }
+
   /** Bytes of JS-invisible memory the table holds, for stats and benchmarks. */
   get memoryBytes(): number {
-    return this.#slots.byteLength + this.#arena.byteLength + this.#segment.byteLength * 4;
+    return this.#slots.byteLength + this.#arena.byteLength + this.#segment.byteLength * 5 +
+      (this.#expiry?.memoryBytes ?? 0);
   }
 
   // ---------------------------------------------------------------- snapshot
@@ -154,7 +239,7 @@ export class KeyDir {
    */
   toBytes(): Buffer[] {
     const high = this.#high;
-    const fixed = Buffer.alloc(40);
+    const fixed = Buffer.alloc(FIXED_BYTES);
     fixed.writeUInt32LE(this.#count, 0);
     fixed.writeUInt32LE(high, 4);
     fixed.writeUInt32LE(this.#slots.length, 8);
@@ -162,19 +247,15 @@ export class KeyDir {
     fixed.writeUInt32LE(this.#arenaGarbage, 16);
     fixed.writeUInt32LE(this.#free.length, 20);
     fixed.writeUInt32LE(this.#segmentIds.length, 24);
-    fixed.writeUInt32LE(this.#expires.size, 28);
+    fixed.writeUInt32LE(this.expiringCount, 28);
+    fixed.writeUInt32LE(TABLE_LAYOUT, 32);
     const view = (array: ArrayBufferView, bytes: number) => Buffer.from(array.buffer, array.byteOffset, bytes);
     const segmentIds = Buffer.alloc(this.#segmentIds.length * 8);
     this.#segmentIds.forEach((id, i) => segmentIds.writeDoubleLE(id, i * 8));
-    const expires = Buffer.alloc(this.#expires.size * 12);
-    let at = 0;
-    for (const [record, expiresAt] of this.#expires) {
-      expires.writeUInt32LE(record, at);
-      expires.writeDoubleLE(expiresAt, at + 4);
-      at += 12;
-    }
     return [
       fixed,
+      // The expiry heap first: its 8-byte times then start 8-byte aligned in the file.
+      ...(this.#expiry?.toBytes() ?? []),
       view(this.#slots, this.#slots.byteLength),
       view(this.#segment, high * 4),
       view(this.#offset, high * 4),
@@ -184,14 +265,15 @@ export class KeyDir {
       view(this.#arena, this.#arenaUsed),
       Buffer.from(Uint32Array.from(this.#free).buffer),
       segmentIds,
-      expires,
     ];
   }
 
   /** A table from toBytes() output; throws if the bytes are inconsistent. */
   static fromBytes(buf: Buffer): KeyDir {
     const fail = (why: string): never => { throw new Error(`keydir snapshot: ${why}`); };
-    if (buf.length < 40) fail('truncated');
+    if (buf.length < FIXED_BYTES) fail('truncated');
+    // First of all, so that no other byte of a table laid out otherwise is ever read as this one.
+    if (buf.readUInt32LE(32) !== TABLE_LAYOUT) fail(`table layout ${buf.readUInt32LE(32)}, expected ${TABLE_LAYOUT}`);
     const count = buf.readUInt32LE(0);
     const high = buf.readUInt32LE(4);
     const slotCount = buf.readUInt32LE(8);
@@ -201,10 +283,13 @@ export class KeyDir {
     const expiresCount = buf.readUInt32LE(28);
     if (slotCount < MIN_SLOTS || (slotCount & (slotCount - 1)) !== 0 || count > slotCount * MAX_LOAD ||
         count + freeCount !== high) fail('inconsistent counts');
-    const expected = 40 + slotCount * 4 + high * 20 + arenaUsed + freeCount * 4 + segmentCount * 8 + expiresCount * 12;
+    const expected = FIXED_BYTES + expiresCount * 12 + slotCount * 4 + high * 20 + arenaUsed + freeCount * 4 + segmentCount * 8;
     if (buf.length !== expected) fail('wrong size');
     const keydir = new KeyDir();
-    let at = 40;
+    let at = FIXED_BYTES;
+    const heapTimes = buf.subarray(at, at + expiresCount * 8);
+    const heapRecords = buf.subarray(at + expiresCount * 8, at + expiresCount * 12);
+    at += expiresCount * 12;
     const take = (bytes: number): Uint8Array<ArrayBuffer> => {
       const copy = new Uint8Array(bytes);
       copy.set(buf.subarray(at, at + bytes));
@@ -244,7 +329,6 @@ export class KeyDir {
       keydir.#segmentIds.push(buf.readDoubleLE(at));
       keydir.#segmentIndex.set(buf.readDoubleLE(at), i);
     }
-    for (let i = 0; i < expiresCount; i++, at += 12) keydir.#expires.set(buf.readUInt32LE(at), buf.readDoubleLE(at + 4));
     keydir.#count = count;
     keydir.#high = high;
     // The snapshot's CRC vouches for its bytes; these checks vouch that the bytes are a table
@@ -272,6 +356,9 @@ export class KeyDir {
       used[segment[record]] = 1;
     }
     if (live !== count) fail('live record count mismatch');
+    if (expiresCount > 0) {
+      keydir.#expiry = ExpiryHeap.fromBytes(heapTimes, heapRecords, expiresCount, records, (record) => record < high && keyAt[record] !== FREE);
+    }
     const segmentsInUse = new Set<number>();
     used.forEach((flag, index) => { if (flag === 1) segmentsInUse.add(keydir.#segmentIds[index]); });
     keydir.loaded = { totalLength, segmentsInUse };
@@ -281,16 +368,12 @@ export class KeyDir {
   /** For a table made by fromBytes(): what the check found, as it was at load time. */
   loaded: { totalLength: number; segmentsInUse: Set<number> } | undefined;
 
-  /** Calls `visit` for every record with an expiry (for the store's expiry set). */
-  forEachExpiring(visit: (key: string, expiresAt: number) => void): void {
-    for (const [record, expiresAt] of this.#expires) visit(this.#keyString(record), expiresAt);
-  }
-
   // ---------------------------------------------------------------- internals
 
   #entry(record: number): Entry {
+    const expiry = this.#expiry;
     return new Entry(this.#segmentIds[this.#segment[record]], this.#offset[record], this.#length[record],
-      this.#expires.size === 0 ? 0 : this.#expires.get(record) ?? 0);
+      expiry === undefined ? 0 : expiry.get(record));
   }
 
   #store(record: number, entry: Entry): void {
@@ -302,8 +385,8 @@ export class KeyDir {
     this.#segment[record] = index;
     this.#offset[record] = entry.offset;
     this.#length[record] = entry.length;
-    if (entry.expiresAt !== 0) this.#expires.set(record, entry.expiresAt);
-    else if (this.#expires.size > 0) this.#expires.delete(record);
+    if (entry.expiresAt !== 0) (this.#expiry ??= new ExpiryHeap(this.#segment.length)).set(record, entry.expiresAt);
+    else this.#expiry?.delete(record);
   }
 
   /**
@@ -399,7 +482,7 @@ export class KeyDir {
     const [, length] = this.#keyBounds(record);
     this.#arenaGarbage += length + (length < 0x80 ? 1 : 3);
     this.#keyAt[record] = FREE;
-    this.#expires.delete(record);
+    this.#expiry?.delete(record);
     this.#free.push(record);
     this.#count--;
     const slots = this.#slots;
@@ -415,6 +498,17 @@ export class KeyDir {
       }
     }
     slots[hole] = 0;
+  }
+
+  /** The slot holding a live record: its probe sequence, comparing record numbers only. */
+  #slotOf(record: number): number {
+    const slots = this.#slots;
+    const mask = this.#mask;
+    for (let at = this.#home(record); ; at = (at + 1) & mask) {
+      const value = slots[at];
+      if (value === record + 1) return at;
+      if (value === 0) throw new Error(`keydir: record ${record} is not in the table`);
+    }
   }
 
   #home(record: number): number {
@@ -444,6 +538,7 @@ export class KeyDir {
     this.#length = grow(this.#length);
     this.#keyAt = grow(this.#keyAt);
     this.#hash = grow(this.#hash);
+    this.#expiry?.growRecords(capacity);
   }
 
   /** Makes room for `need` more bytes: rebuilds without deleted keys if that frees enough, else grows. */
@@ -472,6 +567,19 @@ export class KeyDir {
     this.#arenaGarbage = 0;
   }
 }
+
+/**
+ * The layout of toBytes(), written at byte 32 of its fixed part. 0 (those bytes were zero) was
+ * the layout before the expiry heap, with expiries as (record, time) pairs after the segment
+ * table; 1 stores the heap. A table of any other layout is refused, never read.
+ */
+export const TABLE_LAYOUT = 1;
+
+/**
+ * Bytes of counts at the start of toBytes(). 40 in layout 0: a reader of layout 0 computes a
+ * different size for a layout-1 table and refuses it too.
+ */
+const FIXED_BYTES = 48;
 
 /** Marks a free record in keyAt; no key starts there because the arena is never that large. */
 const FREE = 0xffffffff;

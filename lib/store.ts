@@ -18,6 +18,7 @@ import { BlockCache } from './cache';
 import { decodeValue, encodeValue, prepareValue } from './codec';
 import { CompactOptions, CompactionHost, CompactionResult, compact } from './compactor';
 import { ErrorCodes, LogkvError, corruption, ioError } from './errors';
+import { ExpirySweeper } from './expiry';
 import {
   FLAG_BATCH_CONT, MAX_EXPIRES_AT, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES, TYPE_DELETE, TYPE_SET,
   encodeRecord, encodeSegmentHeader, parseRecordHeader, recordCrcMatches,
@@ -117,8 +118,14 @@ export class Store<V = unknown> {
   readonly #lockCompromised: () => Error | undefined;
   #keydir = new KeyDir();
   readonly #cache: BlockCache;
-  /** Keys whose entry has an expiry, so expired ones can be found without a full scan. */
-  readonly #expiring = new Set<string>();
+  /** Removes expired keys in the background, a few ms at a time (expiry.ts). */
+  readonly #sweeper = new ExpirySweeper({
+    clock: () => this.#options.clock(),
+    nextExpiry: () => this.#keydir.nextExpiry(),
+    purge: (now, limit) => this.#keydir.takeExpired(now, limit, this.#forget),
+  });
+  /** Takes a removed record's bytes out of the live count. */
+  readonly #forget = (_record: number, length: number): void => { this.#liveBytes -= length; };
   readonly #segments = new Map<number, Segment>();
   #active!: Segment;
   #status: Status = 'open';
@@ -159,16 +166,11 @@ export class Store<V = unknown> {
     this.#keydir.reserve(count);
   }
 
-  /** @internal Replays a record during recovery; the key is UTF-8 bytes, decoded only if it expires. */
+  /** @internal Replays a record during recovery; the key is UTF-8 bytes. */
   applyRecovered(bytes: Buffer, start: number, length: number, entry: Entry | undefined): void {
     const previous = this.#keydir.putBytes(bytes, start, length, entry);
     if (previous !== undefined) this.#liveBytes -= previous.length;
     if (entry !== undefined) this.#liveBytes += entry.length;
-    if ((previous !== undefined && previous.expiresAt !== 0) || (entry !== undefined && entry.expiresAt !== 0)) {
-      const key = bytes.toString('utf8', start, start + length);
-      if (entry !== undefined && entry.expiresAt !== 0) this.#expiring.add(key);
-      else this.#expiring.delete(key);
-    }
   }
 
   /** @internal Installs the recovered segments (and keydir, if loaded from a snapshot) and starts serving. */
@@ -176,7 +178,6 @@ export class Store<V = unknown> {
     if (keydir !== undefined) {
       this.#keydir = keydir;
       this.#liveBytes = keydir.loaded!.totalLength;
-      keydir.forEachExpiring((key) => this.#expiring.add(key));
     }
     for (const segment of segments) this.#segments.set(segment.id, segment);
     const newest = segments[segments.length - 1];
@@ -195,7 +196,7 @@ export class Store<V = unknown> {
     }
     this.#diskBytes = this.#sumTails();
     this.#recovery = report;
-    this.#purgeExpired();
+    this.#sweeper.start();
     if (this.#options.sync === 'interval') {
       this.#timer = setInterval(() => this.#syncInBackground(), this.#options.syncIntervalMs);
       this.#timer.unref();
@@ -215,8 +216,7 @@ export class Store<V = unknown> {
   /** The number of live keys. */
   get size(): number {
     this.#checkOpen();
-    this.#purgeExpired();
-    return this.#keydir.size;
+    return this.#keydir.size - this.#keydir.countExpired(this.#options.clock());
   }
 
   get closed(): boolean {
@@ -279,13 +279,14 @@ export class Store<V = unknown> {
 
   stats(): StoreStats {
     this.#checkOpen();
-    this.#purgeExpired();
+    const now = this.#options.clock();
     const segments = this.#segmentFiles();
+    const liveBytes = this.#liveBytes - this.#keydir.expiredLength(now);
     return {
-      keys: this.#keydir.size,
+      keys: this.#keydir.size - this.#keydir.countExpired(now),
       segments,
-      liveBytes: this.#liveBytes,
-      deadBytes: this.#diskBytes - segments * SEGMENT_HEADER_BYTES - this.#liveBytes,
+      liveBytes,
+      deadBytes: this.#diskBytes - segments * SEGMENT_HEADER_BYTES - liveBytes,
       diskBytes: this.#diskBytes,
       compacting: this.#compacting !== undefined,
       ...(this.#lastCompaction === undefined ? {} : { lastCompaction: this.#lastCompaction }),
@@ -412,10 +413,7 @@ export class Store<V = unknown> {
       const entry = this.#keydir.get(key);
       if (entry !== undefined && switching.inputIds.has(entry.segmentId)) this.#apply(key, relocate(entry));
     }
-    for (const key of this.#expiring) {
-      const entry = this.#keydir.get(key);
-      if (entry !== undefined && switching.inputIds.has(entry.segmentId)) this.#apply(key, undefined);
-    }
+    this.#keydir.removeExpiringIn(switching.inputIds, this.#forget);
     for (const input of switching.inputs) {
       this.#segments.delete(input.id);
       this.#cache.drop(input.id);
@@ -525,6 +523,7 @@ export class Store<V = unknown> {
 
   async #shutdown(): Promise<void> {
     if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#sweeper.stop();
     this.#compactionAborted = true;
     await this.#compacting?.catch(() => undefined);
     await this.#whenIdle();
@@ -641,31 +640,18 @@ export class Store<V = unknown> {
   }
 
   /**
-   * Points `key` at `entry` (or removes it), keeping the byte counts and the expiry set. With
+   * Points `key` at `entry` (or removes it), keeping the byte counts and the sweeper's timer. With
    * `record`, the keydir takes the key's bytes from the encoded record instead of encoding it again.
    */
   #apply(key: string, entry: Entry | undefined, record?: Buffer): Entry | undefined {
     const previous = record === undefined ? this.#keydir.put(key, entry)
       : this.#keydir.putBytes(record, RECORD_HEADER_BYTES, record.readUInt16LE(6), entry);
-    if (previous !== undefined) {
-      this.#liveBytes -= previous.length;
-      if (previous.expiresAt !== 0 && (entry === undefined || entry.expiresAt === 0)) this.#expiring.delete(key);
-    }
+    if (previous !== undefined) this.#liveBytes -= previous.length;
     if (entry !== undefined) {
       this.#liveBytes += entry.length;
-      if (entry.expiresAt !== 0) this.#expiring.add(key);
+      if (entry.expiresAt !== 0) this.#sweeper.note(entry.expiresAt);
     }
     return previous;
-  }
-
-  #purgeExpired(): void {
-    if (this.#expiring.size === 0) return;
-    const now = this.#options.clock();
-    for (const key of this.#expiring) {
-      const entry = this.#keydir.get(key);
-      if (entry === undefined || entry.expiresAt === 0) this.#expiring.delete(key);
-      else if (entry.expiresAt <= now) this.#apply(key, undefined);
-    }
   }
 
   // ---------------------------------------------------------------- reading records

@@ -1,0 +1,374 @@
+/**
+ * Expiry at scale: the keys that carry an expiry, ordered by it, off the JS heap (ExpiryHeap), and
+ * a sweeper that removes expired keys in the background, a few milliseconds at a time
+ * (ExpirySweeper). No I/O.
+ *
+ * Why a heap: the index must answer "when does the next key expire" and "which keys have expired
+ * by now" without looking at keys that have not, and must update a key's expiry when the key is
+ * overwritten or deleted. A binary min-heap does all three in O(1) or O(log n), and lives in two
+ * typed arrays plus a position per record, about 16 bytes per expiring key, invisible to the GC.
+ * Stores whose keys carry no expiry never allocate one.
+ */
+import { MAX_EXPIRES_AT } from './format';
+
+const MIN_CAPACITY = 1024;
+/** The deepest a heap of 2^32 entries can be is 32 levels: a walk's stack never holds more. */
+const STACK_DEPTH = 64;
+
+/**
+ * A binary min-heap of (expiresAt, record), keyed by record: each record is in it at most once,
+ * and `#position` finds it there, so a record's expiry can be read, changed or removed without a
+ * search. Ties are in no particular order.
+ *
+ *   #time      Float64Array, heap order: expiry in ms since the epoch (1 .. MAX_EXPIRES_AT)
+ *   #record    Int32Array, heap order: the record the entry belongs to
+ *   #position  Int32Array per record: its heap index + 1; 0 = the record has no expiry
+ *
+ * Entry i's children are 2i+1 and 2i+2; every entry's time is >= its parent's.
+ */
+export class ExpiryHeap {
+  #time: Float64Array<ArrayBuffer>;
+  #record: Int32Array<ArrayBuffer>;
+  #position: Int32Array<ArrayBuffer>;
+  #length = 0;
+  /** A walk's pending heap indices (see #walk); reused, since size() may call it often. */
+  readonly #stack = new Int32Array(STACK_DEPTH);
+
+  /** A heap for records 0 .. recordCapacity-1 (growRecords() raises it). */
+  constructor(recordCapacity: number, heapCapacity = MIN_CAPACITY) {
+    this.#time = new Float64Array(Math.max(MIN_CAPACITY, heapCapacity));
+    this.#record = new Int32Array(this.#time.length);
+    this.#position = new Int32Array(recordCapacity);
+  }
+
+  /** The number of records with an expiry. */
+  get length(): number {
+    return this.#length;
+  }
+
+  /** Bytes of typed arrays the heap holds. */
+  get memoryBytes(): number {
+    return this.#time.byteLength + this.#record.byteLength + this.#position.byteLength;
+  }
+
+  /** Lets records up to `capacity` - 1 take an expiry. Never shrinks. */
+  growRecords(capacity: number): void {
+    if (capacity <= this.#position.length) return;
+    const position = new Int32Array(capacity);
+    position.set(this.#position);
+    this.#position = position;
+  }
+
+  /** The record's expiry, or 0 if it has none. O(1). */
+  get(record: number): number {
+    const at = this.#position[record];
+    return at === 0 ? 0 : this.#time[at - 1];
+  }
+
+  /** Gives the record an expiry (0 removes it). O(log n); O(1) when the expiry does not change. */
+  set(record: number, expiresAt: number): void {
+    if (expiresAt === 0) {
+      this.delete(record);
+      return;
+    }
+    const at = this.#position[record];
+    if (at === 0) {
+      if (this.#length === this.#time.length) this.#grow();
+      this.#up(this.#length++, expiresAt, record);
+      return;
+    }
+    const old = this.#time[at - 1];
+    if (expiresAt < old) this.#up(at - 1, expiresAt, record);
+    else if (expiresAt > old) this.#down(at - 1, expiresAt, record);
+  }
+
+  /** Removes the record's expiry, if it has one. O(log n). */
+  delete(record: number): void {
+    const at = this.#position[record];
+    if (at === 0) return;
+    this.#position[record] = 0;
+    const last = --this.#length;
+    if (at - 1 === last) return;
+    // The last entry fills the hole, moving up or down to where it belongs.
+    const time = this.#time[last];
+    const moved = this.#record[last];
+    if (at - 1 > 0 && time < this.#time[(at - 2) >> 1]) this.#up(at - 1, time, moved);
+    else this.#down(at - 1, time, moved);
+  }
+
+  /** The earliest expiry, or Infinity if no record has one. O(1). */
+  earliest(): number {
+    return this.#length === 0 ? Infinity : this.#time[0];
+  }
+
+  /** A record whose expiry is the earliest and is <= `now`, or -1. O(1). */
+  earliestRecordBy(now: number): number {
+    return this.#length > 0 && this.#time[0] <= now ? this.#record[0] : -1;
+  }
+
+  /**
+   * How many records expire at or before `now`. Visits only those entries (and at most one child
+   * of each, to stop there): O(k) for k such records, O(1) when there are none.
+   */
+  countBy(now: number): number {
+    return this.#walk(now, undefined);
+  }
+
+  /** Calls `visit` for each record that expires at or before `now`, in no particular order. O(k). */
+  forEachBy(now: number, visit: (record: number) => void): void {
+    const records = this.#record;
+    this.#walk(now, (at) => visit(records[at]));
+  }
+
+  /** Calls `visit` for every record with an expiry, in heap order. O(n). `visit` must not change the heap. */
+  forEach(visit: (record: number, expiresAt: number) => void): void {
+    for (let at = 0; at < this.#length; at++) visit(this.#record[at], this.#time[at]);
+  }
+
+  /** The heap's two arrays as they sit in memory (host byte order): times (8 per entry), then records (4). */
+  toBytes(): [Buffer, Buffer] {
+    return [
+      Buffer.from(this.#time.buffer, 0, this.#length * 8),
+      Buffer.from(this.#record.buffer, 0, this.#length * 4),
+    ];
+  }
+
+  /**
+   * A heap from toBytes() output: `times` and `records` hold `count` entries each. Checks that it
+   * is a heap of distinct live records with valid expiries (`live(record)` says which records
+   * exist, all below `recordCapacity`); throws otherwise. O(count), with no sorting.
+   */
+  static fromBytes(times: Uint8Array, records: Uint8Array, count: number, recordCapacity: number,
+    live: (record: number) => boolean): ExpiryHeap {
+    const fail = (why: string): never => { throw new Error(`expiry heap: ${why}`); };
+    if (times.length !== count * 8 || records.length !== count * 4) fail('wrong size');
+    const heap = new ExpiryHeap(recordCapacity, Math.ceil(count * 1.25));
+    // Byte copies: the source need not be aligned for a Float64Array.
+    new Uint8Array(heap.#time.buffer, 0, count * 8).set(times);
+    new Uint8Array(heap.#record.buffer, 0, count * 4).set(records);
+    const time = heap.#time;
+    const record = heap.#record;
+    const position = heap.#position;
+    for (let at = 0; at < count; at++) {
+      const t = time[at];
+      const r = record[at];
+      if (!(t >= 1 && t <= MAX_EXPIRES_AT) || (at > 0 && t < time[(at - 1) >> 1])) fail('not a heap of expiries');
+      if (r < 0 || r >= recordCapacity || !live(r)) fail('an entry names no live record');
+      if (position[r] !== 0) fail('a record appears twice');
+      position[r] = at + 1;
+    }
+    heap.#length = count;
+    return heap;
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  /**
+   * Puts (time, record) at index `at` or above it: parents later than `time` move down into the
+   * hole. A new expiry later than every other (a ttl fill) stops at once.
+   */
+  #up(at: number, time: number, record: number): void {
+    const times = this.#time;
+    const records = this.#record;
+    const position = this.#position;
+    while (at > 0) {
+      const parent = (at - 1) >> 1;
+      if (times[parent] <= time) break;
+      times[at] = times[parent];
+      records[at] = records[parent];
+      position[records[at]] = at + 1;
+      at = parent;
+    }
+    times[at] = time;
+    records[at] = record;
+    position[record] = at + 1;
+  }
+
+  /** Puts (time, record) at index `at` or below it: the earlier child moves up into the hole. */
+  #down(at: number, time: number, record: number): void {
+    const times = this.#time;
+    const records = this.#record;
+    const position = this.#position;
+    const length = this.#length;
+    for (;;) {
+      let child = 2 * at + 1;
+      if (child >= length) break;
+      if (child + 1 < length && times[child + 1] < times[child]) child++;
+      if (times[child] >= time) break;
+      times[at] = times[child];
+      records[at] = records[child];
+      position[records[at]] = at + 1;
+      at = child;
+    }
+    times[at] = time;
+    records[at] = record;
+    position[record] = at + 1;
+  }
+
+  /**
+   * Calls `visit(index)` for every heap index whose time is <= `now`. A subtree whose root is
+   * later than `now` is skipped whole (heap order), so the walk costs O(k), not O(n). Depth-first
+   * with an explicit stack: a node's right child waits on the stack while its left subtree is
+   * walked, so the stack holds at most one entry per level. Returns how many it visited.
+   */
+  #walk(now: number, visit: ((index: number) => void) | undefined): number {
+    const times = this.#time;
+    const length = this.#length;
+    const stack = this.#stack;
+    if (length === 0 || times[0] > now) return 0;
+    let count = 0;
+    let depth = 0;
+    let at = 0;
+    for (;;) {
+      count++;
+      if (visit !== undefined) visit(at);
+      const left = 2 * at + 1;
+      const right = left + 1;
+      const goLeft = left < length && times[left] <= now;
+      const goRight = right < length && times[right] <= now;
+      if (goLeft) {
+        if (goRight) stack[depth++] = right;
+        at = left;
+      } else if (goRight) {
+        at = right;
+      } else if (depth > 0) {
+        at = stack[--depth];
+      } else {
+        return count;
+      }
+    }
+  }
+
+  #grow(): void {
+    const time = new Float64Array(this.#time.length * 2);
+    time.set(this.#time);
+    const record = new Int32Array(time.length);
+    record.set(this.#record);
+    this.#time = time;
+    this.#record = record;
+  }
+}
+
+/** What the sweeper needs from the index it sweeps. */
+export interface SweepTarget {
+  /** The store's clock, in ms since the epoch. */
+  clock(): number;
+  /** The earliest expiry of any key, or Infinity. */
+  nextExpiry(): number;
+  /** Removes up to `limit` keys that expired at or before `now`; returns how many it removed. */
+  purge(now: number, limit: number): number;
+}
+
+export interface SweepOptions {
+  /** The longest one slice of purging runs before it yields to the event loop. */
+  sliceMs: number;
+  /** Keys removed between two looks at the time (each takes about a microsecond). */
+  batch: number;
+  /** The least time between the end of one sweep and the start of the next, so keys expiring one by one are purged in groups. */
+  minIntervalMs: number;
+}
+
+const SWEEP_DEFAULTS: SweepOptions = { sliceMs: 4, batch: 256, minIntervalMs: 100 };
+/** setTimeout fires at once for delays above 2^31 - 1 ms; a far expiry is approached in steps of an hour. */
+const MAX_TIMER_MS = 3600 * 1000;
+
+/**
+ * Removes expired keys in the background, so that expired keys do not pile up in memory and a
+ * count of them (for `size`) stays small. A timer fires at the earliest expiry (no sooner than
+ * `minIntervalMs` after the previous sweep ended); the sweep then removes what has expired in
+ * slices of at most about `sliceMs`, yielding to the event loop (setImmediate) between slices,
+ * so no sweep blocks the loop for long, however many keys expired at once.
+ *
+ * What it promises: while started, every key that has expired is removed eventually, within
+ * about `minIntervalMs` plus the time the slices take once the event loop is free. What it does
+ * not: that a key is removed the moment it expires (readers check the expiry themselves), or any
+ * order among keys that expire together. Its timer is unref'd: a sweeper waiting for the next
+ * expiry never keeps a process alive (a sweep under way does, until it ends).
+ */
+export class ExpirySweeper {
+  readonly #target: SweepTarget;
+  readonly #options: SweepOptions;
+  #running = false;
+  #timer: NodeJS.Timeout | undefined;
+  /** The expiry the armed timer is for; Infinity when none is armed. */
+  #armedFor = Infinity;
+  /** A sweep is under way (its next slice is queued): it arms the timer again when it ends. */
+  #sweeping = false;
+  /** performance.now() when the last sweep ended. */
+  #lastSweepEnd = -Infinity;
+
+  constructor(target: SweepTarget, options: Partial<SweepOptions> = {}) {
+    this.#target = target;
+    this.#options = { ...SWEEP_DEFAULTS, ...options };
+  }
+
+  /** Starts sweeping: arms the timer for the earliest expiry (at once if keys have expired). */
+  start(): void {
+    this.#running = true;
+    this.#arm();
+  }
+
+  /** Stops: no slice runs after this returns. start() may be called again. */
+  stop(): void {
+    this.#running = false;
+    this.#disarm();
+  }
+
+  /**
+   * Tells the sweeper that a key now expires at `expiresAt`. O(1) unless it is earlier than the
+   * expiry the timer is armed for; then the timer is armed again.
+   */
+  note(expiresAt: number): void {
+    if (expiresAt < this.#armedFor && this.#running && !this.#sweeping) this.#arm();
+  }
+
+  #arm(): void {
+    if (!this.#running || this.#sweeping) return;
+    const next = this.#target.nextExpiry();
+    if (next >= this.#armedFor) return;
+    this.#disarm();
+    if (next === Infinity) return;
+    const untilNext = next - this.#target.clock();
+    const sinceLast = performance.now() - this.#lastSweepEnd;
+    const delay = Math.min(Math.max(untilNext, this.#options.minIntervalMs - sinceLast, 0), MAX_TIMER_MS);
+    this.#armedFor = next;
+    this.#timer = setTimeout(() => this.#sweep(), Math.ceil(delay));
+    this.#timer.unref();
+  }
+
+  #disarm(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#armedFor = Infinity;
+  }
+
+  #sweep(): void {
+    this.#timer = undefined;
+    this.#armedFor = Infinity;
+    this.#sweeping = true;
+    this.#slice();
+  }
+
+  /** One slice: purges in batches until nothing has expired or the slice's time is up. */
+  #slice(): void {
+    if (!this.#running) {
+      this.#sweeping = false;
+      return;
+    }
+    const { sliceMs, batch } = this.#options;
+    const started = performance.now();
+    const now = this.#target.clock();
+    while (this.#target.purge(now, batch) === batch) {
+      if (performance.now() - started >= sliceMs) {
+        // Not unref'd: with only unref'd immediates pending, the event loop blocks in poll until
+        // other work wakes it, and an idle process would run one slice per wake-up. A sweep is
+        // finite, so keeping a process alive until it ends costs at most its length.
+        setImmediate(() => this.#slice());
+        return;
+      }
+    }
+    this.#sweeping = false;
+    this.#lastSweepEnd = performance.now();
+    this.#arm();
+  }
+}

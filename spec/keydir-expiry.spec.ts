@@ -1,0 +1,333 @@
+/**
+ * Expiry in the keydir (lib/expiry.ts, the keydir's expiry API): the heap against a plain Map
+ * model under seeded random operations, with ties and the largest expiry the format holds, across
+ * snapshot round trips; the heap loader's refusals; and the sweeper that purges in slices.
+ */
+import { expect } from 'chai';
+import { ExpiryHeap, ExpirySweeper } from '../lib/expiry';
+import { MAX_EXPIRES_AT } from '../lib/format';
+import { Entry, KeyDir } from '../lib/keydir';
+import { seededRandom } from '../lib/medium/random';
+
+interface Modelled {
+  length: number;
+  expiresAt: number;
+}
+
+/** What the model says countExpired(), expiredLength() and nextExpiry() must answer. */
+function expected(model: Map<string, Modelled>, now: number): { count: number; length: number; next: number; expiring: number } {
+  let count = 0;
+  let length = 0;
+  let next = Infinity;
+  let expiring = 0;
+  for (const m of model.values()) {
+    if (m.expiresAt === 0) continue;
+    expiring++;
+    next = Math.min(next, m.expiresAt);
+    if (m.expiresAt <= now) {
+      count++;
+      length += m.length;
+    }
+  }
+  return { count, length, next, expiring };
+}
+
+function check(keydir: KeyDir, model: Map<string, Modelled>, now: number, where: string): void {
+  const want = expected(model, now);
+  expect(keydir.countExpired(now), `countExpired ${where}`).to.equal(want.count);
+  expect(keydir.expiredLength(now), `expiredLength ${where}`).to.equal(want.length);
+  expect(keydir.nextExpiry(), `nextExpiry ${where}`).to.equal(want.next);
+  expect(keydir.expiringCount, `expiringCount ${where}`).to.equal(want.expiring);
+  expect(keydir.size, `size ${where}`).to.equal(model.size);
+}
+
+/**
+ * takeExpired(now, limit) against the model: it takes min(limit, expired) keys, all expired by
+ * `now`, none later than an expired key it left, and reports each one's length.
+ */
+function takeAndCheck(keydir: KeyDir, model: Map<string, Modelled>, now: number, limit: number, where: string): void {
+  const before = expected(model, now);
+  let visitedLength = 0;
+  const taken = keydir.takeExpired(now, limit, (_record, length) => { visitedLength += length; });
+  expect(taken, `taken ${where}`).to.equal(Math.min(limit, before.count));
+  const gone = [...model].filter(([key]) => keydir.get(key) === undefined);
+  expect(gone.length, `keys gone ${where}`).to.equal(taken);
+  let latestTaken = -Infinity;
+  let lengthTaken = 0;
+  for (const [key, m] of gone) {
+    expect(m.expiresAt, `expiry of taken ${key} ${where}`).to.be.within(1, now);
+    latestTaken = Math.max(latestTaken, m.expiresAt);
+    lengthTaken += m.length;
+    model.delete(key);
+  }
+  for (const [key, m] of model) {
+    if (m.expiresAt !== 0 && m.expiresAt <= now) expect(m.expiresAt, `left ${key} ${where}`).to.be.at.least(latestTaken);
+  }
+  expect(visitedLength, `visited length ${where}`).to.equal(lengthTaken);
+}
+
+describe('keydir expiry', () => {
+  for (const seed of [11, 12, 13, 14]) {
+    it(`matches a model through 30,000 random operations, with ties and huge expiries (seed ${seed})`, () => {
+      const random = seededRandom(seed);
+      let keydir = new KeyDir();
+      const model = new Map<string, Modelled>();
+      let now = 1000;
+      // Few distinct times near `now`, so ties are common and expiries pass often; some never
+      // expire in practice (MAX_EXPIRES_AT) and some keys have no expiry at all.
+      const expiry = (): number => {
+        const roll = random();
+        if (roll < 0.3) return 0;
+        if (roll < 0.4) return MAX_EXPIRES_AT;
+        return now + random.int(60);
+      };
+      for (let i = 0; i < 30_000; i++) {
+        const where = `(op ${i}, seed ${seed})`;
+        const key = `k${random.int(600)}`;
+        const roll = random();
+        if (roll < 0.55) {
+          const entry = new Entry(0x10000 * (1 + random.int(3)), random.int(2 ** 31), 20 + random.int(500), expiry());
+          const previous = keydir.put(key, entry);
+          expect(previous?.expiresAt, `previous expiry of ${key} ${where}`).to.equal(model.get(key)?.expiresAt);
+          model.set(key, { length: entry.length, expiresAt: entry.expiresAt });
+        } else if (roll < 0.7) {
+          keydir.put(key, undefined);
+          model.delete(key);
+        } else if (roll < 0.8) {
+          expect(keydir.get(key)?.expiresAt, `expiry of ${key} ${where}`).to.equal(model.get(key)?.expiresAt);
+        } else if (roll < 0.9) {
+          now += random.int(8);
+          check(keydir, model, now, where);
+        } else if (roll < 0.99) {
+          takeAndCheck(keydir, model, now, 1 + random.int(random() < 0.5 ? 5 : 500), where);
+        } else {
+          keydir = KeyDir.fromBytes(Buffer.concat(keydir.toBytes()));
+          check(keydir, model, now, `after a snapshot round trip ${where}`);
+        }
+      }
+      check(keydir, model, now, 'at the end');
+      takeAndCheck(keydir, model, MAX_EXPIRES_AT, Infinity, 'taking everything');
+      expect(keydir.expiringCount).to.equal(0);
+      expect(keydir.nextExpiry()).to.equal(Infinity);
+      for (const [key, m] of model) expect(keydir.get(key)?.expiresAt, key).to.equal(m.expiresAt);
+    });
+  }
+
+  it('takeExpired() takes the earliest first, up to the limit, and tells each length before removing it', () => {
+    const keydir = new KeyDir();
+    keydir.put('c', new Entry(1, 0, 30, 300));
+    keydir.put('a', new Entry(1, 30, 10, 100));
+    keydir.put('never', new Entry(1, 40, 50, 0));
+    keydir.put('b', new Entry(1, 90, 20, 200));
+    keydir.put('far', new Entry(1, 110, 40, MAX_EXPIRES_AT));
+    const seen: Array<[string | undefined, number]> = [];
+    const visit = (_record: number, length: number): void => {
+      // The key is still there while visit runs: find which one by its length.
+      seen.push([['a', 'b', 'c'].find((k) => keydir.get(k)?.length === length), length]);
+    };
+    expect(keydir.takeExpired(250, 1, visit)).to.equal(1);
+    expect(keydir.takeExpired(250, 10, visit)).to.equal(1);
+    expect(keydir.takeExpired(250, 10, visit)).to.equal(0);
+    expect(seen).to.deep.equal([['a', 10], ['b', 20]]);
+    expect(keydir.get('c')?.expiresAt).to.equal(300);
+    expect(keydir.nextExpiry()).to.equal(300);
+    expect(keydir.countExpired(MAX_EXPIRES_AT - 1)).to.equal(1);
+    expect(keydir.countExpired(MAX_EXPIRES_AT)).to.equal(2);
+    expect(keydir.takeExpired(MAX_EXPIRES_AT, Infinity)).to.equal(2);
+    expect([...keydir.keys()]).to.deep.equal(['never']);
+  });
+
+  it('an overwrite moves a key in the heap, both ways, and without an expiry takes it out', () => {
+    const keydir = new KeyDir();
+    for (let i = 0; i < 100; i++) keydir.put(`k${i}`, new Entry(1, i, 10, 1000 + i));
+    keydir.put('k50', new Entry(1, 50, 10, 5)); // earliest now
+    expect(keydir.nextExpiry()).to.equal(5);
+    keydir.put('k50', new Entry(1, 50, 10, 5000)); // latest now
+    expect(keydir.nextExpiry()).to.equal(1000);
+    keydir.put('k0', new Entry(1, 0, 10, 0)); // no expiry any more
+    expect(keydir.nextExpiry()).to.equal(1001);
+    expect(keydir.countExpired(1049)).to.equal(49); // k1 .. k49
+    expect(keydir.countExpired(4999)).to.equal(98);
+    expect(keydir.expiringCount).to.equal(99);
+  });
+
+  it('removeExpiringIn() removes exactly the expiring keys whose records lie in the given segments', () => {
+    const keydir = new KeyDir();
+    for (let i = 0; i < 300; i++) keydir.put(`k${i}`, new Entry(0x10000 * (1 + (i % 3)), i, 10 + (i % 7), i % 2 === 0 ? 0 : 10 ** 12 + i));
+    let removedLength = 0;
+    const removed = keydir.removeExpiringIn(new Set([0x10000, 0x30000, 0x990000]), (_record, length) => { removedLength += length; });
+    let wantLength = 0;
+    for (let i = 0; i < 300; i++) {
+      const gone = i % 2 === 1 && i % 3 !== 1;
+      if (gone) wantLength += 10 + (i % 7);
+      expect(keydir.get(`k${i}`) === undefined, `k${i}`).to.equal(gone);
+    }
+    expect(removed).to.equal(100);
+    expect(removedLength).to.equal(wantLength);
+    expect(keydir.expiringCount).to.equal(50);
+    expect(keydir.removeExpiringIn(new Set())).to.equal(0);
+  });
+
+  it('a keydir without any expiry allocates no heap and answers at once', () => {
+    const keydir = new KeyDir();
+    const bare = keydir.memoryBytes;
+    for (let i = 0; i < 100; i++) keydir.put(`k${i}`, new Entry(1, i, 10, 0));
+    expect(keydir.memoryBytes).to.equal(bare);
+    expect(keydir.nextExpiry()).to.equal(Infinity);
+    expect(keydir.countExpired(MAX_EXPIRES_AT)).to.equal(0);
+    expect(keydir.takeExpired(MAX_EXPIRES_AT, 10)).to.equal(0);
+    keydir.put('t', new Entry(1, 0, 10, 7));
+    expect(keydir.memoryBytes).to.be.greaterThan(bare);
+  });
+});
+
+describe('expiry heap', () => {
+  /** A heap of records 0..n-1 with the given times, as bytes. */
+  function heapBytes(times: number[]): [Buffer, Buffer] {
+    const heap = new ExpiryHeap(times.length);
+    times.forEach((t, record) => heap.set(record, t));
+    const [t, r] = heap.toBytes();
+    return [Buffer.from(t), Buffer.from(r)];
+  }
+  const live = (): boolean => true;
+
+  it('stays a heap through random sets and deletes (fromBytes checks the heap order)', () => {
+    const random = seededRandom(21);
+    const heap = new ExpiryHeap(5000);
+    const model = new Map<number, number>();
+    for (let i = 0; i < 50_000; i++) {
+      const record = random.int(5000);
+      if (random() < 0.7) {
+        const t = random() < 0.05 ? MAX_EXPIRES_AT : 1 + random.int(1000);
+        heap.set(record, t);
+        model.set(record, t);
+      } else {
+        heap.delete(record);
+        model.delete(record);
+      }
+      if (i % 5000 === 0) {
+        const [t, r] = heap.toBytes();
+        const copy = ExpiryHeap.fromBytes(t, r, heap.length, 5000, live);
+        expect(copy.length).to.equal(model.size);
+        for (const [record, time] of model) expect(copy.get(record)).to.equal(time);
+      }
+    }
+    let count = 0;
+    heap.forEach((record, time) => {
+      count++;
+      expect(model.get(record)).to.equal(time);
+    });
+    expect(count).to.equal(model.size);
+  });
+
+  it('fromBytes() refuses entries out of heap order, repeated or dead records, and bad times', () => {
+    const [times, records] = heapBytes([10, 20, 30, 40]);
+    expect(ExpiryHeap.fromBytes(times, records, 4, 4, live).get(3)).to.equal(40);
+    const cases: Array<[string, (t: Buffer, r: Buffer) => void, ((record: number) => boolean)?]> = [
+      ['out of order', (t) => { t.writeDoubleLE(5, 8); }],
+      ['a repeated record', (_t, r) => { r.writeInt32LE(0, 4); }],
+      ['a record past the table', (_t, r) => { r.writeInt32LE(4, 12); }],
+      ['a negative record', (_t, r) => { r.writeInt32LE(-1, 12); }],
+      ['a dead record', () => undefined, (record) => record !== 2],
+      ['a zero time', (t) => { t.fill(0, 0, 8); }],
+      ['a time past MAX_EXPIRES_AT', (t) => { t.writeDoubleLE(MAX_EXPIRES_AT + 2, 24); }],
+      ['NaN', (t) => { t.writeDoubleLE(NaN, 24); }],
+    ];
+    for (const [name, damage, isLive] of cases) {
+      const t = Buffer.from(times);
+      const r = Buffer.from(records);
+      damage(t, r);
+      expect(() => ExpiryHeap.fromBytes(t, r, 4, 4, isLive ?? live), name).to.throw('expiry heap');
+    }
+    expect(() => ExpiryHeap.fromBytes(times, records, 3, 4, live), 'wrong size').to.throw('expiry heap');
+  });
+});
+
+describe('expiry sweeper', () => {
+  /** A keydir whose `expired` keys expire at 100 and `later` keys at 10^6, with a sweeper over it. */
+  function setup(expired: number, later: number, options = {}): { keydir: KeyDir; clock: { now: number }; sweeper: ExpirySweeper; purges: number[] } {
+    const keydir = new KeyDir();
+    for (let i = 0; i < expired; i++) keydir.put(`e${i}`, new Entry(1, i, 10, 100));
+    for (let i = 0; i < later; i++) keydir.put(`l${i}`, new Entry(1, i, 10, 1_000_000));
+    const clock = { now: 1000 };
+    const purges: number[] = [];
+    const sweeper = new ExpirySweeper({
+      clock: () => clock.now,
+      nextExpiry: () => keydir.nextExpiry(),
+      purge: (now, limit) => {
+        const taken = keydir.takeExpired(now, limit);
+        purges.push(taken);
+        return taken;
+      },
+    }, options);
+    return { keydir, clock, sweeper, purges };
+  }
+  const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+  const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+  async function until(done: () => boolean, ms = 5000): Promise<void> {
+    const deadline = Date.now() + ms;
+    while (!done()) {
+      if (Date.now() > deadline) throw new Error('timed out');
+      await sleep(5);
+    }
+  }
+
+  it('purges what expired in slices, yielding to the event loop between them, and leaves the rest', async () => {
+    const { keydir, sweeper, purges } = setup(40_000, 10, { sliceMs: 0, batch: 1000 });
+    sweeper.start();
+    let ticks = 0;
+    while (keydir.size > 10) {
+      await tick();
+      ticks++;
+      if (ticks > 10_000) throw new Error('the sweep did not finish');
+    }
+    await tick(); // the last slice, which finds nothing left
+    sweeper.stop();
+    // sliceMs 0: one batch per slice, so 41 slices, each after its own turn of the event loop.
+    expect(purges).to.deep.equal([...Array(40).fill(1000), 0]);
+    expect(ticks).to.be.at.least(40);
+    expect(keydir.countExpired(1000)).to.equal(0);
+    expect(keydir.nextExpiry()).to.equal(1_000_000);
+  });
+
+  it('a key noted with an earlier expiry brings the timer forward', async () => {
+    const { keydir, clock, sweeper } = setup(0, 10, { minIntervalMs: 0 });
+    sweeper.start(); // armed for 10^6 - 1000 ms from now: far away
+    clock.now = 2000;
+    keydir.put('soon', new Entry(1, 0, 10, 2030));
+    sweeper.note(2030);
+    clock.now = 2030;
+    await until(() => keydir.get('soon') === undefined);
+    expect(keydir.size).to.equal(10);
+    sweeper.stop();
+  });
+
+  it('stop() ends a sweep between slices, and start() resumes it', async () => {
+    const { keydir, sweeper } = setup(20_000, 0, { sliceMs: 0, batch: 100 });
+    sweeper.start();
+    await until(() => keydir.size < 20_000);
+    sweeper.stop();
+    const left = keydir.size;
+    for (let i = 0; i < 20; i++) await tick();
+    expect(keydir.size).to.equal(left);
+    expect(left).to.be.greaterThan(0);
+    sweeper.start();
+    await until(() => keydir.size === 0);
+  });
+
+  it('waits at least minIntervalMs between sweeps, so keys expiring one by one go in groups', async () => {
+    const { keydir, clock, sweeper, purges } = setup(0, 0, { minIntervalMs: 200 });
+    keydir.put('a', new Entry(1, 0, 10, 1000));
+    sweeper.start();
+    await until(() => keydir.size === 0);
+    const started = Date.now();
+    clock.now = 1001;
+    keydir.put('b', new Entry(1, 0, 10, 1001));
+    sweeper.note(1001);
+    await until(() => keydir.size === 0);
+    expect(Date.now() - started).to.be.at.least(150);
+    expect(purges.filter((n) => n > 0)).to.deep.equal([1, 1]);
+    sweeper.stop();
+  });
+});
