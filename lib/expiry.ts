@@ -269,8 +269,13 @@ export interface SweepOptions {
 }
 
 const SWEEP_DEFAULTS: SweepOptions = { sliceMs: 4, batch: 256, minIntervalMs: 100 };
-/** setTimeout fires at once for delays above 2^31 - 1 ms; a far expiry is approached in steps of an hour. */
-const MAX_TIMER_MS = 3600 * 1000;
+/**
+ * The longest the timer waits before it looks at the clock again. Timers run on a monotonic clock
+ * while the store's clock is wall time, which jumps (NTP steps, a suspended VM or laptop waking
+ * up): a timer armed for "in a day" must not sleep through a day that passed at once. (Also,
+ * setTimeout fires at once for delays above 2^31 - 1 ms.)
+ */
+const MAX_TIMER_MS = 60 * 1000;
 
 /**
  * Removes expired keys in the background, so that expired keys do not pile up in memory and a
@@ -279,8 +284,9 @@ const MAX_TIMER_MS = 3600 * 1000;
  * slices of at most about `sliceMs`, yielding to the event loop (setImmediate) between slices,
  * so no sweep blocks the loop for long, however many keys expired at once.
  *
- * What it promises: while started, every key that has expired is removed eventually, within
- * about `minIntervalMs` plus the time the slices take once the event loop is free. What it does
+ * What it promises: while started, every key that has expired is removed eventually: within
+ * about `minIntervalMs` plus the time the slices take once the event loop is free; when the
+ * clock jumped ahead, within MAX_TIMER_MS (a minute), or sooner if wake() is called. What it does
  * not: that a key is removed the moment it expires (readers check the expiry themselves), or any
  * order among keys that expire together. Its timer is unref'd: a sweeper waiting for the next
  * expiry never keeps a process alive (a sweep under way does, until it ends).
@@ -292,6 +298,8 @@ export class ExpirySweeper {
   #timer: NodeJS.Timeout | undefined;
   /** The expiry the armed timer is for; Infinity when none is armed. */
   #armedFor = Infinity;
+  /** performance.now() when the armed timer fires. */
+  #fireAtMs = Infinity;
   /** A sweep is under way (its next slice is queued): it arms the timer again when it ends. */
   #sweeping = false;
   /** performance.now() when the last sweep ended. */
@@ -322,6 +330,17 @@ export class ExpirySweeper {
     if (expiresAt < this.#armedFor && this.#running && !this.#sweeping) this.#arm();
   }
 
+  /**
+   * Tells the sweeper that expired keys were found: it sweeps within about `minIntervalMs`,
+   * though its timer waits longer (the clock jumped past the expiry it was armed for). O(1).
+   */
+  wake(): void {
+    if (!this.#running || this.#sweeping) return;
+    if (this.#timer !== undefined && this.#fireAtMs - performance.now() <= this.#options.minIntervalMs) return;
+    this.#disarm();
+    this.#arm();
+  }
+
   #arm(): void {
     if (!this.#running || this.#sweeping) return;
     const next = this.#target.nextExpiry();
@@ -332,6 +351,7 @@ export class ExpirySweeper {
     const sinceLast = performance.now() - this.#lastSweepEnd;
     const delay = Math.min(Math.max(untilNext, this.#options.minIntervalMs - sinceLast, 0), MAX_TIMER_MS);
     this.#armedFor = next;
+    this.#fireAtMs = performance.now() + delay;
     this.#timer = setTimeout(() => this.#sweep(), Math.ceil(delay));
     this.#timer.unref();
   }

@@ -216,7 +216,7 @@ export class Store<V = unknown> {
   /** The number of live keys. */
   get size(): number {
     this.#checkOpen();
-    return this.#keydir.size - this.#keydir.countExpired(this.#options.clock());
+    return this.#keydir.size - this.#countExpired(this.#options.clock());
   }
 
   get closed(): boolean {
@@ -283,7 +283,7 @@ export class Store<V = unknown> {
     const segments = this.#segmentFiles();
     const liveBytes = this.#liveBytes - this.#keydir.expiredLength(now);
     return {
-      keys: this.#keydir.size - this.#keydir.countExpired(now),
+      keys: this.#keydir.size - this.#countExpired(now),
       segments,
       liveBytes,
       deadBytes: this.#diskBytes - segments * SEGMENT_HEADER_BYTES - liveBytes,
@@ -637,6 +637,16 @@ export class Store<V = unknown> {
       return undefined;
     }
     return entry;
+  }
+
+  /**
+   * Keys that expired by `now` but are still in the keydir: O(their number). Finding any wakes the
+   * sweeper, should the clock have jumped past expiries its timer does not know have passed.
+   */
+  #countExpired(now: number): number {
+    const expired = this.#keydir.countExpired(now);
+    if (expired > 0) this.#sweeper.wake();
+    return expired;
   }
 
   /**

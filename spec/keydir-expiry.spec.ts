@@ -303,6 +303,18 @@ describe('expiry sweeper', () => {
     sweeper.stop();
   });
 
+  it('wake() sweeps soon when the clock jumped past the expiry the timer waits for', async () => {
+    const { keydir, clock, sweeper } = setup(0, 50, { minIntervalMs: 0 });
+    sweeper.start(); // armed for 10^6 by the clock: the timer waits a minute before looking again
+    clock.now = 2_000_000;
+    sweeper.note(1_000_000); // the same expiry as the timer's: nothing changes
+    await sleep(50);
+    expect(keydir.size).to.equal(50);
+    sweeper.wake();
+    await until(() => keydir.size === 0, 2000);
+    sweeper.stop();
+  });
+
   it('stop() ends a sweep between slices, and start() resumes it', async () => {
     const { keydir, sweeper } = setup(20_000, 0, { sliceMs: 0, batch: 100 });
     sweeper.start();

@@ -213,6 +213,24 @@ describe('keydir snapshot', () => {
     expect(bytes.readUInt32LE(table + 28)).to.equal(0); // records with an expiry
   });
 
+  it('a size() that finds expired keys wakes the sweeper, though the clock jumped past its timer', async () => {
+    const dir = tempDir('snap-jump');
+    let now = 1_700_000_000_000;
+    const store = await openFast(dir, { clock: () => now });
+    const writes: Array<Promise<void>> = [];
+    for (let i = 0; i < 2000; i++) writes.push(store.set(`t${i}`, i, { ttl: 24 * 3600_000 }));
+    writes.push(store.set('p', 1));
+    await Promise.all(writes);
+    now += 2 * 24 * 3600_000; // the sweeper's timer still waits (up to a minute) to look again
+    expect(store.size).to.equal(1);
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    await store.close();
+    const bytes = fs.readFileSync(path.join(dir, SNAPSHOT));
+    const table = 24 + bytes.readUInt32LE(20) * 16;
+    expect(bytes.readUInt32LE(table)).to.equal(1);
+    expect(bytes.readUInt32LE(table + 28)).to.equal(0);
+  });
+
   it('crc32 keeps its running value across an empty buffer (zlib returns 0 there)', () => {
     const a = Buffer.from('hello ');
     const empty = Buffer.from(new ArrayBuffer(0));
