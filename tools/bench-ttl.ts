@@ -6,7 +6,7 @@
  * every key expires at once. Every step runs in a fresh child process; the table gives the median
  * of `runs` runs of each step, and the ratio of the ttl store to the plain one.
  *
- *   npx ts-node --transpile-only tools/bench-ttl.ts [--n 1000000] [--runs 3] [--dir DIR]
+ *   npx ts-node --transpile-only tools/bench-ttl.ts [--n 1000000] [--runs 3] [--dir DIR] [--commit NAME]
  *
  * The expiry step opens the store with a clock (the `clock` option) that it moves two days ahead,
  * so every key (ttl one day) expires at the same moment: the worst case, and also what a store
@@ -173,46 +173,52 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** Runs `runs` of each step for one mode; returns the median of every number, and the spread of some. */
-function measureMode(mode: Mode): Numbers {
-  const dir = `${baseDir}-${mode}`;
-  const all: Numbers[] = [];
-  const note = (label: string, r: Numbers): void => {
-    all.push(r);
-    console.error(`${mode} ${label}: ${JSON.stringify(r)}`);
+/**
+ * Runs `runs` of each step for both modes, alternating the modes within each round so that a
+ * change in the machine's load (it is shared) falls on both alike; returns the medians per mode.
+ */
+function measure(): Record<Mode, Numbers> {
+  const modes: Mode[] = ['plain', 'ttl'];
+  const dirOf = (mode: Mode): string => `${baseDir}-${mode}`;
+  const results = new Map<string, Numbers[]>();
+  const run = (label: string, mode: Mode, result: Numbers): void => {
+    const key = `${label}|${mode}`;
+    results.set(key, [...(results.get(key) ?? []), result]);
+    console.error(`${mode} ${label}: ${JSON.stringify(result)}`);
   };
-  for (let i = 0; i < runs; i++) note('fill', child('fill', dir, mode));
+  for (let i = 0; i < runs; i++) for (const mode of modes) run('fill', mode, child('fill', dirOf(mode), mode));
   // The last fill's close left a snapshot; every snapshot run leaves the next one.
-  const snapshot: Numbers[] = [];
-  for (let i = 0; i < runs; i++) snapshot.push(child('open', dir, mode, true));
-  fs.rmSync(snapshotOf(dir), { force: true });
-  const replay: Numbers[] = [];
-  for (let i = 0; i < runs; i++) replay.push(child('open', dir, mode, false));
-  if (snapshot.some((r) => r.snapshot !== 1) || replay.some((r) => r.snapshot !== 0)) throw new Error('an open took the wrong path');
-  snapshot.forEach((r) => note('open (snapshot)', r));
-  replay.forEach((r) => note('open (replay)', r));
-  const expire: Numbers[] = [];
-  if (mode === 'ttl') for (let i = 0; i < runs; i++) { expire.push(child('expire', dir, mode)); note('expire', expire[i]); }
-  fs.rmSync(dir, { recursive: true, force: true });
-  const pick = (rows: Numbers[], name: string): number => (rows.length === 0 ? NaN : median(rows.map((r) => r[name])));
-  const fills = all.slice(0, runs);
-  return {
-    fillOps: pick(fills, 'fillOps'),
-    getOps: pick(fills, 'getOps'),
-    sizeMs: pick(fills, 'sizeMs'),
-    openSnapshotMs: pick(snapshot, 'openMs'),
-    openReplayMs: pick(replay, 'openMs'),
-    heapPerKey: pick(snapshot, 'heapPerKey'),
-    offHeapPerKey: pick(snapshot, 'offHeapPerKey'),
-    longestStallMs: pick(expire, 'longestStallMs'),
-    baselineStallMs: pick(expire, 'baselineStallMs'),
-    firstSizeMs: pick(expire, 'firstSizeMs'),
-    purgedMs: pick(expire, 'purgedMs'),
+  for (let i = 0; i < runs; i++) for (const mode of modes) run('snapshot', mode, child('open', dirOf(mode), mode, true));
+  for (const mode of modes) fs.rmSync(snapshotOf(dirOf(mode)), { force: true });
+  for (let i = 0; i < runs; i++) for (const mode of modes) run('replay', mode, child('open', dirOf(mode), mode, false));
+  for (const mode of modes) {
+    if ((results.get(`snapshot|${mode}`) ?? []).some((r) => r.snapshot !== 1) ||
+        (results.get(`replay|${mode}`) ?? []).some((r) => r.snapshot !== 0)) throw new Error('an open took the wrong path');
+  }
+  for (let i = 0; i < runs; i++) run('expire', 'ttl', child('expire', dirOf('ttl'), 'ttl'));
+  for (const mode of modes) fs.rmSync(dirOf(mode), { recursive: true, force: true });
+  const pick = (label: string, mode: Mode, name: string): number => {
+    const rows = results.get(`${label}|${mode}`) ?? [];
+    return rows.length === 0 ? NaN : median(rows.map((r) => r[name]));
   };
+  const numbers = (mode: Mode): Numbers => ({
+    fillOps: pick('fill', mode, 'fillOps'),
+    getOps: pick('fill', mode, 'getOps'),
+    sizeMs: pick('fill', mode, 'sizeMs'),
+    openSnapshotMs: pick('snapshot', mode, 'openMs'),
+    openReplayMs: pick('replay', mode, 'openMs'),
+    heapPerKey: pick('snapshot', mode, 'heapPerKey'),
+    offHeapPerKey: pick('snapshot', mode, 'offHeapPerKey'),
+    longestStallMs: pick('expire', mode, 'longestStallMs'),
+    baselineStallMs: pick('expire', mode, 'baselineStallMs'),
+    firstSizeMs: pick('expire', mode, 'firstSizeMs'),
+    purgedMs: pick('expire', mode, 'purgedMs'),
+  });
+  return { plain: numbers('plain'), ttl: numbers('ttl') };
 }
 
 function report(plain: Numbers, ttl: Numbers): void {
-  const commit = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8', cwd: __dirname }).stdout.trim();
+  const commit = arg('commit', '') || spawnSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8', cwd: __dirname }).stdout?.trim() || 'unknown';
   console.log(`\nTTL store vs plain store: ${n.toLocaleString('en-US')} keys of 16 bytes, ~100-byte values, ttl one day;`);
   console.log(`medians of ${runs} runs, each step in a fresh process (open: warm page cache)`);
   console.log(`${os.cpus()[0].model}, ${os.cpus().length} cores, Node ${process.version}, commit ${commit}, ${new Date().toISOString()}\n`);
@@ -250,8 +256,7 @@ async function main(): Promise<void> {
     process.stdout.write(JSON.stringify(result) + '\n');
     return;
   }
-  const plain = measureMode('plain');
-  const ttl = measureMode('ttl');
+  const { plain, ttl } = measure();
   report(plain, ttl);
 }
 
