@@ -249,13 +249,15 @@ export class KeyDir {
     fixed.writeUInt32LE(this.#segmentIds.length, 24);
     fixed.writeUInt32LE(this.expiringCount, 28);
     fixed.writeUInt32LE(TABLE_LAYOUT, 32);
+    const heap = this.#expiry?.toBytes();
+    fixed.writeDoubleLE(heap?.base ?? 0, 40);
     const view = (array: ArrayBufferView, bytes: number) => Buffer.from(array.buffer, array.byteOffset, bytes);
     const segmentIds = Buffer.alloc(this.#segmentIds.length * 8);
     this.#segmentIds.forEach((id, i) => segmentIds.writeDoubleLE(id, i * 8));
     return [
       fixed,
-      // The expiry heap first: its 8-byte times then start 8-byte aligned in the file.
-      ...(this.#expiry?.toBytes() ?? []),
+      // The expiry heap first: its times then start 8-byte aligned in the file.
+      ...(heap === undefined ? [] : [heap.times, heap.records]),
       view(this.#slots, this.#slots.byteLength),
       view(this.#segment, high * 4),
       view(this.#offset, high * 4),
@@ -281,15 +283,17 @@ export class KeyDir {
     const freeCount = buf.readUInt32LE(20);
     const segmentCount = buf.readUInt32LE(24);
     const expiresCount = buf.readUInt32LE(28);
+    const heapBase = buf.readDoubleLE(40);
+    const heapBytes = expiresCount * (heapBase === 0 ? 12 : 8);
     if (slotCount < MIN_SLOTS || (slotCount & (slotCount - 1)) !== 0 || count > slotCount * MAX_LOAD ||
-        count + freeCount !== high) fail('inconsistent counts');
-    const expected = FIXED_BYTES + expiresCount * 12 + slotCount * 4 + high * 20 + arenaUsed + freeCount * 4 + segmentCount * 8;
+        count + freeCount !== high || (expiresCount === 0 && heapBase !== 0)) fail('inconsistent counts');
+    const expected = FIXED_BYTES + heapBytes + slotCount * 4 + high * 20 + arenaUsed + freeCount * 4 + segmentCount * 8;
     if (buf.length !== expected) fail('wrong size');
     const keydir = new KeyDir();
     let at = FIXED_BYTES;
-    const heapTimes = buf.subarray(at, at + expiresCount * 8);
-    const heapRecords = buf.subarray(at + expiresCount * 8, at + expiresCount * 12);
-    at += expiresCount * 12;
+    const heapTimes = buf.subarray(at, at + heapBytes - expiresCount * 4);
+    const heapRecords = buf.subarray(at + heapBytes - expiresCount * 4, at + heapBytes);
+    at += heapBytes;
     const take = (bytes: number): Uint8Array<ArrayBuffer> => {
       const copy = new Uint8Array(bytes);
       copy.set(buf.subarray(at, at + bytes));
@@ -357,7 +361,8 @@ export class KeyDir {
     }
     if (live !== count) fail('live record count mismatch');
     if (expiresCount > 0) {
-      keydir.#expiry = ExpiryHeap.fromBytes(heapTimes, heapRecords, expiresCount, records, (record) => record < high && keyAt[record] !== FREE);
+      keydir.#expiry = ExpiryHeap.fromBytes(heapTimes, heapRecords, expiresCount, heapBase, records,
+        (record) => record < high && keyAt[record] !== FREE);
     }
     const segmentsInUse = new Set<number>();
     used.forEach((flag, index) => { if (flag === 1) segmentsInUse.add(keydir.#segmentIds[index]); });

@@ -19,8 +19,9 @@
  *   20    4     segment count n
  *   24    16n   per segment: id (f64), size (f64)
  *   ...         the table (keydir.ts toBytes): 48 bytes of counts (with the table layout, 1, at
- *               byte 32), the expiry heap (times, then records), the slots, the five record
- *               columns, the key arena, the free list, the segment id table
+ *               byte 32), the expiry heap (times, as f64 or as u32 offsets from a base time,
+ *               then records), the slots, the five record columns, the key arena, the free
+ *               list, the segment id table
  *   end-4 4     crc u32: CRC-32 of bytes 20 .. end-4
  *
  * The table's layout number changes whenever the table's bytes change meaning; a snapshot of any

@@ -68,7 +68,10 @@ function takeAndCheck(keydir: KeyDir, model: Map<string, Modelled>, now: number,
 
 describe('keydir expiry', () => {
   for (const seed of [11, 12, 13, 14]) {
-    it(`matches a model through 30,000 random operations, with ties and huge expiries (seed ${seed})`, () => {
+    // Odd seeds give some keys the largest expiry (so snapshots store f64 times), even seeds do not
+    // (so they store u32 offsets from the earliest).
+    const huge = seed % 2 === 1;
+    it(`matches a model through 30,000 random operations, with ties${huge ? ' and huge expiries' : ''} (seed ${seed})`, () => {
       const random = seededRandom(seed);
       let keydir = new KeyDir();
       const model = new Map<string, Modelled>();
@@ -78,7 +81,7 @@ describe('keydir expiry', () => {
       const expiry = (): number => {
         const roll = random();
         if (roll < 0.3) return 0;
-        if (roll < 0.4) return MAX_EXPIRES_AT;
+        if (roll < 0.4) return huge ? MAX_EXPIRES_AT : now + 1000 + random.int(10);
         return now + random.int(60);
       };
       for (let i = 0; i < 30_000; i++) {
@@ -183,11 +186,11 @@ describe('keydir expiry', () => {
 
 describe('expiry heap', () => {
   /** A heap of records 0..n-1 with the given times, as bytes. */
-  function heapBytes(times: number[]): [Buffer, Buffer] {
+  function heapBytes(times: number[]): { base: number; times: Buffer; records: Buffer } {
     const heap = new ExpiryHeap(times.length);
     times.forEach((t, record) => heap.set(record, t));
-    const [t, r] = heap.toBytes();
-    return [Buffer.from(t), Buffer.from(r)];
+    const bytes = heap.toBytes();
+    return { base: bytes.base, times: Buffer.from(bytes.times), records: Buffer.from(bytes.records) };
   }
   const live = (): boolean => true;
 
@@ -206,8 +209,8 @@ describe('expiry heap', () => {
         model.delete(record);
       }
       if (i % 5000 === 0) {
-        const [t, r] = heap.toBytes();
-        const copy = ExpiryHeap.fromBytes(t, r, heap.length, 5000, live);
+        const { base, times, records } = heap.toBytes();
+        const copy = ExpiryHeap.fromBytes(times, records, heap.length, base, 5000, live);
         expect(copy.length).to.equal(model.size);
         for (const [record, time] of model) expect(copy.get(record)).to.equal(time);
       }
@@ -220,26 +223,58 @@ describe('expiry heap', () => {
     expect(count).to.equal(model.size);
   });
 
-  it('fromBytes() refuses entries out of heap order, repeated or dead records, and bad times', () => {
-    const [times, records] = heapBytes([10, 20, 30, 40]);
-    expect(ExpiryHeap.fromBytes(times, records, 4, 4, live).get(3)).to.equal(40);
-    const cases: Array<[string, (t: Buffer, r: Buffer) => void, ((record: number) => boolean)?]> = [
-      ['out of order', (t) => { t.writeDoubleLE(5, 8); }],
-      ['a repeated record', (_t, r) => { r.writeInt32LE(0, 4); }],
-      ['a record past the table', (_t, r) => { r.writeInt32LE(4, 12); }],
-      ['a negative record', (_t, r) => { r.writeInt32LE(-1, 12); }],
-      ['a dead record', () => undefined, (record) => record !== 2],
-      ['a zero time', (t) => { t.fill(0, 0, 8); }],
-      ['a time past MAX_EXPIRES_AT', (t) => { t.writeDoubleLE(MAX_EXPIRES_AT + 2, 24); }],
-      ['NaN', (t) => { t.writeDoubleLE(NaN, 24); }],
-    ];
-    for (const [name, damage, isLive] of cases) {
-      const t = Buffer.from(times);
-      const r = Buffer.from(records);
-      damage(t, r);
-      expect(() => ExpiryHeap.fromBytes(t, r, 4, 4, isLive ?? live), name).to.throw('expiry heap');
+  it('stores times as u32 offsets from the earliest when all fit, else as f64, and reads both back', () => {
+    const near = heapBytes([1e12 + 40, 1e12 + 10, 1e12 + 10 + 0xffffffff, 1e12 + 30]);
+    expect(near.base).to.equal(1e12 + 10);
+    expect(near.times.length).to.equal(16);
+    expect([...new Uint32Array(Uint8Array.from(near.times).buffer)]).to.have.members([0, 20, 30, 0xffffffff]);
+    const copy = ExpiryHeap.fromBytes(near.times, near.records, 4, near.base, 4, live);
+    expect([0, 1, 2, 3].map((r) => copy.get(r))).to.deep.equal([1e12 + 40, 1e12 + 10, 1e12 + 10 + 0xffffffff, 1e12 + 30]);
+    // One more millisecond of range, a fraction, or the largest expiry: f64, as in memory.
+    for (const times of [[1e12, 1e12 + 2 ** 32], [1e12, 1e12 + 0.5], [1, MAX_EXPIRES_AT]]) {
+      const far = heapBytes(times);
+      expect(far.base, String(times)).to.equal(0);
+      expect(far.times.length).to.equal(16);
+      const back = ExpiryHeap.fromBytes(far.times, far.records, 2, 0, 2, live);
+      expect([back.get(0), back.get(1)]).to.deep.equal(times);
     }
-    expect(() => ExpiryHeap.fromBytes(times, records, 3, 4, live), 'wrong size').to.throw('expiry heap');
+    expect(heapBytes([]).base).to.equal(0);
+  });
+
+  it('fromBytes() refuses entries out of heap order, repeated or dead records, and bad times', () => {
+    const f64 = heapBytes([10, 20, 30, 2 ** 40]);
+    const u32 = heapBytes([10, 20, 30, 40]);
+    expect(f64.base).to.equal(0);
+    expect(u32.base).to.equal(10);
+    expect(ExpiryHeap.fromBytes(f64.times, f64.records, 4, 0, 4, live).get(3)).to.equal(2 ** 40);
+    expect(ExpiryHeap.fromBytes(u32.times, u32.records, 4, 10, 4, live).get(3)).to.equal(40);
+    type Damage = (t: Buffer, r: Buffer) => void;
+    const cases: Array<[string, Damage, Damage, ((record: number) => boolean)?]> = [
+      ['out of order', (t) => { t.writeDoubleLE(5, 8); }, (t) => { t.writeUInt32LE(0, 4); t.writeUInt32LE(5, 0); }],
+      ['a repeated record', (_t, r) => { r.writeInt32LE(0, 4); }, (_t, r) => { r.writeInt32LE(0, 4); }],
+      ['a record past the table', (_t, r) => { r.writeInt32LE(4, 12); }, (_t, r) => { r.writeInt32LE(4, 12); }],
+      ['a negative record', (_t, r) => { r.writeInt32LE(-1, 12); }, (_t, r) => { r.writeInt32LE(-1, 12); }],
+      ['a dead record', () => undefined, () => undefined, (record) => record !== 2],
+      ['a zero time', (t) => { t.fill(0, 0, 8); }, () => undefined],
+      ['a time past MAX_EXPIRES_AT', (t) => { t.writeDoubleLE(MAX_EXPIRES_AT + 2, 24); }, () => undefined],
+      ['NaN', (t) => { t.writeDoubleLE(NaN, 24); }, () => undefined],
+    ];
+    for (const [name, damageF64, damageU32, isLive] of cases) {
+      for (const [heap, damage] of [[f64, damageF64], [u32, damageU32]] as const) {
+        const t = Buffer.from(heap.times);
+        const r = Buffer.from(heap.records);
+        damage(t, r);
+        if (t.equals(heap.times) && r.equals(heap.records) && isLive === undefined) continue; // no such damage here
+        expect(() => ExpiryHeap.fromBytes(t, r, 4, heap.base, 4, isLive ?? live), `${name} (base ${heap.base})`).to.throw('expiry heap');
+      }
+    }
+    expect(() => ExpiryHeap.fromBytes(f64.times, f64.records, 3, 0, 4, live), 'wrong size').to.throw('expiry heap');
+    expect(() => ExpiryHeap.fromBytes(u32.times, u32.records, 4, 0, 4, live), 'wrong size for f64').to.throw('expiry heap');
+    for (const base of [NaN, -1, 0.5, MAX_EXPIRES_AT + 2]) {
+      expect(() => ExpiryHeap.fromBytes(u32.times, u32.records, 4, base, 4, live), `base ${base}`).to.throw('expiry heap');
+    }
+    // A base whose offsets run past MAX_EXPIRES_AT.
+    expect(() => ExpiryHeap.fromBytes(u32.times, u32.records, 4, MAX_EXPIRES_AT - 20, 4, live)).to.throw('expiry heap');
   });
 });
 
