@@ -49,7 +49,12 @@ export class KeyDir {
   #count = 0;
   /** Record indices handed out so far (live or free). */
   #high = 0;
-  #free: number[] = [];
+  /**
+   * A stack of freed record indices, in a typed array: a purge of a million expired keys frees a
+   * million records, which as a JS array would put 8 MB on the JS heap.
+   */
+  #free = new Uint32Array(MIN_SLOTS);
+  #freeCount = 0;
   #segment = new Uint32Array(MIN_SLOTS);
   #offset = new Uint32Array(MIN_SLOTS);
   #length = new Uint32Array(MIN_SLOTS);
@@ -245,7 +250,7 @@ export class KeyDir {
     fixed.writeUInt32LE(this.#slots.length, 8);
     fixed.writeUInt32LE(this.#arenaUsed, 12);
     fixed.writeUInt32LE(this.#arenaGarbage, 16);
-    fixed.writeUInt32LE(this.#free.length, 20);
+    fixed.writeUInt32LE(this.#freeCount, 20);
     fixed.writeUInt32LE(this.#segmentIds.length, 24);
     fixed.writeUInt32LE(this.expiringCount, 28);
     fixed.writeUInt32LE(TABLE_LAYOUT, 32);
@@ -265,7 +270,7 @@ export class KeyDir {
       view(this.#keyAt, high * 4),
       view(this.#hash, high * 4),
       view(this.#arena, this.#arenaUsed),
-      Buffer.from(Uint32Array.from(this.#free).buffer),
+      view(this.#free, this.#freeCount * 4),
       segmentIds,
     ];
   }
@@ -328,7 +333,10 @@ export class KeyDir {
     keydir.#arena = arena;
     keydir.#arenaUsed = arenaUsed;
     keydir.#arenaGarbage = buf.readUInt32LE(16);
-    keydir.#free = Array.from(new Uint32Array(take(freeCount * 4).buffer));
+    const free = new Uint32Array(Math.max(MIN_SLOTS, Math.ceil(freeCount * 1.25)));
+    free.set(words(freeCount));
+    keydir.#free = free;
+    keydir.#freeCount = freeCount;
     for (let i = 0; i < segmentCount; i++, at += 8) {
       keydir.#segmentIds.push(buf.readDoubleLE(at));
       keydir.#segmentIndex.set(buf.readDoubleLE(at), i);
@@ -360,6 +368,15 @@ export class KeyDir {
       used[segment[record]] = 1;
     }
     if (live !== count) fail('live record count mismatch');
+    // A free index naming a live record, or named twice, would hand one record to two keys.
+    if (freeCount > 0) {
+      const seen = new Uint8Array(high);
+      for (let i = 0; i < freeCount; i++) {
+        const record = free[i];
+        if (record >= high || keyAt[record] !== FREE || seen[record] === 1) fail('a bad free record');
+        seen[record] = 1;
+      }
+    }
     if (expiresCount > 0) {
       keydir.#expiry = ExpiryHeap.fromBytes(heapTimes, heapRecords, expiresCount, heapBase, records,
         (record) => record < high && keyAt[record] !== FREE);
@@ -464,7 +481,7 @@ export class KeyDir {
   }
 
   #allocate(bytes: Uint8Array, start: number, length: number): number {
-    const record = this.#iterations === 0 && this.#free.length > 0 ? this.#free.pop()! : this.#high++;
+    const record = this.#iterations === 0 && this.#freeCount > 0 ? this.#free[--this.#freeCount] : this.#high++;
     if (record >= this.#segment.length) this.#growRecords(this.#segment.length * 2);
     const need = length + (length < 0x80 ? 1 : 3);
     if (this.#arenaUsed + need > this.#arena.length) this.#growArena(need);
@@ -488,7 +505,12 @@ export class KeyDir {
     this.#arenaGarbage += length + (length < 0x80 ? 1 : 3);
     this.#keyAt[record] = FREE;
     this.#expiry?.delete(record);
-    this.#free.push(record);
+    if (this.#freeCount === this.#free.length) {
+      const free = new Uint32Array(this.#free.length * 2);
+      free.set(this.#free);
+      this.#free = free;
+    }
+    this.#free[this.#freeCount++] = record;
     this.#count--;
     const slots = this.#slots;
     const mask = this.#mask;

@@ -121,6 +121,30 @@ describe('keydir snapshot', () => {
     expect(() => KeyDir.fromBytes(good.subarray(0, good.length - 1))).to.throw('keydir snapshot');
   });
 
+  it('the table refuses a free list that names a live record, or one record twice', () => {
+    const keydir = new KeyDir();
+    for (let i = 0; i < 100; i++) keydir.put(`key${i}`, new Entry(0x10000, 20 + i * 30, 30, 0));
+    keydir.put('key7', undefined);
+    keydir.put('key8', undefined);
+    const good = Buffer.concat(keydir.toBytes());
+    const copy = KeyDir.fromBytes(good);
+    copy.put('again1', new Entry(0x10000, 1, 30, 0));
+    copy.put('again2', new Entry(0x10000, 2, 30, 0));
+    copy.put('again3', new Entry(0x10000, 3, 30, 0));
+    expect(copy.get('key9')).to.deep.equal(new Entry(0x10000, 20 + 9 * 30, 30, 0));
+    expect(copy.get('again1')).to.deep.equal(new Entry(0x10000, 1, 30, 0));
+    expect(copy.size).to.equal(101);
+    // The free list is the 8 bytes before the segment table (one segment id, 8 bytes, at the end).
+    const freeAt = good.length - 8 - 8;
+    expect([good.readUInt32LE(freeAt), good.readUInt32LE(freeAt + 4)].sort()).to.deep.equal([7, 8]);
+    for (const [name, first, second] of [['a live record', 9, 8], ['one record twice', 7, 7], ['past the records', 100, 8]] as const) {
+      const bad = Buffer.from(good);
+      bad.writeUInt32LE(first, freeAt);
+      bad.writeUInt32LE(second, freeAt + 4);
+      expect(() => KeyDir.fromBytes(bad), name).to.throw('keydir snapshot');
+    }
+  });
+
   it('a table with expiries round-trips: each expiry, the next one, and how many have passed', () => {
     const keydir = new KeyDir();
     for (let i = 0; i < 5000; i++) {
