@@ -112,13 +112,22 @@ export class ExpiryHeap {
    * of each, to stop there): O(k) for k such records, O(1) when there are none.
    */
   countBy(now: number): number {
-    return this.#walk(now, undefined);
+    const counted = this.#walk(now, undefined, this.#length >>> 4);
+    if (counted >= 0) return counted;
+    // The scan of #scan(), without a call per entry.
+    const times = this.#time;
+    const length = this.#length;
+    let count = 0;
+    for (let at = 0; at < length; at++) if (times[at] <= now) count++;
+    return count;
   }
 
   /** Calls `visit` for each record that expires at or before `now`, in no particular order. O(k). */
   forEachBy(now: number, visit: (record: number) => void): void {
     const records = this.#record;
-    this.#walk(now, (at) => visit(records[at]));
+    const counted = this.#walk(now, undefined, this.#length >>> 4);
+    if (counted > 0) this.#walk(now, (at) => visit(records[at]), Infinity);
+    else if (counted < 0) this.#scan(now, (at) => visit(records[at]));
   }
 
   /** Calls `visit` for every record with an expiry, in heap order. O(n). `visit` must not change the heap. */
@@ -231,9 +240,10 @@ export class ExpiryHeap {
    * Calls `visit(index)` for every heap index whose time is <= `now`. A subtree whose root is
    * later than `now` is skipped whole (heap order), so the walk costs O(k), not O(n). Depth-first
    * with an explicit stack: a node's right child waits on the stack while its left subtree is
-   * walked, so the stack holds at most one entry per level. Returns how many it visited.
+   * walked, so the stack holds at most one entry per level. Returns how many it visited, or -1
+   * as soon as that would exceed `budget` (visit may have been called for some of them).
    */
-  #walk(now: number, visit: ((index: number) => void) | undefined): number {
+  #walk(now: number, visit: ((index: number) => void) | undefined, budget: number): number {
     const times = this.#time;
     const length = this.#length;
     const stack = this.#stack;
@@ -242,7 +252,7 @@ export class ExpiryHeap {
     let depth = 0;
     let at = 0;
     for (;;) {
-      count++;
+      if (++count > budget) return -1;
       if (visit !== undefined) visit(at);
       const left = 2 * at + 1;
       const right = left + 1;
@@ -259,6 +269,19 @@ export class ExpiryHeap {
         return count;
       }
     }
+  }
+
+  /**
+   * Calls `visit(index)` for every heap index whose time is <= `now`, in index order, looking at
+   * every entry. The walk costs several times as much per entry as this scan (it jumps about the
+   * arrays): countBy() and forEachBy() scan instead once the walk finds more than a sixteenth of
+   * the heap expired, which keeps them O(k). A million keys expiring at once then take a few
+   * milliseconds to count rather than tens.
+   */
+  #scan(now: number, visit: (index: number) => void): void {
+    const times = this.#time;
+    const length = this.#length;
+    for (let at = 0; at < length; at++) if (times[at] <= now) visit(at);
   }
 
   #grow(): void {

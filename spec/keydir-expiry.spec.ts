@@ -223,6 +223,21 @@ describe('expiry heap', () => {
     expect(count).to.equal(model.size);
   });
 
+  it('counts and visits the expired by a walk when few have expired and by a scan when many have, alike', () => {
+    const random = seededRandom(31);
+    const heap = new ExpiryHeap(10_000);
+    const times = Array.from({ length: 10_000 }, () => 1 + random.int(100_000));
+    times.forEach((t, record) => heap.set(record, t));
+    // From none, through fewer than a sixteenth (the walk), to all (the scan).
+    for (const now of [0, 1, 50, 300, 600, 700, 5000, 50_000, 100_000]) {
+      const expired = times.map((t, record) => [t, record]).filter(([t]) => t <= now).map(([, record]) => record);
+      expect(heap.countBy(now), `countBy(${now})`).to.equal(expired.length);
+      const visited: number[] = [];
+      heap.forEachBy(now, (record) => visited.push(record));
+      expect(visited.sort((a, b) => a - b), `forEachBy(${now})`).to.deep.equal(expired);
+    }
+  });
+
   it('stores times as u32 offsets from the earliest when all fit, else as f64, and reads both back', () => {
     const near = heapBytes([1e12 + 40, 1e12 + 10, 1e12 + 10 + 0xffffffff, 1e12 + 30]);
     expect(near.base).to.equal(1e12 + 10);

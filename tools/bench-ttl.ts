@@ -159,12 +159,25 @@ async function expireStep(dir: string): Promise<Numbers> {
   const started = performance.now();
   if (store.size !== 0) throw new Error(`size is ${store.size} after every key expired`);
   const firstSizeMs = performance.now() - started;
+  // Let the ticker record the turn that held the first size(), then watch the purge alone.
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  const withFirstSize = { wall: longestStallMs, cpu: longestStallCpuMs };
+  longestStallMs = 0;
+  longestStallCpuMs = 0;
   const purgedMs = await untilPurged(store, started);
   await sleep(200);
   ticking = false;
   await store.close();
   fs.rmSync(snapshotOf(dir), { force: true }); // it holds no keys; the next step must replay the log
-  return { longestStallMs, longestStallCpuMs, baselineStallMs, firstSizeMs, purgedMs };
+  return {
+    longestStallMs: Math.max(withFirstSize.wall, longestStallMs),
+    longestStallCpuMs: Math.max(withFirstSize.cpu, longestStallCpuMs),
+    purgeStallMs: longestStallMs,
+    purgeStallCpuMs: longestStallCpuMs,
+    baselineStallMs,
+    firstSizeMs,
+    purgedMs,
+  };
 }
 
 /**
@@ -244,6 +257,8 @@ function measure(): Record<Mode, Numbers> {
     offHeapPerKey: pick('snapshot', mode, 'offHeapPerKey'),
     longestStallMs: pick('expire', mode, 'longestStallMs'),
     longestStallCpuMs: pick('expire', mode, 'longestStallCpuMs'),
+    purgeStallMs: pick('expire', mode, 'purgeStallMs'),
+    purgeStallCpuMs: pick('expire', mode, 'purgeStallCpuMs'),
     baselineStallMs: pick('expire', mode, 'baselineStallMs'),
     firstSizeMs: pick('expire', mode, 'firstSizeMs'),
     purgedMs: pick('expire', mode, 'purgedMs'),
@@ -269,10 +284,12 @@ function report(plain: Numbers, ttl: Numbers): void {
     ['  the same, CPU ms', 'openReplayCpuMs', (x) => x.toFixed(0)],
     ['JS heap after open, B/key', 'heapPerKey', (x) => x.toFixed(1)],
     ['off-heap after open, B/key', 'offHeapPerKey', (x) => x.toFixed(1)],
-    ['every key expires: longest event-loop stall, ms', 'longestStallMs', (x) => x.toFixed(1)],
+    ['every key expires: longest event-loop stall until all are purged, ms', 'longestStallMs', (x) => x.toFixed(1)],
     ['  the same, CPU ms spent in that turn', 'longestStallCpuMs', (x) => x.toFixed(1)],
+    ['  the first `size` after the expiry (counts them), ms', 'firstSizeMs', (x) => x.toFixed(1)],
+    ['  longest stall after that first `size` (the purge), ms', 'purgeStallMs', (x) => x.toFixed(1)],
+    ['  the same, CPU ms spent in that turn', 'purgeStallCpuMs', (x) => x.toFixed(1)],
     ['  longest stall in the 200 ms before the expiry, ms', 'baselineStallMs', (x) => x.toFixed(1)],
-    ['  first `size` after the expiry, ms', 'firstSizeMs', (x) => x.toFixed(1)],
     ['  until every expired key is purged, ms', 'purgedMs', (x) => x.toFixed(0)],
   ];
   console.log('| measure | no ttl | ttl on every key | ttl / no ttl |');
