@@ -108,8 +108,9 @@ export class ExpiryHeap {
   }
 
   /**
-   * How many records expire at or before `now`. Visits only those entries (and at most one child
-   * of each, to stop there): O(k) for k such records, O(1) when there are none.
+   * How many records expire at or before `now`: O(k) for k such records, O(1) when there are
+   * none. A walk visits only those entries (and at most two children of each, to stop there);
+   * once it passes n/16 of them, a straight scan of the times is cheaper (see #scan).
    */
   countBy(now: number): number {
     const counted = this.#walk(now, undefined, this.#length >>> 4);
