@@ -56,6 +56,23 @@ function cpuMs(): number {
   return (usage.user + usage.system) / 1000;
 }
 
+const SCHEDSTAT = `/proc/${process.pid}/task/${process.pid}/schedstat`;
+
+/**
+ * The time the main thread has spent runnable but waiting for a core (Linux schedstat, ns -> ms),
+ * or NaN where that is not readable. A turn of the event loop minus this wait is the time the
+ * thread really ran: what the turn itself cost, whatever else the machine was doing. (Process CPU
+ * time would count the GC's and the compiler's helper threads too, and the thread's own CPU time
+ * in schedstat is only as fine as the scheduler tick, 4 ms here.)
+ */
+function runQueueWaitMs(): number {
+  try {
+    return Number(fs.readFileSync(SCHEDSTAT, 'utf8').split(' ')[1]) / 1e6;
+  } catch {
+    return NaN;
+  }
+}
+
 function settle(): void {
   if (typeof gc !== 'function') throw new Error('the child must run with --expose-gc');
   gc();
@@ -139,25 +156,25 @@ async function expireStep(dir: string): Promise<Numbers> {
   let offsetMs = 0;
   const store = await open(dir, { ...storeOptions, clock: () => Date.now() + offsetMs });
   if (store.size !== n) throw new Error(`opened ${store.size} keys, expected ${n}`);
-  // A turn of the event loop between two ticks is a stall: its wall time, and the CPU time the
-  // process spent in it (which leaves out the time other processes held the cores).
+  // A turn of the event loop between two ticks is a stall: its wall time, and that time less the
+  // main thread's wait for a core (the machine is shared), which is what the turn's work cost.
   let last = performance.now();
-  let lastCpu = cpuMs();
+  let lastWait = runQueueWaitMs();
   let longestStallMs = 0;
-  let longestStallCpuMs = 0;
+  let longestStallRunMs = 0;
   let ticking = true;
   // Set while the benchmark's own check (untilPurged) calls size(): that turn is not the purge's.
   const polled = { now: false };
   const tick = (): void => {
     const now = performance.now();
-    const cpu = cpuMs();
+    const wait = runQueueWaitMs();
     if (!polled.now) {
       longestStallMs = Math.max(longestStallMs, now - last);
-      longestStallCpuMs = Math.max(longestStallCpuMs, cpu - lastCpu);
+      longestStallRunMs = Math.max(longestStallRunMs, now - last - (wait - lastWait));
     }
     polled.now = false;
     last = now;
-    lastCpu = cpu;
+    lastWait = wait;
     if (ticking) setImmediate(tick);
   };
   setImmediate(tick);
@@ -170,9 +187,9 @@ async function expireStep(dir: string): Promise<Numbers> {
   const firstSizeMs = performance.now() - started;
   // Let the ticker record the turn that held the first size(), then watch the purge alone.
   await new Promise((resolve) => setTimeout(resolve, 0));
-  const withFirstSize = { wall: longestStallMs, cpu: longestStallCpuMs };
+  const withFirstSize = { wall: longestStallMs, cpu: longestStallRunMs };
   longestStallMs = 0;
-  longestStallCpuMs = 0;
+  longestStallRunMs = 0;
   const purgedMs = await untilPurged(store, started, polled);
   await sleep(200);
   ticking = false;
@@ -180,9 +197,9 @@ async function expireStep(dir: string): Promise<Numbers> {
   fs.rmSync(snapshotOf(dir), { force: true }); // it holds no keys; the next step must replay the log
   return {
     longestStallMs: Math.max(withFirstSize.wall, longestStallMs),
-    longestStallCpuMs: Math.max(withFirstSize.cpu, longestStallCpuMs),
+    longestStallRunMs: Math.max(withFirstSize.cpu, longestStallRunMs),
     purgeStallMs: longestStallMs,
-    purgeStallCpuMs: longestStallCpuMs,
+    purgeStallRunMs: longestStallRunMs,
     baselineStallMs,
     firstSizeMs,
     purgedMs,
@@ -302,9 +319,9 @@ function measure(): Record<Mode, Numbers> {
     heapPerKey: pick('snapshot', mode, 'heapPerKey'),
     offHeapPerKey: pick('snapshot', mode, 'offHeapPerKey'),
     longestStallMs: pick('expire', mode, 'longestStallMs'),
-    longestStallCpuMs: pick('expire', mode, 'longestStallCpuMs'),
+    longestStallRunMs: pick('expire', mode, 'longestStallRunMs'),
     purgeStallMs: pick('expire', mode, 'purgeStallMs'),
-    purgeStallCpuMs: pick('expire', mode, 'purgeStallCpuMs'),
+    purgeStallRunMs: pick('expire', mode, 'purgeStallRunMs'),
     baselineStallMs: pick('expire', mode, 'baselineStallMs'),
     firstSizeMs: pick('expire', mode, 'firstSizeMs'),
     purgedMs: pick('expire', mode, 'purgedMs'),
@@ -331,10 +348,10 @@ function report(plain: Numbers, ttl: Numbers): void {
     ['JS heap after open, B/key', 'heapPerKey', (x) => x.toFixed(1)],
     ['off-heap after open, B/key', 'offHeapPerKey', (x) => x.toFixed(1)],
     ['every key expires: longest event-loop stall until all are purged, ms', 'longestStallMs', (x) => x.toFixed(1)],
-    ['  the same, CPU ms spent in that turn', 'longestStallCpuMs', (x) => x.toFixed(1)],
+    ['  the same, less the wait for a core, ms', 'longestStallRunMs', (x) => x.toFixed(1)],
     ['  the first `size` after the expiry (counts them), ms', 'firstSizeMs', (x) => x.toFixed(1)],
     ['  longest stall after that first `size` (the purge), ms', 'purgeStallMs', (x) => x.toFixed(1)],
-    ['  the same, CPU ms spent in that turn', 'purgeStallCpuMs', (x) => x.toFixed(1)],
+    ['  the same, less the wait for a core, ms', 'purgeStallRunMs', (x) => x.toFixed(1)],
     ['  longest stall in the 200 ms before the expiry, ms', 'baselineStallMs', (x) => x.toFixed(1)],
     ['  until every expired key is purged, ms', 'purgedMs', (x) => x.toFixed(0)],
   ];
