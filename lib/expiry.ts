@@ -157,29 +157,46 @@ export class ExpiryHeap {
   }
 
   /**
+   * Arrays for a heap of `count` entries, with room to grow, for a snapshot reader to read the
+   * heap's bytes straight into (see adopt()): the times (`timeBytes` = 8 per entry, or 4 when
+   * stored as u32 offsets) at the start of `time`, the records at the start of `record`.
+   */
+  static arraysFor(count: number): { time: Float64Array<ArrayBuffer>; record: Int32Array<ArrayBuffer> } {
+    const capacity = Math.max(MIN_CAPACITY, Math.ceil(count * 1.25));
+    return { time: new Float64Array(capacity), record: new Int32Array(capacity) };
+  }
+
+  /**
    * A heap from toBytes() output: `times` and `records` hold `count` entries each (`times` as u32
-   * offsets from `base`, or as f64 if `base` is 0). Checks that it is a heap of distinct live
-   * records with valid expiries (`live(record)` says which records exist, all below
-   * `recordCapacity`); throws otherwise. O(count), with no sorting.
+   * offsets from `base`, or as f64 if `base` is 0). Copies them, then as adopt().
    */
   static fromBytes(times: Uint8Array, records: Uint8Array, count: number, base: number, recordCapacity: number,
     live: (record: number) => boolean): ExpiryHeap {
+    if (times.length !== count * (base === 0 ? 8 : 4) || records.length !== count * 4) throw new Error('expiry heap: wrong size');
+    const arrays = ExpiryHeap.arraysFor(count);
+    new Uint8Array(arrays.time.buffer, 0, times.length).set(times);
+    new Uint8Array(arrays.record.buffer, 0, records.length).set(records);
+    return ExpiryHeap.adopt(arrays.time, arrays.record, count, base, recordCapacity, live);
+  }
+
+  /**
+   * A heap made of arrays from arraysFor() that hold toBytes() output at their starts: `time`
+   * holds `count` u32 offsets from `base` (decoded here, in place), or f64 times if `base` is 0.
+   * Checks that it is a heap of distinct live records with valid expiries (`live(record)` says
+   * which records exist, all below `recordCapacity`); throws otherwise. O(count), no sorting, and
+   * no copy: a snapshot's heap is read once, into the memory that keeps it.
+   */
+  static adopt(time: Float64Array<ArrayBuffer>, record: Int32Array<ArrayBuffer>, count: number, base: number,
+    recordCapacity: number, live: (record: number) => boolean): ExpiryHeap {
     const fail = (why: string): never => { throw new Error(`expiry heap: ${why}`); };
-    if (times.length !== count * (base === 0 ? 8 : 4) || records.length !== count * 4) fail('wrong size');
-    if (base !== 0 && !(Number.isInteger(base) && base >= 1 && base <= MAX_EXPIRES_AT)) fail('a bad base time');
-    const heap = new ExpiryHeap(recordCapacity, Math.ceil(count * 1.25));
-    // Byte copies: the source need not be aligned for a typed array.
-    if (base === 0) {
-      new Uint8Array(heap.#time.buffer, 0, count * 8).set(times);
-    } else {
-      const offsets = times.byteOffset % 4 === 0 ? new Uint32Array(times.buffer, times.byteOffset, count)
-        : new Uint32Array(Uint8Array.from(times).buffer);
-      const time = heap.#time;
-      for (let at = 0; at < count; at++) time[at] = base + offsets[at];
+    if (time.length < count || record.length !== time.length) fail('arrays too small');
+    if (base !== 0) {
+      if (!(Number.isInteger(base) && base >= 1 && base <= MAX_EXPIRES_AT)) fail('a bad base time');
+      // Back to front: time[i] overwrites offsets 2i and 2i+1, which are i or later, already read.
+      const offsets = new Uint32Array(time.buffer, time.byteOffset, count);
+      for (let at = count - 1; at >= 0; at--) time[at] = base + offsets[at];
     }
-    new Uint8Array(heap.#record.buffer, 0, count * 4).set(records);
-    const time = heap.#time;
-    const record = heap.#record;
+    const heap = new ExpiryHeap(recordCapacity, 0);
     const position = heap.#position;
     for (let at = 0; at < count; at++) {
       const t = time[at];
@@ -189,9 +206,12 @@ export class ExpiryHeap {
       if (position[r] !== 0) fail('a record appears twice');
       position[r] = at + 1;
     }
+    heap.#time = time;
+    heap.#record = record;
     heap.#length = count;
     return heap;
   }
+
 
   // ---------------------------------------------------------------- internals
 

@@ -275,8 +275,26 @@ export class KeyDir {
     ];
   }
 
-  /** A table from toBytes() output; throws if the bytes are inconsistent. */
-  static fromBytes(buf: Buffer): KeyDir {
+  /**
+   * Where a table's expiry heap lies, from the first FIXED_BYTES (48) of its toBytes() output, so
+   * that a snapshot reader can read the heap straight into its arrays (ExpiryHeap.arraysFor()) and
+   * the rest of the table apart: the heap's bytes (times, then records) follow the fixed part.
+   * Throws if the layout is not this one.
+   */
+  static heapSection(fixed: Uint8Array): { count: number; base: number; timeBytes: number; recordBytes: number } {
+    const view = Buffer.from(fixed.buffer, fixed.byteOffset, fixed.length);
+    if (view.length < FIXED_BYTES) throw new Error('keydir snapshot: truncated');
+    if (view.readUInt32LE(32) !== TABLE_LAYOUT) throw new Error(`keydir snapshot: table layout ${view.readUInt32LE(32)}, expected ${TABLE_LAYOUT}`);
+    const count = view.readUInt32LE(28);
+    const base = view.readDoubleLE(40);
+    return { count, base, timeBytes: count * (base === 0 ? 8 : 4), recordBytes: count * 4 };
+  }
+
+  /**
+   * A table from toBytes() output; throws if the bytes are inconsistent. With `heap`, the heap's
+   * bytes were read into those arrays (see heapSection()) and `buf` is the table without them.
+   */
+  static fromBytes(buf: Buffer, heap?: { time: Float64Array<ArrayBuffer>; record: Int32Array<ArrayBuffer> }): KeyDir {
     const fail = (why: string): never => { throw new Error(`keydir snapshot: ${why}`); };
     if (buf.length < FIXED_BYTES) fail('truncated');
     // First of all, so that no other byte of a table laid out otherwise is ever read as this one.
@@ -289,15 +307,19 @@ export class KeyDir {
     const segmentCount = buf.readUInt32LE(24);
     const expiresCount = buf.readUInt32LE(28);
     const heapBase = buf.readDoubleLE(40);
-    const heapBytes = expiresCount * (heapBase === 0 ? 12 : 8);
+    const heapBytes = heap !== undefined ? 0 : expiresCount * (heapBase === 0 ? 12 : 8);
     if (slotCount < MIN_SLOTS || (slotCount & (slotCount - 1)) !== 0 || count > slotCount * MAX_LOAD ||
         count + freeCount !== high || (expiresCount === 0 && heapBase !== 0)) fail('inconsistent counts');
     const expected = FIXED_BYTES + heapBytes + slotCount * 4 + high * 20 + arenaUsed + freeCount * 4 + segmentCount * 8;
     if (buf.length !== expected) fail('wrong size');
     const keydir = new KeyDir();
     let at = FIXED_BYTES;
-    const heapTimes = buf.subarray(at, at + heapBytes - expiresCount * 4);
-    const heapRecords = buf.subarray(at + heapBytes - expiresCount * 4, at + heapBytes);
+    if (heap === undefined && expiresCount > 0) {
+      heap = ExpiryHeap.arraysFor(expiresCount);
+      const timeBytes = heapBytes - expiresCount * 4;
+      new Uint8Array(heap.time.buffer, 0, timeBytes).set(buf.subarray(at, at + timeBytes));
+      new Uint8Array(heap.record.buffer, 0, expiresCount * 4).set(buf.subarray(at + timeBytes, at + heapBytes));
+    }
     at += heapBytes;
     const take = (bytes: number): Uint8Array<ArrayBuffer> => {
       const copy = new Uint8Array(bytes);
@@ -378,7 +400,7 @@ export class KeyDir {
       }
     }
     if (expiresCount > 0) {
-      keydir.#expiry = ExpiryHeap.fromBytes(heapTimes, heapRecords, expiresCount, heapBase, records,
+      keydir.#expiry = ExpiryHeap.adopt(heap!.time, heap!.record, expiresCount, heapBase, records,
         (record) => record < high && keyAt[record] !== FREE);
     }
     const segmentsInUse = new Set<number>();
@@ -611,7 +633,8 @@ export const TABLE_LAYOUT = 1;
  * Bytes of counts at the start of toBytes(). 40 in layout 0: a reader of layout 0 computes a
  * different size for a layout-1 table and refuses it too.
  */
-const FIXED_BYTES = 48;
+export const TABLE_FIXED_BYTES = 48;
+const FIXED_BYTES = TABLE_FIXED_BYTES;
 
 /** Marks a free record in keyAt; no key starts there because the arena is never that large. */
 const FREE = 0xffffffff;
