@@ -6,13 +6,18 @@
  * Why a heap: the index must answer "when does the next key expire" and "which keys have expired
  * by now" without looking at keys that have not, and must update a key's expiry when the key is
  * overwritten or deleted. A binary min-heap does all three in O(1) or O(log n), and lives in two
- * typed arrays plus a position per record, about 16 bytes per expiring key, invisible to the GC.
+ * typed arrays plus a position per record, about 12 bytes per expiring key, invisible to the GC.
  * Stores whose keys carry no expiry never allocate one.
  */
 import { MAX_EXPIRES_AT } from './format';
 
 const MIN_CAPACITY = 1024;
 const U32_MAX = 0xffffffff;
+/** Room a new base leaves below the earliest expiry, so that earlier ones still fit: about 24 days. */
+const HALF_RANGE = 2 ** 31;
+
+/** A heap's times: u32 offsets from its base, or the f64 times themselves. */
+export type HeapTimes = Uint32Array<ArrayBuffer> | Float64Array<ArrayBuffer>;
 /** The deepest a heap of 2^32 entries can be is 32 levels: a walk's stack never holds more. */
 const STACK_DEPTH = 64;
 
@@ -21,14 +26,28 @@ const STACK_DEPTH = 64;
  * and `#position` finds it there, so a record's expiry can be read, changed or removed without a
  * search. Ties are in no particular order.
  *
- *   #time      Float64Array, heap order: expiry in ms since the epoch (1 .. MAX_EXPIRES_AT)
+ *   #time      heap order: expiry in ms since the epoch (1 .. MAX_EXPIRES_AT) minus #base
  *   #record    Int32Array, heap order: the record the entry belongs to
  *   #position  Int32Array per record: its heap index + 1; 0 = the record has no expiry
  *
  * Entry i's children are 2i+1 and 2i+2; every entry's time is >= its parent's.
+ *
+ * #time is a Uint32Array of offsets from #base while every expiry is a whole number of ms within
+ * 2^32 ms (about 49 days) of it: 4 bytes per entry instead of 8, and the form a snapshot stores,
+ * so open reads it into place with no decoding. As time passes, expiries drift past the window;
+ * the heap then moves #base (one O(n) pass, about once in 24 days of a steady ttl). When the
+ * expiries themselves span more than the window (a key that never expires in practice beside
+ * one-hour ttls), #time becomes a Float64Array of the times themselves and #base 0, until the
+ * heap is empty again.
  */
 export class ExpiryHeap {
-  #time: Float64Array<ArrayBuffer>;
+  #time: HeapTimes;
+  /** Added to an entry of #time gives its expiry; 0 when #time holds the times themselves. */
+  #base = 0;
+  /** #time is a Float64Array of the times themselves. */
+  #wide = false;
+  /** Entries added since #base last moved: a move costs O(n), so it must be paid for by n/4 of them. */
+  #addedSinceRebase = 0;
   #record: Int32Array<ArrayBuffer>;
   #position: Int32Array<ArrayBuffer>;
   #length = 0;
@@ -37,7 +56,7 @@ export class ExpiryHeap {
 
   /** A heap for records 0 .. recordCapacity-1 (growRecords() raises it). */
   constructor(recordCapacity: number, heapCapacity = MIN_CAPACITY) {
-    this.#time = new Float64Array(Math.max(MIN_CAPACITY, heapCapacity));
+    this.#time = new Uint32Array(Math.max(MIN_CAPACITY, heapCapacity));
     this.#record = new Int32Array(this.#time.length);
     this.#position = new Int32Array(recordCapacity);
   }
@@ -45,6 +64,11 @@ export class ExpiryHeap {
   /** The number of records with an expiry. */
   get length(): number {
     return this.#length;
+  }
+
+  /** Whether the times are stored as f64 (8 bytes each) rather than as u32 offsets from a base (4). */
+  get wide(): boolean {
+    return this.#wide;
   }
 
   /** Bytes of typed arrays the heap holds. */
@@ -63,7 +87,7 @@ export class ExpiryHeap {
   /** The record's expiry, or 0 if it has none. O(1). */
   get(record: number): number {
     const at = this.#position[record];
-    return at === 0 ? 0 : this.#time[at - 1];
+    return at === 0 ? 0 : this.#base + this.#time[at - 1];
   }
 
   /** Gives the record an expiry (0 removes it). O(log n); O(1) when the expiry does not change. */
@@ -72,15 +96,17 @@ export class ExpiryHeap {
       this.delete(record);
       return;
     }
+    const stored = this.#stored(expiresAt);
     const at = this.#position[record];
     if (at === 0) {
       if (this.#length === this.#time.length) this.#grow();
-      this.#up(this.#length++, expiresAt, record);
+      this.#up(this.#length++, stored, record);
+      this.#addedSinceRebase++;
       return;
     }
     const old = this.#time[at - 1];
-    if (expiresAt < old) this.#up(at - 1, expiresAt, record);
-    else if (expiresAt > old) this.#down(at - 1, expiresAt, record);
+    if (stored < old) this.#up(at - 1, stored, record);
+    else if (stored > old) this.#down(at - 1, stored, record);
   }
 
   /** Removes the record's expiry, if it has one. O(log n). */
@@ -99,12 +125,12 @@ export class ExpiryHeap {
 
   /** The earliest expiry, or Infinity if no record has one. O(1). */
   earliest(): number {
-    return this.#length === 0 ? Infinity : this.#time[0];
+    return this.#length === 0 ? Infinity : this.#base + this.#time[0];
   }
 
   /** A record whose expiry is the earliest and is <= `now`, or -1. O(1). */
   earliestRecordBy(now: number): number {
-    return this.#length > 0 && this.#time[0] <= now ? this.#record[0] : -1;
+    return this.#length > 0 && this.#time[0] <= now - this.#base ? this.#record[0] : -1;
   }
 
   /**
@@ -118,8 +144,9 @@ export class ExpiryHeap {
     // The scan of #scan(), without a call per entry.
     const times = this.#time;
     const length = this.#length;
+    const by = now - this.#base;
     let count = 0;
-    for (let at = 0; at < length; at++) if (times[at] <= now) count++;
+    for (let at = 0; at < length; at++) if (times[at] <= by) count++;
     return count;
   }
 
@@ -133,84 +160,80 @@ export class ExpiryHeap {
 
   /** Calls `visit` for every record with an expiry, in heap order. O(n). `visit` must not change the heap. */
   forEach(visit: (record: number, expiresAt: number) => void): void {
-    for (let at = 0; at < this.#length; at++) visit(this.#record[at], this.#time[at]);
+    for (let at = 0; at < this.#length; at++) visit(this.#record[at], this.#base + this.#time[at]);
   }
 
   /**
    * The heap's entries in heap order, as two arrays in host byte order: the times, then the
-   * records (i32 each, as they sit in memory). When every time is an integer less than 2^32 ms
-   * after the earliest (about 49 days), the times are u32 offsets from `base`, the earliest time:
-   * 4 bytes per entry instead of 8, which a snapshot reads, checks and copies at every open.
-   * Otherwise `base` is 0 and the times are f64, as they sit in memory. O(n).
+   * records (i32 each). The times are u32 offsets from `base` as they sit in memory; or, if the
+   * heap is wide, f64 with `base` 0, unless they fit in 2^32 ms of the earliest after all (the
+   * wide ones may have gone): then offsets from it. O(1), or O(n) for a wide heap.
    */
   toBytes(): { base: number; times: Buffer; records: Buffer } {
     const length = this.#length;
-    const time = this.#time;
     const records = Buffer.from(this.#record.buffer, 0, length * 4);
-    const base = length === 0 ? 0 : time[0];
-    let fits = true;
+    if (length === 0) return { base: 0, times: Buffer.alloc(0), records };
+    const time = this.#time;
+    if (!this.#wide) return { base: this.#base, times: Buffer.from(time.buffer, 0, length * 4), records };
+    const base = time[0];
+    let fits = base >= 1 && Number.isInteger(base);
     for (let at = 0; at < length && fits; at++) fits = Number.isInteger(time[at]) && time[at] - base <= U32_MAX;
-    if (!fits || length === 0) return { base: 0, times: Buffer.from(time.buffer, 0, length * 8), records };
+    if (!fits) return { base: 0, times: Buffer.from(time.buffer, 0, length * 8), records };
     const offsets = new Uint32Array(length);
     for (let at = 0; at < length; at++) offsets[at] = time[at] - base;
     return { base, times: Buffer.from(offsets.buffer), records };
   }
 
-  /**
-   * Arrays for a heap of `count` entries, with room to grow, for a snapshot reader to read the
-   * heap's bytes straight into (see adopt()): the times (`timeBytes` = 8 per entry, or 4 when
-   * stored as u32 offsets) at the start of `time`, the records at the start of `record`.
-   */
-  static arraysFor(count: number): { time: Float64Array<ArrayBuffer>; record: Int32Array<ArrayBuffer> } {
-    const capacity = Math.max(MIN_CAPACITY, Math.ceil(count * 1.25));
-    return { time: new Float64Array(capacity), record: new Int32Array(capacity) };
-  }
 
   /**
-   * A heap from toBytes() output: `times` and `records` hold `count` entries each (`times` as u32
-   * offsets from `base`, or as f64 if `base` is 0). Copies them, then as adopt().
+   * Arrays for a heap of `count` entries whose times are offsets from `base` (f64 times if it is
+   * 0), with room to grow, for a snapshot reader to read the heap's bytes straight into (see
+   * adopt()): the times at the start of `time`, the records at the start of `record`.
    */
+  static arraysFor(count: number, base: number): { time: HeapTimes; record: Int32Array<ArrayBuffer> } {
+    const capacity = Math.max(MIN_CAPACITY, Math.ceil(count * 1.25));
+    return { time: base === 0 ? new Float64Array(capacity) : new Uint32Array(capacity), record: new Int32Array(capacity) };
+  }
+
+  /** A heap from toBytes() output (`count` entries in `times` and in `records`): copies them, then as adopt(). */
   static fromBytes(times: Uint8Array, records: Uint8Array, count: number, base: number, recordCapacity: number,
     live: (record: number) => boolean): ExpiryHeap {
     if (times.length !== count * (base === 0 ? 8 : 4) || records.length !== count * 4) throw new Error('expiry heap: wrong size');
-    const arrays = ExpiryHeap.arraysFor(count);
+    const arrays = ExpiryHeap.arraysFor(count, base);
     new Uint8Array(arrays.time.buffer, 0, times.length).set(times);
     new Uint8Array(arrays.record.buffer, 0, records.length).set(records);
     return ExpiryHeap.adopt(arrays.time, arrays.record, count, base, recordCapacity, live);
   }
 
   /**
-   * A heap made of arrays from arraysFor() that hold toBytes() output at their starts: `time`
-   * holds `count` u32 offsets from `base` (decoded here, in place), or f64 times if `base` is 0.
+   * A heap made of arrays from arraysFor(count, base) that hold toBytes() output at their starts.
    * Checks that it is a heap of distinct live records with valid expiries (`live(record)` says
    * which records exist, all below `recordCapacity`); throws otherwise. O(count), no sorting, and
    * no copy: a snapshot's heap is read once, into the memory that keeps it.
    */
-  static adopt(time: Float64Array<ArrayBuffer>, record: Int32Array<ArrayBuffer>, count: number, base: number,
+  static adopt(time: HeapTimes, record: Int32Array<ArrayBuffer>, count: number, base: number,
     recordCapacity: number, live: (record: number) => boolean): ExpiryHeap {
     const fail = (why: string): never => { throw new Error(`expiry heap: ${why}`); };
-    if (time.length < count || record.length !== time.length) fail('arrays too small');
-    if (base !== 0) {
-      if (!(Number.isInteger(base) && base >= 1 && base <= MAX_EXPIRES_AT)) fail('a bad base time');
-      // Back to front: time[i] overwrites offsets 2i and 2i+1, which are i or later, already read.
-      const offsets = new Uint32Array(time.buffer, time.byteOffset, count);
-      for (let at = count - 1; at >= 0; at--) time[at] = base + offsets[at];
-    }
+    if (time.length < count || record.length !== time.length || (base === 0) !== time instanceof Float64Array) fail('wrong arrays');
+    if (base !== 0 && !(Number.isInteger(base) && base >= 1 && base <= MAX_EXPIRES_AT)) fail('a bad base time');
     const heap = new ExpiryHeap(recordCapacity, 0);
     const position = heap.#position;
     for (let at = 0; at < count; at++) {
-      const t = time[at];
+      const t = base + time[at];
       const r = record[at];
-      if (!(t >= 1 && t <= MAX_EXPIRES_AT) || (at > 0 && t < time[(at - 1) >> 1])) fail('not a heap of expiries');
+      if (!(t >= 1 && t <= MAX_EXPIRES_AT) || (at > 0 && time[at] < time[(at - 1) >> 1])) fail('not a heap of expiries');
       if (r < 0 || r >= recordCapacity || !live(r)) fail('an entry names no live record');
       if (position[r] !== 0) fail('a record appears twice');
       position[r] = at + 1;
     }
     heap.#time = time;
+    heap.#base = base;
+    heap.#wide = base === 0;
     heap.#record = record;
     heap.#length = count;
     return heap;
   }
+
 
 
   // ---------------------------------------------------------------- internals
@@ -268,7 +291,8 @@ export class ExpiryHeap {
     const times = this.#time;
     const length = this.#length;
     const stack = this.#stack;
-    if (length === 0 || times[0] > now) return 0;
+    const by = now - this.#base;
+    if (length === 0 || times[0] > by) return 0;
     let count = 0;
     let depth = 0;
     let at = 0;
@@ -277,8 +301,8 @@ export class ExpiryHeap {
       if (visit !== undefined) visit(at);
       const left = 2 * at + 1;
       const right = left + 1;
-      const goLeft = left < length && times[left] <= now;
-      const goRight = right < length && times[right] <= now;
+      const goLeft = left < length && times[left] <= by;
+      const goRight = right < length && times[right] <= by;
       if (goLeft) {
         if (goRight) stack[depth++] = right;
         at = left;
@@ -302,11 +326,63 @@ export class ExpiryHeap {
   #scan(now: number, visit: (index: number) => void): void {
     const times = this.#time;
     const length = this.#length;
-    for (let at = 0; at < length; at++) if (times[at] <= now) visit(at);
+    const by = now - this.#base;
+    for (let at = 0; at < length; at++) if (times[at] <= by) visit(at);
+  }
+
+  /** `expiresAt` as #time holds it; first moves #base, or widens #time, if it does not fit. */
+  #stored(expiresAt: number): number {
+    if (this.#length === 0) this.#restart(expiresAt);
+    if (this.#wide) return expiresAt;
+    const offset = expiresAt - this.#base;
+    if (offset >= 0 && offset <= U32_MAX && Number.isInteger(offset)) return offset;
+    this.#refit(expiresAt);
+    return this.#wide ? expiresAt : expiresAt - this.#base;
+  }
+
+  /** An empty heap starts narrow again, its base about 24 days before its first expiry. */
+  #restart(expiresAt: number): void {
+    if (this.#wide) this.#time = new Uint32Array(this.#time.length);
+    this.#wide = false;
+    this.#base = Math.max(1, Math.floor(expiresAt) - HALF_RANGE);
+    this.#addedSinceRebase = 0;
+  }
+
+  /**
+   * Makes room for `expiresAt`, which does not fit the window of 2^32 ms from #base: moves #base
+   * if every expiry and this one fit in such a window, keeping as much room below the earliest as
+   * the window leaves (up to HALF_RANGE); else stores the times themselves. Both are one O(n)
+   * pass. A heap whose base moved fewer than n/4 additions ago widens instead, so that expiries
+   * chosen to straddle the window cannot make every addition cost O(n).
+   */
+  #refit(expiresAt: number): void {
+    const time = this.#time;
+    const base = this.#base;
+    const length = this.#length;
+    let lo = expiresAt;
+    let hi = expiresAt;
+    for (let at = 0; at < length; at++) {
+      const t = base + time[at];
+      if (t < lo) lo = t;
+      if (t > hi) hi = t;
+    }
+    if (Number.isInteger(expiresAt) && hi - lo <= U32_MAX && this.#addedSinceRebase >= length / 4) {
+      const moved = Math.max(1, lo - Math.min(HALF_RANGE, U32_MAX - (hi - lo)));
+      const shift = base - moved;
+      for (let at = 0; at < length; at++) time[at] += shift;
+      this.#base = moved;
+      this.#addedSinceRebase = 0;
+      return;
+    }
+    const wide = new Float64Array(time.length);
+    for (let at = 0; at < length; at++) wide[at] = base + time[at];
+    this.#time = wide;
+    this.#base = 0;
+    this.#wide = true;
   }
 
   #grow(): void {
-    const time = new Float64Array(this.#time.length * 2);
+    const time = this.#wide ? new Float64Array(this.#time.length * 2) : new Uint32Array(this.#time.length * 2);
     time.set(this.#time);
     const record = new Int32Array(time.length);
     record.set(this.#record);

@@ -16,14 +16,15 @@
  *   hash      Uint32Array per record: the key's hash (compared before the key; no rehash on resize)
  *   arena     the keys' UTF-8 bytes, each preceded by its length (1 byte below 128, else 3)
  *   expiry    an ExpiryHeap (expiry.ts) of the records with an expiry, made when the first one
- *             comes: about 16 bytes per such record, 4 per record once it exists
+ *             comes: about 8 bytes per such record (12 if their expiries span more than
+ *             49 days), and 4 per record once it exists
  *
  * About 20 bytes per record plus the key, plus 4 bytes per slot (at most 70% full).
  * Deleted records' indices are reused (unless an iteration is running); the arena is rebuilt
  * when more than half of it is deleted keys.
  */
 
-import { ExpiryHeap } from './expiry';
+import { ExpiryHeap, type HeapTimes } from './expiry';
 
 export class Entry {
   constructor(
@@ -294,7 +295,7 @@ export class KeyDir {
    * A table from toBytes() output; throws if the bytes are inconsistent. With `heap`, the heap's
    * bytes were read into those arrays (see heapSection()) and `buf` is the table without them.
    */
-  static fromBytes(buf: Buffer, heap?: { time: Float64Array<ArrayBuffer>; record: Int32Array<ArrayBuffer> }): KeyDir {
+  static fromBytes(buf: Buffer, heap?: { time: HeapTimes; record: Int32Array<ArrayBuffer> }): KeyDir {
     const fail = (why: string): never => { throw new Error(`keydir snapshot: ${why}`); };
     if (buf.length < FIXED_BYTES) fail('truncated');
     // First of all, so that no other byte of a table laid out otherwise is ever read as this one.
@@ -315,7 +316,7 @@ export class KeyDir {
     const keydir = new KeyDir();
     let at = FIXED_BYTES;
     if (heap === undefined && expiresCount > 0) {
-      heap = ExpiryHeap.arraysFor(expiresCount);
+      heap = ExpiryHeap.arraysFor(expiresCount, heapBase);
       const timeBytes = heapBytes - expiresCount * 4;
       new Uint8Array(heap.time.buffer, 0, timeBytes).set(buf.subarray(at, at + timeBytes));
       new Uint8Array(heap.record.buffer, 0, expiresCount * 4).set(buf.subarray(at + timeBytes, at + heapBytes));

@@ -238,13 +238,19 @@ describe('expiry heap', () => {
     }
   });
 
-  it('stores times as u32 offsets from the earliest when all fit, else as f64, and reads both back', () => {
+  it('stores times as u32 offsets from a base when all fit, else as f64, and reads both back', () => {
+    // A span of exactly 2^32 - 1 ms still fits: the base moves to the earliest.
     const near = heapBytes([1e12 + 40, 1e12 + 10, 1e12 + 10 + 0xffffffff, 1e12 + 30]);
     expect(near.base).to.equal(1e12 + 10);
     expect(near.times.length).to.equal(16);
     expect([...new Uint32Array(Uint8Array.from(near.times).buffer)]).to.have.members([0, 20, 30, 0xffffffff]);
     const copy = ExpiryHeap.fromBytes(near.times, near.records, 4, near.base, 4, live);
     expect([0, 1, 2, 3].map((r) => copy.get(r))).to.deep.equal([1e12 + 40, 1e12 + 10, 1e12 + 10 + 0xffffffff, 1e12 + 30]);
+    // A narrow heap's base leaves about 24 days below its first expiry, and not below 1.
+    const first = heapBytes([1e12, 1e12 + 5]);
+    expect(first.base).to.equal(1e12 - 2 ** 31);
+    expect([...new Uint32Array(Uint8Array.from(first.times).buffer)]).to.deep.equal([2 ** 31, 2 ** 31 + 5]);
+    expect(heapBytes([7]).base).to.equal(1);
     // One more millisecond of range, a fraction, or the largest expiry: f64, as in memory.
     for (const times of [[1e12, 1e12 + 2 ** 32], [1e12, 1e12 + 0.5], [1, MAX_EXPIRES_AT]]) {
       const far = heapBytes(times);
@@ -260,9 +266,9 @@ describe('expiry heap', () => {
     const f64 = heapBytes([10, 20, 30, 2 ** 40]);
     const u32 = heapBytes([10, 20, 30, 40]);
     expect(f64.base).to.equal(0);
-    expect(u32.base).to.equal(10);
+    expect(u32.base).to.equal(1);
     expect(ExpiryHeap.fromBytes(f64.times, f64.records, 4, 0, 4, live).get(3)).to.equal(2 ** 40);
-    expect(ExpiryHeap.fromBytes(u32.times, u32.records, 4, 10, 4, live).get(3)).to.equal(40);
+    expect(ExpiryHeap.fromBytes(u32.times, u32.records, 4, 1, 4, live).get(3)).to.equal(40);
     type Damage = (t: Buffer, r: Buffer) => void;
     const cases: Array<[string, Damage, Damage, ((record: number) => boolean)?]> = [
       ['out of order', (t) => { t.writeDoubleLE(5, 8); }, (t) => { t.writeUInt32LE(0, 4); t.writeUInt32LE(5, 0); }],
@@ -291,6 +297,69 @@ describe('expiry heap', () => {
     // A base whose offsets run past MAX_EXPIRES_AT.
     expect(() => ExpiryHeap.fromBytes(u32.times, u32.records, 4, MAX_EXPIRES_AT - 20, 4, live)).to.throw('expiry heap');
   });
+
+  it('moves its base as expiries drift past 2^32 ms, widens for a span it cannot hold, and narrows once empty', () => {
+    const random = seededRandom(41);
+    const heap = new ExpiryHeap(4000);
+    const model = new Map<number, number>();
+    const check = (where: string): void => {
+      const { base, times, records } = heap.toBytes();
+      const copy = ExpiryHeap.fromBytes(times, records, heap.length, base, 4000, live);
+      for (const [record, time] of model) {
+        expect(heap.get(record), `${where}: record ${record}`).to.equal(time);
+        expect(copy.get(record), `${where}: copy, record ${record}`).to.equal(time);
+      }
+      const earliest = Math.min(...model.values());
+      expect(heap.earliest(), where).to.equal(model.size === 0 ? Infinity : earliest);
+      expect(heap.countBy(earliest + 2 ** 31), where).to.equal([...model.values()].filter((t) => t <= earliest + 2 ** 31).length);
+    };
+    // A cache's life: a steady one-day ttl while the clock runs through 600 days, the earliest
+    // expiries taken as they pass. The window of 2^32 ms from the base must move about 25 times.
+    let now = 1.7e12;
+    for (let i = 0; i < 60_000; i++) {
+      now += 864_000 + random.int(10_000); // about 100 keys a day
+      const record = random.int(4000);
+      heap.set(record, now + 24 * 3600_000);
+      model.set(record, now + 24 * 3600_000);
+      while (heap.earliestRecordBy(now) >= 0) {
+        const gone = heap.earliestRecordBy(now);
+        heap.delete(gone);
+        model.delete(gone);
+      }
+      if (i % 6000 === 0) check(`day ${Math.round((now - 1.7e12) / 864e5)}`);
+    }
+    check('after 600 days');
+    expect(heap.wide, 'still narrow').to.equal(false);
+    // A key that never expires in practice, beside one-day ttls: the times themselves, as f64.
+    heap.set(4000 - 1, MAX_EXPIRES_AT);
+    model.set(4000 - 1, MAX_EXPIRES_AT);
+    check('wide');
+    expect(heap.wide, 'wide').to.equal(true);
+    for (const record of [...model.keys()]) {
+      heap.delete(record);
+      model.delete(record);
+    }
+    heap.set(1, now);
+    model.set(1, now);
+    check('empty, then one again');
+    expect(heap.wide, 'narrow again').to.equal(false);
+  });
+
+  it('widens rather than move its base again and again for expiries chosen to straddle its window', () => {
+    const heap = new ExpiryHeap(2000);
+    for (let record = 0; record < 1000; record++) heap.set(record, 1e12 + record);
+    // Just above the window: the base moves up (all of it spans less than 2^32 ms).
+    heap.set(1000, 1e12 + 2 ** 31 + 100);
+    expect(heap.wide).to.equal(false);
+    // Then just below the new window, one addition later: it would move back down, O(n) again.
+    heap.delete(1000);
+    heap.set(1001, 1e12 - 2 ** 31);
+    expect(heap.wide).to.equal(true);
+    expect([1001, 5, 999].map((r) => heap.get(r))).to.deep.equal([1e12 - 2 ** 31, 1e12 + 5, 1e12 + 999]);
+    expect(heap.earliest()).to.equal(1e12 - 2 ** 31);
+    expect(heap.toBytes().base, 'stored narrow all the same: it fits').to.equal(1e12 - 2 ** 31);
+  });
+
 });
 
 describe('expiry sweeper', () => {

