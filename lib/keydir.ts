@@ -51,10 +51,12 @@ export class KeyDir {
   /** Record indices handed out so far (live or free). */
   #high = 0;
   /**
-   * A stack of freed record indices, in a typed array: a purge of a million expired keys frees a
-   * million records, which as a JS array would put 8 MB on the JS heap.
+   * Freed records, linked through their `offset` column (unused while a record is free) from
+   * #freeHead, -1 when there is none. A list that costs no memory and never grows: a purge of a
+   * million expired keys frees a million records in a row, and a JS array of them put 8 MB on the
+   * JS heap, a typed one stalled the purge each time it doubled (page faults in fresh memory).
    */
-  #free = new Uint32Array(MIN_SLOTS);
+  #freeHead = -1;
   #freeCount = 0;
   #segment = new Uint32Array(MIN_SLOTS);
   #offset = new Uint32Array(MIN_SLOTS);
@@ -271,7 +273,6 @@ export class KeyDir {
       view(this.#keyAt, high * 4),
       view(this.#hash, high * 4),
       view(this.#arena, this.#arenaUsed),
-      view(this.#free, this.#freeCount * 4),
       segmentIds,
     ];
   }
@@ -311,7 +312,7 @@ export class KeyDir {
     const heapBytes = heap !== undefined ? 0 : expiresCount * (heapBase === 0 ? 12 : 8);
     if (slotCount < MIN_SLOTS || (slotCount & (slotCount - 1)) !== 0 || count > slotCount * MAX_LOAD ||
         count + freeCount !== high || (expiresCount === 0 && heapBase !== 0)) fail('inconsistent counts');
-    const expected = FIXED_BYTES + heapBytes + slotCount * 4 + high * 20 + arenaUsed + freeCount * 4 + segmentCount * 8;
+    const expected = FIXED_BYTES + heapBytes + slotCount * 4 + high * 20 + arenaUsed + segmentCount * 8;
     if (buf.length !== expected) fail('wrong size');
     const keydir = new KeyDir();
     let at = FIXED_BYTES;
@@ -356,9 +357,6 @@ export class KeyDir {
     keydir.#arena = arena;
     keydir.#arenaUsed = arenaUsed;
     keydir.#arenaGarbage = buf.readUInt32LE(16);
-    const free = new Uint32Array(Math.max(MIN_SLOTS, Math.ceil(freeCount * 1.25)));
-    free.set(words(freeCount));
-    keydir.#free = free;
     keydir.#freeCount = freeCount;
     for (let i = 0; i < segmentCount; i++, at += 8) {
       keydir.#segmentIds.push(buf.readDoubleLE(at));
@@ -371,17 +369,23 @@ export class KeyDir {
     // fails here rather than serve lookups. The hash slots are not walked: at 2 slots per key that
     // costs more than the rest of the load, and a slot naming a wrong record only makes a lookup
     // miss, since every hit compares the key bytes.
-    // One pass over the records checks them and gathers what open() needs: the live bytes and
-    // the segments in use.
+    // One pass over the records checks them, links the free ones (the table does not list them),
+    // and gathers what open() needs: the live bytes and the segments in use.
     const keyAt = keydir.#keyAt;
     const segment = keydir.#segment;
     const lengths = keydir.#length;
+    const offsets = keydir.#offset;
     const used = new Uint8Array(segmentCount);
     let totalLength = 0;
     let live = 0;
-    for (let record = 0; record < high; record++) {
+    let freeHead = -1;
+    for (let record = high - 1; record >= 0; record--) {
       const at = keyAt[record];
-      if (at === FREE) continue;
+      if (at === FREE) {
+        offsets[record] = freeHead < 0 ? FREE : freeHead;
+        freeHead = record;
+        continue;
+      }
       live++;
       if (at >= arenaUsed || segment[record] >= segmentCount) fail('a record points outside the table');
       const first = arena[at];
@@ -391,15 +395,7 @@ export class KeyDir {
       used[segment[record]] = 1;
     }
     if (live !== count) fail('live record count mismatch');
-    // A free index naming a live record, or named twice, would hand one record to two keys.
-    if (freeCount > 0) {
-      const seen = new Uint8Array(high);
-      for (let i = 0; i < freeCount; i++) {
-        const record = free[i];
-        if (record >= high || keyAt[record] !== FREE || seen[record] === 1) fail('a bad free record');
-        seen[record] = 1;
-      }
-    }
+    keydir.#freeHead = freeHead;
     if (expiresCount > 0) {
       keydir.#expiry = ExpiryHeap.adopt(heap!.time, heap!.record, expiresCount, heapBase, records,
         (record) => record < high && keyAt[record] !== FREE);
@@ -504,7 +500,15 @@ export class KeyDir {
   }
 
   #allocate(bytes: Uint8Array, start: number, length: number): number {
-    const record = this.#iterations === 0 && this.#freeCount > 0 ? this.#free[--this.#freeCount] : this.#high++;
+    let record: number;
+    if (this.#iterations === 0 && this.#freeHead >= 0) {
+      record = this.#freeHead;
+      const next = this.#offset[record];
+      this.#freeHead = next === FREE ? -1 : next;
+      this.#freeCount--;
+    } else {
+      record = this.#high++;
+    }
     if (record >= this.#segment.length) this.#growRecords(this.#segment.length * 2);
     const need = length + (length < 0x80 ? 1 : 3);
     if (this.#arenaUsed + need > this.#arena.length) this.#growArena(need);
@@ -533,12 +537,9 @@ export class KeyDir {
     this.#arenaGarbage += length + (length < 0x80 ? 1 : 3);
     this.#keyAt[record] = FREE;
     this.#expiry?.delete(record);
-    if (this.#freeCount === this.#free.length) {
-      const free = new Uint32Array(this.#free.length * 2);
-      free.set(this.#free);
-      this.#free = free;
-    }
-    this.#free[this.#freeCount++] = record;
+    this.#offset[record] = this.#freeHead < 0 ? FREE : this.#freeHead;
+    this.#freeHead = record;
+    this.#freeCount++;
     this.#count--;
     const slots = this.#slots;
     const mask = this.#mask;

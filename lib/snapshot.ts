@@ -118,7 +118,7 @@ async function readSnapshot(medium: Medium, file: string): Promise<{ keydir: Key
     const section = KeyDir.heapSection(head.subarray(headBytes - TABLE_FIXED_BYTES));
     const heapBytes = section.timeBytes + section.recordBytes;
     if (headBytes + heapBytes + 4 > size) return 'truncated expiry heap';
-    heap = ExpiryHeap.arraysFor(section.count);
+    heap = ExpiryHeap.arraysFor(section.count, section.base);
     heapViews = [new Uint8Array(heap.time.buffer, 0, section.timeBytes), new Uint8Array(heap.record.buffer, 0, section.recordBytes)];
     if (!read(heapViews[0], headBytes) || !read(heapViews[1], headBytes + section.timeBytes)) return 'truncated';
     // The table without its heap: the fixed part again, then the rest, then the file's crc.
