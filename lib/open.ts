@@ -88,7 +88,6 @@ export async function buildStore<V>(medium: Medium, dir: string, options: Resolv
       (bytes, start, length, entry) => index.applyBytes(bytes, start, length, entry),
       (count) => index.reserve(count));
     if (recovered.keydir !== undefined) index.load(recovered.keydir);
-    index.purgeExpired();
     const segments = new SegmentSet(dir, recovered.segments);
     const reader = new Reader(segments, options.cacheBytes);
     const writer = new LogWriter({ dir, medium, options, segments, index, reader, mayWrite: lock.mayWrite });
@@ -96,6 +95,7 @@ export async function buildStore<V>(medium: Medium, dir: string, options: Resolv
     const compactions = new Compactions({ dir, medium, options, segments, index, writer, protocol });
     writer.afterEachGroup(() => compactions.maybeStartAuto());
     writer.startSyncTimer();
+    index.start();
     return storeOver<V>({
       dir, medium, options, index, segments, reader, writer, compactions, recovery: recovered.report, release: lock.release,
     });

@@ -185,13 +185,14 @@ export class Store<V = unknown> {
   stats(): StoreStats {
     this.#checkOpen();
     const keys = this.#index.size();
+    const liveBytes = this.#index.liveBytes;
     const last = this.#compactions.last;
     const autoError = this.#compactions.lastAutoError;
     return {
       keys,
       segments: this.#segments.fileCount(),
-      liveBytes: this.#index.liveBytes,
-      deadBytes: this.#segments.deadBytes(this.#index.liveBytes),
+      liveBytes,
+      deadBytes: this.#segments.deadBytes(liveBytes),
       diskBytes: this.#segments.diskBytes,
       compacting: this.#compactions.running,
       ...(last === undefined ? {} : { lastCompaction: last }),
@@ -294,6 +295,7 @@ export class Store<V = unknown> {
 
   async #shutdown(): Promise<void> {
     this.#writer.stopSyncTimer();
+    this.#index.stop();
     await this.#compactions.stop();
     let failure: unknown;
     try {
