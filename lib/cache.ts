@@ -7,7 +7,7 @@
  * by the CLOCK algorithm. A cached block remembers how many of its
  * bytes were in the file when it was read; a read that needs more (the tail block of the active
  * segment, which keeps growing) reads the block again. Segments only grow, except when a failed
- * write is truncated away or a compaction removes a segment: the store calls drop() then.
+ * write is truncated away or a compaction removes a segment: Reader.forget() calls drop() then.
  */
 import type { MediumFile } from './medium/types';
 
@@ -17,10 +17,12 @@ const FRAMES_PER_SLAB = 256;
 export class BlockCache {
   readonly #frames: number;
   readonly #slabs: Buffer[] = [];
-  readonly #frameSegment: Float64Array;
-  readonly #frameBlock: Float64Array;
-  readonly #frameValid: Uint32Array;
-  readonly #frameReferenced: Uint8Array;
+  // Per-frame bookkeeping, grown with the slabs (doubling, up to #frames), so a large capacity
+  // costs nothing until reads fill it: 2^40 bytes of cache would otherwise be gigabytes of tables.
+  #frameSegment: Float64Array<ArrayBuffer>;
+  #frameBlock: Float64Array<ArrayBuffer>;
+  #frameValid: Uint32Array<ArrayBuffer>;
+  #frameReferenced: Uint8Array<ArrayBuffer>;
   readonly #index = new Map<number, Map<number, number>>();
   #hand = 0;
   /** Frames handed out so far; below #frames, a new frame is taken before any is evicted. */
@@ -28,10 +30,11 @@ export class BlockCache {
 
   constructor(capacityBytes: number) {
     this.#frames = Math.floor(capacityBytes / BLOCK_BYTES);
-    this.#frameSegment = new Float64Array(this.#frames).fill(-1);
-    this.#frameBlock = new Float64Array(this.#frames);
-    this.#frameValid = new Uint32Array(this.#frames);
-    this.#frameReferenced = new Uint8Array(this.#frames);
+    const initial = Math.min(this.#frames, FRAMES_PER_SLAB);
+    this.#frameSegment = new Float64Array(initial).fill(-1);
+    this.#frameBlock = new Float64Array(initial);
+    this.#frameValid = new Uint32Array(initial);
+    this.#frameReferenced = new Uint8Array(initial);
   }
 
   /**
@@ -113,10 +116,27 @@ export class BlockCache {
     this.#frameValid[frame] = file.readSync(slab, (frame % FRAMES_PER_SLAB) * BLOCK_BYTES, BLOCK_BYTES, block * BLOCK_BYTES);
   }
 
+  /** Doubles the per-frame tables (up to the capacity); new frames hold no block. */
+  #growTables(): void {
+    const length = Math.min(this.#frames, this.#frameSegment.length * 2);
+    const grow = <T extends Float64Array<ArrayBuffer> | Uint32Array<ArrayBuffer> | Uint8Array<ArrayBuffer>>(from: T, make: (n: number) => T): T => {
+      const to = make(length);
+      to.set(from);
+      return to;
+    };
+    const segments = grow(this.#frameSegment, (n) => new Float64Array(n));
+    segments.fill(-1, this.#frameSegment.length);
+    this.#frameSegment = segments;
+    this.#frameBlock = grow(this.#frameBlock, (n) => new Float64Array(n));
+    this.#frameValid = grow(this.#frameValid, (n) => new Uint32Array(n));
+    this.#frameReferenced = grow(this.#frameReferenced, (n) => new Uint8Array(n));
+  }
+
   /** A free frame, or the first unreferenced one the clock hand finds (clearing bits as it goes). */
   #victim(): number {
     if (this.#allocated < this.#frames) {
       const frame = this.#allocated++;
+      if (frame >= this.#frameSegment.length) this.#growTables();
       if (frame % FRAMES_PER_SLAB === 0) {
         this.#slabs.push(Buffer.allocUnsafe(Math.min(FRAMES_PER_SLAB, this.#frames - frame) * BLOCK_BYTES));
       }

@@ -3,32 +3,36 @@
  * value, and report each problem with its file and offset. Behind `logkv check`.
  *
  * It changes nothing: where open() would cut a torn tail or remove a leftover, check only reports
- * it. It holds the store's lock while it reads, so no writer changes the files underneath it.
+ * it. It takes the store's lock before it lists the directory and holds it while it reads, so no
+ * writer changes the files underneath it.
+ *
+ * It reads segments with the walker open() uses (walk.ts), and classes each segment by the same
+ * rules (readSegmentStart, judgeWalk), so check and open() agree on what is a torn tail and what
+ * is corruption. Where open() stops at the first bad record, check reports it and reads on from
+ * the next good record, to list every problem.
  *
  * How problems are classed:
- * - 'corruption': a bad record or header that open() refuses (in a sealed segment), or a bad
- *   record in the newest segment that has good records after it, so open()'s torn-tail cut
- *   would drop them. Data is at risk.
+ * - 'corruption': what makes open() refuse the store (a bad record or header in any segment but
+ *   the newest write segment), and a value that passes its CRC but does not decode (open() does
+ *   not decode values; reading that key fails). Data is at risk.
  * - 'hint': a hint file that fails its checks or disagrees with its segment. open() ignores it and
  *   scans the segment instead, so no data is at risk, but the file is damaged.
- * - 'notice': what open() handles on its own, with nothing lost: a torn tail of the newest segment
- *   (a crash mid-write), an interrupted segment creation, leftovers of an interrupted compaction,
- *   a stale hint (its segment was appended to after compaction wrote it).
+ * - 'notice': what open() repairs on its own: a torn tail of the newest write segment (a crash
+ *   mid-write; open() cuts it, keeping its bytes in a sidecar unless they are zeros), an
+ *   interrupted segment creation, leftovers of an interrupted compaction, a stale hint, and the
+ *   sidecars earlier opens left.
  * A store is healthy (`ok`) when there is no 'corruption' and no 'hint' problem.
  */
 import * as path from 'path';
 import { decodeValue } from './codec';
 import { LogkvError, ioError } from './errors';
-import {
-  FLAG_BATCH_CONT, RECORD_HEADER_BYTES, RecordHeader, SEGMENT_HEADER_BYTES, TYPE_SET, checkSegmentHeader,
-  parseRecordHeader, recordCrcMatches,
-} from './format';
-import { hintName, readHint } from './hint';
+import { RecordHeader, RecordLayout, TYPE_SET } from './format';
+import { hintName, parseHintName, readHint } from './hint';
 import { DirLock } from './lock';
 import { fileSystem } from './medium/fs';
 import type { Medium, MediumFile } from './medium/types';
-import { scanRecords } from './scan';
-import { TEMP_SUFFIX, parseSegmentName, segmentName } from './segment';
+import { TEMP_SUFFIX, cutName, parseCutName, parseSegmentName, segmentName } from './segment';
+import { Damage, SegmentWalker, isAllZero, judgeWalk, mayBeTorn, readSegmentStart } from './walk';
 
 export type CheckSeverity = 'corruption' | 'hint' | 'notice';
 
@@ -74,14 +78,21 @@ interface SeenRecord {
 export async function checkStore(dir: string, options: CheckOptions = {}): Promise<CheckReport> {
   const medium = options.medium ?? fileSystem;
   const where = path.resolve(dir);
-  let names: string[];
+  // The lock first: a listing taken before it could miss, or name, files a writer that still
+  // held the store was creating, renaming or removing.
+  let lock: DirLock | undefined;
   try {
-    names = await medium.list(where);
+    lock = medium.isFileSystem ? await DirLock.acquire(where) : undefined;
   } catch (err) {
-    throw ioError(err, `listing ${where}`, where);
+    throw ioError(err, `locking ${where}`, where);
   }
-  const lock = medium.isFileSystem ? await DirLock.acquire(where) : undefined;
   try {
+    let names: string[];
+    try {
+      names = await medium.list(where);
+    } catch (err) {
+      throw ioError(err, `listing ${where}`, where);
+    }
     return await checkFiles(medium, where, names, options.onProgress);
   } finally {
     await lock?.release();
@@ -99,12 +110,11 @@ async function checkFiles(medium: Medium, dir: string, names: string[],
     sizes.set(id, size);
     total += size;
   }
-  const hintIds = new Set(names.filter((n) => n.endsWith('.hint'))
-    .map((n) => parseSegmentName(n.slice(0, -'.hint'.length) + '.seg')).filter((id): id is number => id !== undefined));
+  const hintIds = new Set(names.map(parseHintName).filter((id): id is number => id !== undefined));
 
   for (let i = 0; i < ids.length; i++) {
     const id = ids[i];
-    const seen = await checkSegment(medium, dir, id, i === ids.length - 1, hintIds.has(id), report);
+    const seen = await checkSegment(medium, dir, id, mayBeTorn(id, i === ids.length - 1), hintIds.has(id), report);
     report.bytes += sizes.get(id)!;
     onProgress?.(report.bytes, total);
     if (seen !== undefined) await checkHint(medium, dir, id, sizes.get(id)!, seen, report);
@@ -113,9 +123,15 @@ async function checkFiles(medium: Medium, dir: string, names: string[],
     const file = path.join(dir, name);
     if (name.endsWith(TEMP_SUFFIX)) {
       report.problems.push({ severity: 'notice', file, offset: 0,
-        problem: 'leftover of an interrupted compaction; open() removes it' });
+        problem: 'leftover of an interrupted compaction, snapshot or sidecar; open() removes it' });
     }
-    const hintId = name.endsWith('.hint') ? parseSegmentName(name.slice(0, -'.hint'.length) + '.seg') : undefined;
+    const cut = parseCutName(name);
+    if (cut !== undefined) {
+      report.problems.push({ severity: 'notice', file, offset: 0,
+        problem: `bytes an earlier open() cut off ${segmentName(cut.segmentId)} at offset ${cut.offset}, kept as they were; ` +
+          'not part of the store: inspect them, then delete the file' });
+    }
+    const hintId = parseHintName(name);
     if (hintId !== undefined) {
       report.hints++;
       if (!sizes.has(hintId)) {
@@ -137,115 +153,97 @@ async function fileSize(medium: Medium, file: string): Promise<number> {
 }
 
 /**
- * Checks one segment. Returns its records when it has a hint to compare them with (and the
- * segment itself is sound enough to compare), else undefined.
+ * Checks one segment. `torn`: it may end in a torn tail (mayBeTorn). Returns its records when it
+ * has a hint to compare them with (and the segment itself is sound enough to compare), else
+ * undefined.
  */
-async function checkSegment(medium: Medium, dir: string, id: number, newest: boolean, hasHint: boolean,
+async function checkSegment(medium: Medium, dir: string, id: number, torn: boolean, hasHint: boolean,
                             report: CheckReport): Promise<SeenRecord[] | undefined> {
   const file = path.join(dir, segmentName(id));
   const handle = await medium.open(file, { readOnly: true });
   try {
     const size = handle.sizeSync();
-    const header = Buffer.alloc(SEGMENT_HEADER_BYTES);
-    const got = handle.readSync(header, 0, SEGMENT_HEADER_BYTES, 0);
-    if (newest && (got < SEGMENT_HEADER_BYTES || header.every((b) => b === 0))) {
-      if (size > 0 && !isAllZero(handle, size)) {
-        report.problems.push({ severity: 'corruption', file, offset: 0, problem: 'segment header is missing but the file holds data' });
-      } else if (size > 0) {
+    let start;
+    try {
+      start = readSegmentStart(handle, file, id, size, torn);
+    } catch (err) {
+      const offset = err instanceof LogkvError && typeof err.details.offset === 'number' ? err.details.offset : 0;
+      report.problems.push({ severity: 'corruption', file, offset,
+        problem: `${stripLocation((err as Error).message)}; the segment cannot be read; open() refuses the store` });
+      return undefined;
+    }
+    if (start.kind === 'interrupted') {
+      if (size > 0) {
         report.problems.push({ severity: 'notice', file, offset: 0,
-          problem: 'segment creation was interrupted (the header never reached the disk); open() resets it' });
+          problem: 'segment creation was interrupted (its header never reached the disk whole); open() resets it' });
       }
       return undefined;
     }
-    try {
-      checkSegmentHeader(header, file, id);
-    } catch (err) {
-      const offset = err instanceof LogkvError && typeof err.details.offset === 'number' ? err.details.offset : 0;
-      report.problems.push({ severity: 'corruption', file, offset, problem: `${stripLocation((err as Error).message)}; the segment cannot be read` });
-      return undefined;
-    }
-    return scanSegment(handle, file, size, newest, hasHint, report);
+    return walkSegment(handle, start.layout, id, file, size, torn, hasHint, report);
   } finally {
     await handle.close();
   }
 }
 
-function scanSegment(handle: MediumFile, file: string, size: number, newest: boolean, hasHint: boolean,
-                     report: CheckReport): SeenRecord[] | undefined {
+/**
+ * Reads every good record of a segment, decoding values, and reports its damage as open() would
+ * judge it. Returns the records for the hint check when the segment is sound and has a hint.
+ */
+function walkSegment(handle: MediumFile, layout: RecordLayout, id: number, file: string, size: number, torn: boolean,
+                     hasHint: boolean, report: CheckReport): SeenRecord[] | undefined {
   const seen: SeenRecord[] = [];
-  let sound = true;
-  let batchStart = -1;
-  let start = SEGMENT_HEADER_BYTES;
-  const visit = (offset: number, header: RecordHeader, buf: Buffer, pos: number): void => {
-    report.records++;
-    const keyEnd = pos + RECORD_HEADER_BYTES + header.keyLength;
-    const key = buf.toString('utf8', pos + RECORD_HEADER_BYTES, keyEnd);
+  const undecodable: CheckProblem[] = [];
+  const damages: Damage[] = [];
+  let visitedAfterDamage = 0;
+  const walker = new SegmentWalker(handle, size, layout, { policy: 'report', onDamage: (d) => damages.push(d) });
+  const outcome = walker.walkAll((offset: number, header: RecordHeader, buf: Buffer, pos: number) => {
+    if (damages.length > 0) visitedAfterDamage++;
+    const keyStart = pos + header.headerLength;
+    const key = buf.toString('utf8', keyStart, keyStart + header.keyLength);
     if (hasHint) seen.push({ offset, key, length: header.totalLength, expiresAt: header.expiresAt });
-    if (header.type === TYPE_SET) {
-      try {
-        decodeValue(buf.subarray(keyEnd, pos + header.totalLength));
-      } catch (err) {
-        sound = false;
-        report.problems.push({ severity: 'corruption', file, offset,
-          problem: `the value of key ${JSON.stringify(key)} passes its CRC but does not decode: ${(err as Error).message}` });
-      }
+    if (header.type !== TYPE_SET) return;
+    try {
+      decodeValue(buf.subarray(keyStart + header.keyLength, pos + header.totalLength));
+    } catch (err) {
+      undecodable.push({ severity: 'corruption', file, offset,
+        problem: `the value of key ${JSON.stringify(key)} passes its CRC but does not decode: ${(err as Error).message}` });
     }
-    if ((header.flags & FLAG_BATCH_CONT) !== 0) {
-      if (batchStart < 0) batchStart = offset;
-    } else {
-      batchStart = -1;
-    }
-  };
-  for (;;) {
-    const result = scanRecords(handle, size, visit, start);
-    if (result.stop === undefined) break;
-    sound = false;
-    const next = findNextRecord(handle, result.stop.offset + 1, size);
-    const reason = result.stop.reason;
-    if (next === undefined) {
-      // Nothing good follows: a torn tail in the newest segment, damage anywhere else.
-      report.problems.push(newest
-        ? { severity: 'notice', file, offset: result.stop.offset,
-            problem: `torn tail (${reason}, ${size - result.stop.offset} bytes): what a crash mid-write leaves; open() cuts it off` }
-        : { severity: 'corruption', file, offset: result.stop.offset,
-            problem: `bad record (${reason}) and nothing readable after it in a sealed segment; open() refuses the store` });
-      batchStart = -1;
-      break;
-    }
-    report.problems.push({ severity: 'corruption', file, offset: result.stop.offset,
-      problem: `bad record (${reason}); ${next - result.stop.offset} bytes skipped to the next good record at offset ${next}` +
-        (newest ? '; open() would cut this segment here and lose the records after it' : '; open() refuses the store') });
-    batchStart = -1;
-    start = next;
+  });
+  report.records += outcome.records;
+  const verdict = judgeWalk(outcome, size, torn);
+  if (verdict.action === 'cut') {
+    // open() cuts here: what follows is not part of the store, whatever it holds.
+    report.problems.push(...undecodable.filter((p) => p.offset < verdict.offset));
+    report.problems.push({ severity: 'notice', file, offset: verdict.offset,
+      problem: tornTail(handle, id, verdict.offset, size, verdict.reason, visitedAfterDamage) });
+    return undefined;
   }
-  if (batchStart >= 0) {
-    report.problems.push(newest
-      ? { severity: 'notice', file, offset: batchStart, problem: 'unfinished batch at the end (a crash mid-batch); open() drops it whole' }
-      : { severity: 'corruption', file, offset: batchStart, problem: 'a sealed segment ends inside a batch; open() refuses the store' });
+  const problems = [...undecodable];
+  for (const damage of damages) {
+    problems.push({ severity: 'corruption', file, offset: damage.offset,
+      problem: `bad record (${damage.reason})` + (damage.next === undefined ? ' and nothing readable after it'
+        : `; ${damage.next - damage.offset} bytes skipped to the next good record at offset ${damage.next}`) +
+        `; ${REFUSES}` });
   }
-  return hasHint && sound ? seen : undefined;
+  if (outcome.unfinishedBatch !== undefined) {
+    problems.push({ severity: 'corruption', file, offset: outcome.unfinishedBatch,
+      problem: `the segment ends inside a batch; ${REFUSES}` });
+  }
+  report.problems.push(...problems.sort((a, b) => a.offset - b.offset));
+  return verdict.action === 'keep' && hasHint && undecodable.length === 0 ? seen : undefined;
 }
 
-/** The offset of the first good record (plausible header, matching CRC) at or after `from`. */
-function findNextRecord(handle: MediumFile, from: number, size: number): number | undefined {
-  const WINDOW_BYTES = 1024 * 1024;
-  const window = Buffer.allocUnsafe(WINDOW_BYTES + RECORD_HEADER_BYTES);
-  for (let base = from; base + RECORD_HEADER_BYTES <= size; base += WINDOW_BYTES) {
-    const got = handle.readSync(window, 0, Math.min(window.length, size - base), base);
-    for (let pos = 0; pos < WINDOW_BYTES && pos + RECORD_HEADER_BYTES <= got; pos++) {
-      const header = parseRecordHeader(window, pos);
-      if (header === null || base + pos + header.totalLength > size) continue;
-      let bytes = window;
-      let at = pos;
-      if (pos + header.totalLength > got) {
-        bytes = Buffer.allocUnsafe(header.totalLength);
-        if (handle.readSync(bytes, 0, header.totalLength, base + pos) !== header.totalLength) continue;
-        at = 0;
-      }
-      if (recordCrcMatches(bytes, at, header)) return base + pos;
-    }
-  }
-  return undefined;
+const REFUSES = 'open() refuses the store (only the newest write segment can have a torn tail)';
+
+/** The notice for a torn tail that open() cuts at `offset`. */
+function tornTail(handle: MediumFile, id: number, offset: number, size: number, reason: string,
+                  recordsAfter: number): string {
+  const kept = isAllZero(handle, offset, size) ? 'they are all zeros, so nothing is kept'
+    : `keeping them in ${cutName(id, offset)}`;
+  const after = recordsAfter === 0 ? ''
+    : `; ${recordsAfter} good-looking record(s) follow the damage: after a crash they were never synced, ` +
+      'but if this store did not crash they are writes lost to damage (the sidecar holds them)';
+  return `torn tail (${reason}, ${size - offset} bytes): what a crash mid-write leaves; open() cuts it off, ${kept}${after}`;
 }
 
 /** readHint's reason when the segment is longer than the hint describes. */
@@ -307,15 +305,6 @@ async function readHintEntries(medium: Medium, file: string, id: number, segment
   } catch (err) {
     return stripLocation((err as Error).message);
   }
-}
-
-function isAllZero(handle: MediumFile, size: number): boolean {
-  const buf = Buffer.alloc(Math.min(size, 64 * 1024));
-  for (let at = 0; at < size; at += buf.length) {
-    const n = handle.readSync(buf, 0, Math.min(buf.length, size - at), at);
-    for (let i = 0; i < n; i++) if (buf[i] !== 0) return false;
-  }
-  return true;
 }
 
 /** corruption() appends "(file at offset n)"; the report carries those separately. */

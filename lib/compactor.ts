@@ -1,10 +1,13 @@
 /**
  * Compaction: rewrite the sealed segments into new ones that hold only live records, online.
+ * This file does the work on files (copy, make durable, remove); every step that touches the live
+ * store (seal, what to keep, space, the switch) is a call on the CompactionSwitch (switch.ts).
+ * Compactions, at the end, runs one at a time for the Store and starts automatic ones.
  * docs/compaction.md states the steps and why each crash point is safe; in short:
  *
  *  1. Seal: the active segment is sealed (a new one takes the writes) and every queued write to
  *     the sealed ones is made durable. The inputs are all sealed segments, oldest first.
- *  2. Copy: each input is scanned (checking every CRC), in slices that yield to the event loop so
+ *  2. Copy: each input is walked (walk.ts, checking every CRC), in slices that yield to the event loop so
  *     reads and writes go on. A record is copied if the keydir still points at it, or a queued
  *     write would point the keydir back at it if that write failed. Expired records, overwritten
  *     records and tombstones are dropped. Outputs are written under temporary names.
@@ -28,13 +31,17 @@ import * as path from 'path';
 import { crc32 } from './crc';
 import { ErrorCodes, LogkvError, ioError } from './errors';
 import {
-  FLAG_BATCH_CONT, RECORD_HEADER_BYTES, RecordHeader, SEGMENT_HEADER_BYTES, TYPE_SET, encodeSegmentHeader,
+  FLAG_BATCH_CONT, SEGMENT_HEADER_BYTES, TYPE_SET, encodeSegmentHeader,
 } from './format';
-import { HintCursor, HintWriter, hintName, startOfHints } from './hint';
-import { Entry } from './keydir';
-import type { Medium, MediumFile } from './medium/types';
-import { scanRecords } from './scan';
-import { SEGMENT_ID_STEP, Segment, TEMP_SUFFIX, segmentName } from './segment';
+import { HintWriter, hintName } from './hint';
+import type { KeyIndex } from './keyindex';
+import type { Medium } from './medium/types';
+import type { ResolvedOptions } from './options';
+import { Segment, TEMP_SUFFIX, isWriteSegmentId, segmentName } from './segment';
+import type { SegmentSet } from './segments';
+import type { CompactionSwitch, SwitchOutput } from './switch';
+import { SegmentWalker } from './walk';
+import type { LogWriter } from './writer';
 
 export interface CompactOptions {
   /** Report what compaction would reclaim, and change nothing. */
@@ -66,64 +73,44 @@ export interface CompactionResult {
   finishedAt: number;
 }
 
-/** What the compactor needs from the store. */
+/** What a compaction works with: the store's files, and the switch protocol (switch.ts). */
 export interface CompactionHost {
   readonly dir: string;
   readonly medium: Medium;
   readonly maxSegmentBytes: number;
-  now(): number;
-  /** Seals the active segment; resolves with the sealed segments, oldest first, once all their writes are durable. */
-  seal(): Promise<Segment[]>;
-  /** Whether the record of `key` at (segmentId, offset) must be kept; `undoRefs` from undoRefs(). */
-  mustKeep(key: string, segmentId: number, offset: number, undoRefs: ReadonlySet<number>): boolean;
-  /** Offsets in `segmentId` that queued or in-flight writes would restore if they failed. */
-  undoRefs(segmentId: number): Set<number>;
-  /** Claims disk space for outputs under maxStoreBytes; throws LOGKV_STORE_FULL if it is not there. */
-  reserve(bytes: number): void;
-  release(bytes: number): void;
-  segmentCount(): number;
-  diskBytes(): number;
-  /** Starts the switch: the outputs become segments of the store (readable), the inputs stay. */
-  beginSwitch(inputs: Segment[], outputs: Segment[]): void;
-  /** Points the key at `entry` if it still points at (fromSegment, fromOffset). */
-  relocate(key: Buffer, keyStart: number, keyLength: number, fromSegment: number, fromOffset: number, entry: Entry): void;
-  /** Input locations still referenced (by queued writes' undo entries, or put back by failed writes): segment -> offsets. */
-  strayRefs(): Map<number, Set<number>>;
-  /** Ends the switch (synchronous): moves the stray references to `found` (or drops them), forgets the inputs. */
-  finishSwitch(found: Map<number, Map<number, Entry>>): void;
+  readonly segments: SegmentSet;
+  readonly protocol: CompactionSwitch;
   /** Files that could not be removed; the next compaction must remove them first. */
-  garbage: string[];
+  readonly garbage: string[];
+  now(): number;
   /** True once the store is closing: the compaction stops and discards its work. */
   aborted(): boolean;
-  /** Resolves when every write made so far is durable, whatever the sync mode. */
-  sync(): Promise<void>;
 }
 
 /** Bytes copied before the compactor yields to the event loop. */
 const SLICE_BYTES = 1024 * 1024;
 
-interface Output {
-  id: number;
+interface Output extends SwitchOutput {
   tempPath: string;
-  file: MediumFile;
-  size: number;
-  hint: HintWriter;
-  /** Where each record came from, in output order: input segment id and offset. */
-  fromSegment: number[];
-  fromOffset: number[];
   buffered: Buffer[];
   bufferedBytes: number;
 }
 
-/** Records relocated per turn of the event loop during the switch. */
-const SWITCH_SLICE = 20_000;
+/** A record the copy step keeps: its offset in its input, a copy of its bytes, and what its hint entry needs. */
+interface Kept {
+  at: number;
+  bytes: Buffer;
+  keyStart: number;
+  keyLength: number;
+  expiresAt: number;
+}
 
 export async function compact(host: CompactionHost, options: CompactOptions): Promise<CompactionResult> {
   const started = Date.now();
   await removeGarbage(host);
-  const segmentsBefore = host.segmentCount();
-  const bytesBefore = host.diskBytes();
-  const inputs = await host.seal();
+  const segmentsBefore = host.segments.fileCount();
+  const bytesBefore = host.segments.diskBytes;
+  const inputs = await host.protocol.seal(options.dryRun === true);
   const bytesTotal = inputs.reduce((sum, s) => sum + s.flushed, 0);
   const job = new Job(host, inputs, options, bytesTotal);
   try {
@@ -137,7 +124,8 @@ export async function compact(host: CompactionHost, options: CompactOptions): Pr
     await job.discard();
     throw ioError(err, 'compaction', host.dir);
   }
-  await job.switchOver();
+  await host.protocol.switchOver(inputs, job.outputs, () =>
+    options.onProgress?.({ phase: 'switch', bytesDone: bytesTotal, bytesTotal }));
   await removeInputs(host, inputs);
   return job.result(started, segmentsBefore, bytesBefore, false);
 }
@@ -157,31 +145,38 @@ class Job {
     this.#nextId = newest + 1;
   }
 
-  /** Step 2: scan every input in slices and copy what must be kept. */
+  /** Step 2: walk every input in slices and copy what must be kept. */
   async copy(): Promise<void> {
     for (const input of this.inputs) {
-      let offset = SEGMENT_HEADER_BYTES;
+      // The walker stops at the first bad record; the input's header names its record layout.
+      const walker = SegmentWalker.forSegment(input.file!, input.path, input.id, input.flushed);
       this.bytesDone += SEGMENT_HEADER_BYTES; // so bytesDone reaches bytesTotal, which counts whole files
-      while (offset < input.flushed) {
-        const undoRefs = this.host.undoRefs(input.id);
+      let offset = walker.offset;
+      while (!walker.done) {
+        const undoRefs = this.host.protocol.undoRefs(input.id);
         if (this.host.aborted()) throw new LogkvError(ErrorCodes.CLOSED, 'the store closed during compaction');
-        const kept: Array<[number, RecordHeader, Buffer]> = [];
-        const scan = scanRecords(input.file!, input.flushed, (at, header, buf, pos) => {
-          const key = buf.toString('utf8', pos + RECORD_HEADER_BYTES, pos + RECORD_HEADER_BYTES + header.keyLength);
-          if (header.type === TYPE_SET && this.host.mustKeep(key, input.id, at, undoRefs)) {
-            kept.push([at, header, Buffer.from(buf.subarray(pos, pos + header.totalLength))]);
+        const kept: Kept[] = [];
+        walker.walk((at, header, buf, pos) => {
+          const keyStart = pos + header.headerLength;
+          const key = buf.toString('utf8', keyStart, keyStart + header.keyLength);
+          if (header.type === TYPE_SET && this.host.protocol.mustKeep(key, input.id, at, undoRefs)) {
+            kept.push({ at, keyStart: header.headerLength, keyLength: header.keyLength, expiresAt: header.expiresAt,
+              bytes: Buffer.from(buf.subarray(pos, pos + header.totalLength)) });
           } else {
             this.recordsDropped++;
           }
-        }, offset, SLICE_BYTES);
-        if (scan.stop !== undefined) {
+        }, SLICE_BYTES);
+        const outcome = walker.outcome;
+        if (outcome !== undefined && outcome.cleanEnd < input.flushed) {
+          // A sealed segment is whole: recovery would refuse it too (walk.ts judgeWalk).
+          const at = outcome.damage?.offset ?? outcome.cleanEnd;
           throw new LogkvError(ErrorCodes.CORRUPTION,
-            `compaction found a bad record (${scan.stop.reason}) in ${input.path} at offset ${scan.stop.offset}`,
-            { file: input.path, offset: scan.stop.offset });
+            `compaction found a bad record (${outcome.damage?.reason ?? 'unfinished batch'}) in ${input.path} at offset ${at}`,
+            { file: input.path, offset: at });
         }
-        for (const [at, header, bytes] of kept) await this.#append(bytes, header, input.id, at);
-        this.bytesDone += scan.end - offset;
-        offset = scan.end;
+        for (const record of kept) await this.#append(record, input.id);
+        this.bytesDone += walker.offset - offset;
+        offset = walker.offset;
         this.options.onProgress?.({ phase: 'copy', bytesDone: this.bytesDone, bytesTotal: this.bytesTotal });
         await new Promise<void>((resolve) => setImmediate(resolve));
       }
@@ -190,7 +185,8 @@ class Job {
   }
 
   /** Appends one record to the current output (starting a new one if it is full). */
-  async #append(bytes: Buffer, header: RecordHeader, fromSegment: number, fromOffset: number): Promise<void> {
+  async #append(record: Kept, fromSegment: number): Promise<void> {
+    const { bytes } = record;
     this.recordsKept++;
     this.#keptBytes += bytes.length;
     if (this.options.dryRun) return;
@@ -204,22 +200,22 @@ class Job {
       bytes[5] &= ~FLAG_BATCH_CONT;
       bytes.writeUInt32LE(crc32(bytes.subarray(4)), 0);
     }
-    this.host.reserve(bytes.length);
+    this.host.protocol.reserve(bytes.length);
     this.reserved += bytes.length;
     output.buffered.push(bytes);
     output.bufferedBytes += bytes.length;
     output.size += bytes.length;
-    output.hint.add(bytes, RECORD_HEADER_BYTES, header.keyLength, bytes.length, header.expiresAt);
+    output.hint.add(bytes, record.keyStart, record.keyLength, bytes.length, record.expiresAt);
     output.fromSegment.push(fromSegment);
-    output.fromOffset.push(fromOffset);
+    output.fromOffset.push(record.at);
     if (output.bufferedBytes >= SLICE_BYTES) await this.#flush(output);
   }
 
   async #startOutput(): Promise<Output> {
     const id = this.#nextId++;
-    if (id % SEGMENT_ID_STEP === 0) throw new LogkvError(ErrorCodes.IO, 'compaction ran out of segment ids');
+    if (isWriteSegmentId(id)) throw new LogkvError(ErrorCodes.IO, 'compaction ran out of segment ids');
     const tempPath = path.join(this.host.dir, segmentName(id) + TEMP_SUFFIX);
-    this.host.reserve(SEGMENT_HEADER_BYTES);
+    this.host.protocol.reserve(SEGMENT_HEADER_BYTES);
     this.reserved += SEGMENT_HEADER_BYTES;
     const file = await this.host.medium.open(tempPath, { create: true });
     const output: Output = {
@@ -263,49 +259,9 @@ class Job {
     await medium.syncDir(dir);
   }
 
-  /** Step 4: the keydir moves to the outputs, a slice at a time, then the rest in one step. */
-  async switchOver(): Promise<void> {
-    const { host } = this;
-    host.beginSwitch(this.inputs,
-      this.outputs.map((o) => new Segment(o.id, path.join(host.dir, segmentName(o.id)), o.file, o.size)));
-    for (const output of this.outputs) {
-      const cursor: HintCursor = startOfHints();
-      let more = true;
-      while (more) {
-        more = output.hint.walk(cursor, SWITCH_SLICE, (buf, keyStart, keyLength, entry) => {
-          const i = cursor.entry;
-          host.relocate(buf, keyStart, keyLength, output.fromSegment[i], output.fromOffset[i], entry);
-        }, output.id);
-        if (more) {
-          this.options.onProgress?.({ phase: 'switch', bytesDone: this.bytesTotal, bytesTotal: this.bytesTotal });
-          await new Promise<void>((resolve) => setImmediate(resolve));
-        }
-      }
-    }
-    // Usually empty: references into the inputs held by queued writes, or put back by a write
-    // that failed during the switch. Find their copies with one pass over the sources.
-    const stray = host.strayRefs();
-    const found = new Map<number, Map<number, Entry>>();
-    if (stray.size > 0) {
-      for (const output of this.outputs) {
-        const cursor = startOfHints();
-        output.hint.walk(cursor, Infinity, (_buf, _keyStart, _keyLength, entry) => {
-          const i = cursor.entry;
-          const fromSegment = output.fromSegment[i];
-          if (stray.get(fromSegment)?.has(output.fromOffset[i])) {
-            let bySegment = found.get(fromSegment);
-            if (bySegment === undefined) found.set(fromSegment, (bySegment = new Map()));
-            bySegment.set(output.fromOffset[i], entry);
-          }
-        }, output.id);
-      }
-    }
-    host.finishSwitch(found);
-  }
-
   /** Undoes a compaction that did not switch: closes and removes every output, temporary or renamed. */
   async discard(): Promise<void> {
-    this.host.release(this.reserved);
+    this.host.protocol.release(this.reserved);
     this.reserved = 0;
     const { medium, dir } = this.host;
     for (const output of this.outputs) {
@@ -330,10 +286,10 @@ class Job {
     return {
       dryRun,
       segmentsBefore,
-      segmentsAfter: dryRun ? segmentsBefore - this.inputs.length + outputsEstimate : this.host.segmentCount(),
+      segmentsAfter: dryRun ? segmentsBefore - this.inputs.length + outputsEstimate : this.host.segments.fileCount(),
       bytesBefore,
       bytesAfter: dryRun ? bytesBefore - inputBytes + this.#keptBytes + outputsEstimate * SEGMENT_HEADER_BYTES
-        : this.host.diskBytes(),
+        : this.host.segments.diskBytes,
       recordsKept: this.recordsKept,
       recordsDropped: this.recordsDropped,
       durationMs: Date.now() - started,
@@ -353,7 +309,7 @@ async function removeInputs(host: CompactionHost, inputs: Segment[]): Promise<vo
       // mode those may not be durable yet: until they are, the inputs are what a power loss
       // falls back on. Without this, a power loss could take a synced value with the write that
       // superseded it.
-      if (i === 0) await host.sync();
+      if (i === 0) await host.protocol.durable();
       for (const file of files) await host.medium.remove(file);
       await host.medium.syncDir(host.dir);
     } catch (err) {
@@ -368,12 +324,97 @@ async function removeInputs(host: CompactionHost, inputs: Segment[]): Promise<vo
 async function removeGarbage(host: CompactionHost): Promise<void> {
   if (host.garbage.length === 0) return;
   try {
+    // Oldest first, each removal durable before the next, as removeInputs does: a power loss
+    // must never keep the removal of a newer leftover (holding a tombstone) without the older's.
     while (host.garbage.length > 0) {
       await host.medium.remove(host.garbage[0]);
+      await host.medium.syncDir(host.dir);
       host.garbage.shift();
     }
-    await host.medium.syncDir(host.dir);
   } catch (err) {
     throw ioError(err, 'removing files left by an earlier compaction', host.garbage[0]);
+  }
+}
+
+export interface CompactionsInit {
+  dir: string;
+  medium: Medium;
+  options: ResolvedOptions;
+  segments: SegmentSet;
+  index: KeyIndex;
+  writer: LogWriter;
+  protocol: CompactionSwitch;
+}
+
+/**
+ * The store's compactions: at most one at a time, the last one's result, the automatic trigger
+ * and its last failure, and the files an earlier compaction could not remove.
+ */
+export class Compactions {
+  readonly #host: CompactionHost;
+  readonly #init: CompactionsInit;
+  #running: Promise<CompactionResult> | undefined;
+  #aborted = false;
+  #last: CompactionResult | undefined;
+  #autoError: LogkvError | undefined;
+
+  constructor(init: CompactionsInit) {
+    this.#init = init;
+    const { dir, medium, options, segments, protocol } = init;
+    this.#host = {
+      dir, medium, segments, protocol,
+      maxSegmentBytes: options.maxSegmentBytes,
+      garbage: [],
+      now: () => options.clock(),
+      aborted: () => this.#aborted,
+    };
+  }
+
+  /** Whether a compaction is running now. */
+  get running(): boolean {
+    return this.#running !== undefined;
+  }
+
+  /** The last compaction (not a dry run) that finished. */
+  get last(): CompactionResult | undefined {
+    return this.#last;
+  }
+
+  /** The last automatic compaction's failure, if the last one failed. */
+  get lastAutoError(): LogkvError | undefined {
+    return this.#autoError;
+  }
+
+  /** Starts a compaction, or returns the running one. Throws the writer's failure if it is poisoned. */
+  start(options: CompactOptions): Promise<CompactionResult> {
+    if (this.#running !== undefined) return this.#running;
+    if (this.#init.writer.failure !== undefined) throw this.#init.writer.failure;
+    const running = compact(this.#host, options)
+      .then((result) => {
+        if (!result.dryRun) this.#last = result;
+        return result;
+      })
+      .finally(() => { this.#running = undefined; });
+    this.#running = running;
+    return running;
+  }
+
+  /** Starts a compaction in the background if dead bytes passed the autoCompact thresholds. */
+  maybeStartAuto(): void {
+    const { options, segments, index, writer, dir } = this.#init;
+    const auto = options.autoCompact;
+    if (auto === false || this.#running !== undefined || this.#aborted || writer.failure !== undefined) return;
+    const dead = segments.deadBytes(index.liveBytes);
+    if (dead < auto.minDeadBytes || dead < auto.minDeadRatio * segments.diskBytes) return;
+    this.start({}).then(
+      () => { this.#autoError = undefined; },
+      (err: unknown) => { this.#autoError = ioError(err, 'automatic compaction', dir); },
+    );
+  }
+
+  /** Stops a running compaction (it discards its work) and starts no more; resolves when it has stopped. */
+  async stop(): Promise<void> {
+    this.#aborted = true;
+    await this.#running?.catch(() => undefined);
   }
 }

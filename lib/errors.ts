@@ -18,6 +18,11 @@ export const ErrorCodes = {
   INVALID_ARGUMENT: 'LOGKV_INVALID_ARGUMENT',
   /** Another process, or another `open()` in this process, holds the store. */
   LOCKED: 'LOGKV_LOCKED',
+  /**
+   * A write of a store that no longer holds its lock: another process took it over (this one
+   * was paused past lockStaleMs), or someone removed it. Final: close the store and reopen it.
+   */
+  LOCK_LOST: 'LOGKV_LOCK_LOST',
   /** The store is closed (or closing). */
   CLOSED: 'LOGKV_CLOSED',
   /** A record or file failed its checks; `details` names the file and offset. */
@@ -36,6 +41,7 @@ export interface ErrorDetails {
   key?: string;
   option?: string;
   pid?: number;
+  hostname?: string;
   [name: string]: unknown;
 }
 

@@ -27,8 +27,12 @@
  *   20+k v     value        msgpack (see codec.ts), absent for DELETE
  *
  * A batch of n operations is n consecutive records in one segment; all but the last carry
- * BATCH_CONT. Recovery applies the records of a batch only when it reaches the last one, so a
- * batch torn by a crash is dropped whole.
+ * BATCH_CONT. The segment walker (walk.ts) hands over a batch's records only when it reaches the
+ * last one, so a batch torn by a crash is dropped whole.
+ *
+ * Records are read through a RecordLayout, one per format version (RECORD_LAYOUT_V1 is the table
+ * above): the walker takes the layout that a segment's header version names, so a new record
+ * header is a new layout object here and no change to the walker.
  */
 import { crc32 } from './crc';
 import { corruption } from './errors';
@@ -63,8 +67,9 @@ export function encodeSegmentHeader(segmentId: number, kind = KIND_SEGMENT): Buf
 /**
  * Checks a segment header read from `file`. Throws LOGKV_CORRUPTION for a bad magic, a bad CRC
  * or a wrong id, and for a version this build cannot read (newer, or older without a reader).
+ * Returns the header's version.
  */
-export function checkSegmentHeader(buf: Uint8Array, file: string, expectedId: number, kind = KIND_SEGMENT): void {
+export function checkSegmentHeader(buf: Uint8Array, file: string, expectedId: number, kind = KIND_SEGMENT): number {
   const view = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
   if (view.length < SEGMENT_HEADER_BYTES) throw corruption('file header is truncated', file, 0);
   if (view.readUInt32LE(0) !== SEGMENT_MAGIC) throw corruption('not a logkv file: bad magic number', file, 0);
@@ -77,6 +82,18 @@ export function checkSegmentHeader(buf: Uint8Array, file: string, expectedId: nu
   if (view.readUInt16LE(6) !== kind) throw corruption(`unexpected file kind ${view.readUInt16LE(6)}`, file, 6);
   const id = view.readUInt32LE(8) + view.readUInt32LE(12) * U32;
   if (id !== expectedId) throw corruption(`header names segment ${id}, file name says ${expectedId}`, file, 8);
+  return version;
+}
+
+/**
+ * Checks a segment's file header (as checkSegmentHeader) and returns the layout its records are
+ * read with. Throws LOGKV_CORRUPTION as checkSegmentHeader does.
+ */
+export function segmentRecordLayout(buf: Uint8Array, file: string, expectedId: number): RecordLayout {
+  const version = checkSegmentHeader(buf, file, expectedId);
+  const layout = recordLayout(version);
+  if (layout === undefined) throw corruption(`no record layout for format version ${version}`, file, 4, { version });
+  return layout;
 }
 
 /**
@@ -109,39 +126,89 @@ export interface RecordHeader {
   keyLength: number;
   valueLength: number;
   expiresAt: number;
-  /** RECORD_HEADER_BYTES + keyLength + valueLength */
+  /** Bytes of the header itself: the key starts this far into the record. */
+  headerLength: number;
+  /** headerLength + keyLength + valueLength */
   totalLength: number;
 }
 
+/** A header to fill in with RecordLayout.parse(), reused across records. */
+export function emptyRecordHeader(): RecordHeader {
+  return { crc: 0, type: 0, flags: 0, keyLength: 0, valueLength: 0, expiresAt: 0, headerLength: 0, totalLength: 0 };
+}
+
 /**
- * Parses a record header at `pos` of `buf`. Returns null when the header is not plausible: an
- * unknown type or flag, a zero or oversize key, a value on a DELETE, an oversize value, or an
- * expiry past MAX_EXPIRES_AT. The bounds matter: they cap what a corrupt length can make us
- * allocate or read. A plausible header can still belong to a corrupt record; only the CRC says.
+ * How the records of one format version are laid out: the segment walker (walk.ts) reads a
+ * segment's records with the layout its file header's version names, so a new record layout is
+ * a new object here and no change to the walker.
+ */
+export interface RecordLayout {
+  /** The file header version whose records this layout reads. */
+  readonly version: number;
+  /** Bytes of a record header; the key follows it. */
+  readonly headerBytes: number;
+  /**
+   * Fills `out` from the record header at `buf[pos .. pos + headerBytes)`. Returns false when the
+   * header is not plausible (then `out` holds garbage). The bounds matter: they cap what a
+   * corrupt length can make a reader allocate or read. A plausible header can still belong to a
+   * corrupt record; only the CRC says.
+   */
+  parse(buf: Buffer, pos: number, out: RecordHeader): boolean;
+  /** Whether the record of `header` at `pos` (all of it in `buf`) matches its CRC. */
+  crcMatches(buf: Buffer, pos: number, header: RecordHeader): boolean;
+}
+
+/** The high word of the largest expiry a record may carry. */
+const MAX_EXPIRES_HIGH = Math.floor(MAX_EXPIRES_AT / U32);
+
+/** Version 1: the 20-byte record header drawn at the top of this file. */
+export const RECORD_LAYOUT_V1: RecordLayout = {
+  version: 1,
+  headerBytes: RECORD_HEADER_BYTES,
+  parse(buf: Buffer, pos: number, out: RecordHeader): boolean {
+    const type = buf[pos + 4];
+    const flags = buf[pos + 5];
+    const keyLength = buf.readUInt16LE(pos + 6);
+    const valueLength = buf.readUInt32LE(pos + 8);
+    const expiresHigh = buf.readUInt32LE(pos + 16);
+    if (type !== TYPE_SET && type !== TYPE_DELETE) return false;
+    if ((flags & ~FLAG_BATCH_CONT) !== 0) return false;
+    if (keyLength === 0 || keyLength > FORMAT_MAX_KEY_BYTES) return false;
+    if (valueLength > FORMAT_MAX_VALUE_BYTES || (type === TYPE_DELETE && valueLength !== 0)) return false;
+    if (expiresHigh > MAX_EXPIRES_HIGH) return false;
+    out.crc = buf.readUInt32LE(pos);
+    out.type = type;
+    out.flags = flags;
+    out.keyLength = keyLength;
+    out.valueLength = valueLength;
+    out.expiresAt = buf.readUInt32LE(pos + 12) + expiresHigh * U32;
+    out.headerLength = RECORD_HEADER_BYTES;
+    out.totalLength = RECORD_HEADER_BYTES + keyLength + valueLength;
+    return true;
+  },
+  crcMatches(buf: Buffer, pos: number, header: RecordHeader): boolean {
+    return crc32(buf.subarray(pos + 4, pos + header.totalLength)) === header.crc;
+  },
+};
+
+/** Every record layout this build reads, by file header version. */
+const RECORD_LAYOUTS: ReadonlyMap<number, RecordLayout> = new Map([[1, RECORD_LAYOUT_V1]]);
+
+/** The record layout of file header version `version`, or undefined if this build cannot read it. */
+export function recordLayout(version: number): RecordLayout | undefined {
+  return RECORD_LAYOUTS.get(version);
+}
+
+/**
+ * Parses a version-1 record header at `pos` of `buf` into a new object, or null when it is not
+ * plausible (see RecordLayout.parse). For single reads; walks reuse one header (walk.ts).
  */
 export function parseRecordHeader(buf: Buffer, pos: number): RecordHeader | null {
-  const type = buf[pos + 4];
-  const flags = buf[pos + 5];
-  const keyLength = buf.readUInt16LE(pos + 6);
-  const valueLength = buf.readUInt32LE(pos + 8);
-  const expiresHigh = buf.readUInt32LE(pos + 16);
-  if (type !== TYPE_SET && type !== TYPE_DELETE) return null;
-  if ((flags & ~FLAG_BATCH_CONT) !== 0) return null;
-  if (keyLength === 0 || keyLength > FORMAT_MAX_KEY_BYTES) return null;
-  if (valueLength > FORMAT_MAX_VALUE_BYTES || (type === TYPE_DELETE && valueLength !== 0)) return null;
-  if (expiresHigh > Math.floor(MAX_EXPIRES_AT / U32)) return null;
-  return {
-    crc: buf.readUInt32LE(pos),
-    type,
-    flags,
-    keyLength,
-    valueLength,
-    expiresAt: buf.readUInt32LE(pos + 12) + expiresHigh * U32,
-    totalLength: RECORD_HEADER_BYTES + keyLength + valueLength,
-  };
+  const header = emptyRecordHeader();
+  return RECORD_LAYOUT_V1.parse(buf, pos, header) ? header : null;
 }
 
 /** Whether the record of `header` at `pos` (all of it in `buf`) matches its CRC. */
 export function recordCrcMatches(buf: Buffer, pos: number, header: RecordHeader): boolean {
-  return crc32(buf.subarray(pos + 4, pos + header.totalLength)) === header.crc;
+  return RECORD_LAYOUT_V1.crcMatches(buf, pos, header);
 }

@@ -30,8 +30,16 @@ const FIXED_BYTES = SEGMENT_HEADER_BYTES + 12;
 const ENTRY_FIXED_BYTES = 14;
 const U32 = 0x100000000;
 
+const HINT_PATTERN = /^([0-9a-f]{12})\.hint$/;
+
 export function hintName(segmentId: number): string {
   return segmentId.toString(16).padStart(12, '0') + '.hint';
+}
+
+/** The segment id in a hint file's name, or undefined if `name` is not one. */
+export function parseHintName(name: string): number | undefined {
+  const match = HINT_PATTERN.exec(name);
+  return match === null ? undefined : parseInt(match[1], 16);
 }
 
 /**

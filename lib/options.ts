@@ -61,6 +61,18 @@ export interface OpenOptions {
   autoCompact?: false | { minDeadRatio?: number; minDeadBytes?: number };
   /** The wall clock used for TTL, in ms since the epoch. For tests and simulations. @default Date.now */
   clock?: () => number;
+  /**
+   * How long the lock of an owner whose pid cannot be checked (another host or container, another
+   * PID namespace) may go without a heartbeat before another process takes the store over. The
+   * owner writes a heartbeat every tenth of it, and checks its lock before a write when its last
+   * check is older than a sixth of it; the open() that takes a silent owner over spends the last
+   * third of it watching the lock stand still (docs/locking.md). An owner on this host whose
+   * process has exited is taken over at once, whatever this is. Lower means faster takeovers of
+   * other containers' dead owners, and more risk that a paused owner (a stopped process, a long
+   * GC or swap stall) is taken for dead and loses the store (its writes then reject
+   * LOGKV_LOCK_LOST). At least 1000. @default 30000
+   */
+  lockStaleMs?: number;
 }
 
 export interface ResolvedOptions {
@@ -74,6 +86,7 @@ export interface ResolvedOptions {
   medium: Medium | undefined;
   clock: () => number;
   autoCompact: false | { minDeadRatio: number; minDeadBytes: number };
+  lockStaleMs: number;
 }
 
 export const DEFAULTS = {
@@ -84,6 +97,7 @@ export const DEFAULTS = {
   maxKeyBytes: 1024,
   maxValueBytes: 16 * 1024 * 1024,
   maxStoreBytes: Infinity,
+  lockStaleMs: 30_000,
 };
 
 /** The format stores key lengths in 16 bits. */
@@ -147,6 +161,8 @@ export function resolveOptions(options: OpenOptions | undefined): ResolvedOption
     medium: options.medium,
     clock: options.clock ?? Date.now,
     autoCompact: resolveAutoCompact(options.autoCompact),
+    // Below a second, a heartbeat every 100 ms and a loaded machine would take live owners for dead.
+    lockStaleMs: integerIn(options, 'lockStaleMs', 1000, 24 * 3600 * 1000),
   };
 }
 

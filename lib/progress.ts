@@ -3,8 +3,9 @@
  *
  * It draws only on a terminal (the stream's isTTY), so piped or logged output never fills with
  * carriage returns, and at most every `intervalMs`, so a fast loop is not slowed by drawing.
- * Without a known total it shows bytes and rate only.
+ * Without a known total it shows bytes and rate only. Numbers are rounded by lib/units.ts.
  */
+import { formatBytes, formatDuration, formatRate } from './units';
 
 export interface ProgressStream {
   isTTY?: boolean;
@@ -54,7 +55,7 @@ export class ProgressBar {
 /** The text of the bar: `label [#####-----]  45%  12.3 MiB / 27.0 MiB  5.2 MiB/s  ETA 3s`. */
 export function render(label: string, done: number, total: number | undefined, elapsedMs: number, columns: number): string {
   const rate = elapsedMs > 0 ? (done / elapsedMs) * 1000 : 0;
-  const rateText = `${formatBytes(rate)}/s`;
+  const rateText = formatRate(rate);
   if (total === undefined || total <= 0) return `${label}  ${formatBytes(done)}  ${rateText}`;
   const fraction = Math.min(1, Math.max(0, done / total));
   const eta = rate > 0 && done < total ? `ETA ${formatDuration(((total - done) / rate) * 1000)}` : '';
@@ -62,24 +63,4 @@ export function render(label: string, done: number, total: number | undefined, e
   const width = Math.max(10, Math.min(40, columns - label.length - tail.length - 5));
   const filled = Math.round(fraction * width);
   return `${label} [${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${tail}`.trimEnd();
-}
-
-export function formatBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return unit === 0 ? `${Math.round(value)} B` : `${value.toFixed(1)} ${units[unit]}`;
-}
-
-export function formatDuration(ms: number): string {
-  if (ms < 1000) return `${Math.round(ms)} ms`;
-  const seconds = Math.round(ms / 1000);
-  if (seconds < 60) return `${seconds}s`;
-  const minutes = Math.floor(seconds / 60);
-  if (minutes < 60) return `${minutes}m${String(seconds % 60).padStart(2, '0')}s`;
-  return `${Math.floor(minutes / 60)}h${String(minutes % 60).padStart(2, '0')}m`;
 }

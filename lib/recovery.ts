@@ -1,34 +1,38 @@
 /**
  * Open-time recovery: find the segments, check their headers, replay their records into the
- * keydir in order, and cut a torn tail off the newest segment. docs/recovery.md lists the steps.
+ * keydir in order, and cut a torn tail off the segment that takes writes. docs/recovery.md lists
+ * the steps.
  *
- * The rules:
- * - Only the newest segment can have a torn tail. A segment is synced before the next one is
- *   created, so every older segment was complete on disk before its successor existed.
- * - In the newest segment, the first bad record (incomplete, implausible or failing its CRC) and
+ * The rules (walk.ts holds them, so `logkv check` applies the very same ones):
+ * - Only the newest segment, and only if it is a write segment (its id a multiple of
+ *   SEGMENT_ID_STEP), can have a torn tail or be an interrupted creation. A segment is synced
+ *   before the next one is created, and a compaction output is synced before it is renamed into
+ *   place, so every other segment was complete on disk before anything could crash after it.
+ * - In that segment, the first bad record (incomplete, implausible or failing its CRC) and
  *   everything after it is cut off: a crash mid-append leaves exactly that. If the bad record is
- *   inside an unfinished batch, the cut is at the batch's first record, so a torn batch is dropped
- *   whole and the next append cannot complete it by accident.
- * - A bad record in any other segment is corruption: open fails with LOGKV_CORRUPTION naming the
- *   file and offset, rather than guess which keys the lost bytes held and serve older values.
- * - A newest segment shorter than its header, or whose header is all zeros, or no longer than its
- *   header with a header that fails its CRC (torn), is a segment whose creation was interrupted
- *   (its header is synced before any record is written): it is reset.
+ *   inside a batch, or the file ends inside one, the cut is at the batch's first record, so a
+ *   torn batch is dropped whole and the next append cannot complete it by accident.
+ * - Before a cut, the bytes it removes are kept in a sidecar file (`<segment id>-<offset>.cut`),
+ *   synced with its directory entry, unless they are all zeros. A cut is what a crash leaves, or
+ *   damage that looks the same; the sidecar keeps what damage would otherwise destroy. If the
+ *   sidecar cannot be written (a full disk), open fails and the segment is left as it was.
+ * - A bad record in any other segment, compaction outputs included, is corruption: open fails
+ *   with LOGKV_CORRUPTION naming the file and offset, rather than guess which keys the lost bytes
+ *   held and serve older values.
+ * - A newest write segment shorter than its header, or all zeros, or no longer than its header
+ *   with a header that fails its CRC (torn), is a segment whose creation was interrupted (its
+ *   header is synced before any record is written): it is reset.
  */
 import * as path from 'path';
-import { crc32 } from './crc';
-import { corruption } from './errors';
-import {
-  FLAG_BATCH_CONT, RECORD_HEADER_BYTES, RecordHeader, SEGMENT_HEADER_BYTES, TYPE_SET, checkSegmentHeader,
-  encodeSegmentHeader,
-} from './format';
+import { corruption, ioError } from './errors';
+import { RecordHeader, SEGMENT_HEADER_BYTES, TYPE_SET, checkSegmentHeader, encodeSegmentHeader } from './format';
 import { Entry } from './keydir';
 import type { Medium, MediumFile } from './medium/types';
-import { scanRecords } from './scan';
-import { hintName, readHint } from './hint';
+import { hintName, parseHintName, readHint } from './hint';
 import type { KeyDir } from './keydir';
 import { SnapshotSegment, takeSnapshot } from './snapshot';
-import { Segment, TEMP_SUFFIX, parseSegmentName, segmentName } from './segment';
+import { Segment, TEMP_SUFFIX, cutName, isWriteSegmentId, parseSegmentName, segmentName } from './segment';
+import { SegmentWalker, isAllZero, judgeWalk, mayBeTorn, readSegmentStart } from './walk';
 
 export interface TruncationReport {
   file: string;
@@ -37,6 +41,12 @@ export interface TruncationReport {
   /** How many bytes were cut. */
   bytes: number;
   reason: string;
+  /**
+   * The sidecar file (a path, like `file`) that holds the cut bytes as they were, so damage that
+   * looked like a torn tail destroyed nothing. Absent when the cut bytes were all zeros, and
+   * when an interrupted creation was reset (at most a torn header, or zeros: no record).
+   */
+  sidecar?: string;
 }
 
 export interface RecoveryReport {
@@ -47,13 +57,13 @@ export interface RecoveryReport {
   hinted: number;
   /** Hint files that could not be used (the segment was scanned instead), with why. */
   hintsIgnored: Array<{ file: string; reason: string }>;
-  /** Leftover temporary files (an interrupted compaction) and orphan hints that were removed. */
+  /** Leftover temporary files (an interrupted compaction, snapshot or sidecar) and orphan hints that were removed. */
   removed: string[];
   /** Whether the keydir was loaded from the snapshot the last clean close wrote. */
   snapshot: boolean;
   /** Why a snapshot that was there could not be used. */
   snapshotIgnored?: string;
-  /** Set if a torn tail was cut off the newest segment. */
+  /** Set if a torn tail was cut off the newest segment, or an interrupted creation reset. */
   truncated?: TruncationReport;
 }
 
@@ -62,11 +72,6 @@ export interface RecoveryReport {
  * key is `bytes[start .. start + length)` in UTF-8; `bytes` is reused after the call.
  */
 export type ApplyRecord = (bytes: Buffer, start: number, length: number, entry: Entry | undefined) => void;
-
-interface BatchedRecord {
-  key: Buffer;
-  entry: Entry | undefined;
-}
 
 export async function recover(medium: Medium, dir: string, apply: ApplyRecord, reserve?: (count: number) => void):
     Promise<{ segments: Segment[]; report: RecoveryReport; keydir?: KeyDir }> {
@@ -88,12 +93,12 @@ export async function recover(medium: Medium, dir: string, apply: ApplyRecord, r
   } else if (snapshot !== 'none') {
     report.snapshotIgnored = snapshot;
   }
-  const hints = new Set(names.filter((name) => name.endsWith('.hint')));
+  const hinted = new Set(names.map(parseHintName).filter((id): id is number => id !== undefined));
   try {
     for (let i = 0; i < ids.length; i++) {
-      const newest = i === ids.length - 1;
-      const hinted = hints.has(hintName(ids[i])) ? await recoverFromHint(medium, dir, ids[i], apply, report, reserve) : undefined;
-      const segment = hinted ?? await recoverSegment(medium, dir, ids[i], newest, apply, report);
+      const torn = mayBeTorn(ids[i], i === ids.length - 1);
+      const fromHint = hinted.has(ids[i]) ? await recoverFromHint(medium, dir, ids[i], apply, report, reserve) : undefined;
+      const segment = fromHint ?? await recoverSegment(medium, dir, ids[i], torn, apply, report);
       segments.push(segment);
     }
   } catch (err) {
@@ -135,7 +140,7 @@ async function openSnapshotSegments(medium: Medium, dir: string, ids: number[], 
 async function removeLeftovers(medium: Medium, dir: string, names: string[], ids: Set<number>,
                                report: RecoveryReport): Promise<void> {
   for (const name of names) {
-    const hintId = name.endsWith('.hint') ? parseSegmentName(name.slice(0, -5) + '.seg') : undefined;
+    const hintId = parseHintName(name);
     const orphanHint = hintId !== undefined && !ids.has(hintId);
     if (name.endsWith(TEMP_SUFFIX) || orphanHint) {
       await medium.remove(path.join(dir, name));
@@ -175,61 +180,44 @@ async function recoverFromHint(medium: Medium, dir: string, id: number, apply: A
   return undefined;
 }
 
-async function recoverSegment(medium: Medium, dir: string, id: number, newest: boolean, apply: ApplyRecord,
+/**
+ * Replays segment `id` into the keydir. `torn`: it may end in a torn tail (mayBeTorn), which is
+ * then cut off (its bytes kept in a sidecar); otherwise damage is LOGKV_CORRUPTION.
+ */
+async function recoverSegment(medium: Medium, dir: string, id: number, torn: boolean, apply: ApplyRecord,
                               report: RecoveryReport): Promise<Segment> {
   const file = path.join(dir, segmentName(id));
   const handle = await medium.open(file);
   try {
-    let size = handle.sizeSync();
-    const header = Buffer.alloc(SEGMENT_HEADER_BYTES);
-    const got = handle.readSync(header, 0, SEGMENT_HEADER_BYTES, 0);
-    // A header torn by a crash fails its CRC; records go in only after the header is synced, so
-    // a newest segment no longer than its header with such a header holds nothing either.
-    const tornHeader = size <= SEGMENT_HEADER_BYTES && header.readUInt32LE(16) !== crc32(header.subarray(0, 16));
-    if (newest && (got < SEGMENT_HEADER_BYTES || isAllZero(handle, size) || tornHeader)) {
-      // An interrupted creation: nothing in it was ever acknowledged.
+    const size = handle.sizeSync();
+    const start = readSegmentStart(handle, file, id, size, torn);
+    if (start.kind === 'interrupted') {
+      // Nothing in it was ever acknowledged, and it holds no record to keep (walk.ts).
       await resetSegment(handle, id);
       if (size > 0) report.truncated = { file, offset: 0, bytes: size, reason: 'incomplete segment header' };
       return new Segment(id, file, handle, SEGMENT_HEADER_BYTES);
     }
-    checkSegmentHeader(header, file, id);
-
-    let batch: BatchedRecord[] = [];
-    let batchStart = -1;
-    const result = scanRecords(handle, size, (offset: number, record: RecordHeader, buf: Buffer, pos: number) => {
-      const keyStart = pos + RECORD_HEADER_BYTES;
+    const walker = new SegmentWalker(handle, size, start.layout);
+    const outcome = walker.walkAll((offset: number, record: RecordHeader, buf: Buffer, pos: number) => {
       const entry = record.type === TYPE_SET ? new Entry(id, offset, record.totalLength, record.expiresAt) : undefined;
-      report.records++;
-      if ((record.flags & FLAG_BATCH_CONT) !== 0) {
-        if (batch.length === 0) batchStart = offset;
-        batch.push({ key: Buffer.from(buf.subarray(keyStart, keyStart + record.keyLength)), entry });
-        return;
-      }
-      if (batch.length > 0) {
-        for (const pending of batch) apply(pending.key, 0, pending.key.length, pending.entry);
-        batch = [];
-      }
-      apply(buf, keyStart, record.keyLength, entry);
+      apply(buf, pos + record.headerLength, record.keyLength, entry);
     });
-
-    let end = result.end;
-    let reason: string | undefined = result.stop?.reason;
-    if (batch.length > 0) {
-      // The file ends inside a batch: its last record never made it.
-      end = batchStart;
-      reason = reason ?? 'unfinished batch';
-    }
-    if (end < size) {
-      if (!newest) throw corruption(`bad record in a sealed segment: ${reason}`, file, end);
-      await handle.truncate(end);
+    report.records += outcome.records;
+    const verdict = judgeWalk(outcome, size, torn);
+    if (verdict.action === 'refuse') throw corruption(`bad record in a sealed segment: ${verdict.reason}`, file, verdict.offset);
+    if (verdict.action === 'cut') {
+      const sidecar = await keepCutBytes(medium, dir, handle, id, verdict.offset, size);
+      await handle.truncate(verdict.offset);
       await handle.sync();
-      report.truncated = { file, offset: end, bytes: size - end, reason: reason ?? 'unknown' };
-      size = end;
-    } else if (newest) {
-      // A process killed before it synced may have left records in the page cache only. The
-      // store serves them and counts this segment as synced, so make that true now.
-      await handle.sync();
+      report.truncated = { file, offset: verdict.offset, bytes: size - verdict.offset, reason: verdict.reason };
+      if (sidecar !== undefined) report.truncated.sidecar = sidecar;
+      return new Segment(id, file, handle, verdict.offset);
     }
+    // A process killed before it synced may have left records in the page cache only, and a
+    // failed repair may have left a truncate of an older write segment unsynced. The store serves
+    // what the page cache holds and counts every segment as synced, so make that true now, for
+    // every write segment (compaction outputs were synced before they were renamed into place).
+    if (isWriteSegmentId(id)) await handle.sync();
     return new Segment(id, file, handle, size);
   } catch (err) {
     await handle.close();
@@ -237,13 +225,47 @@ async function recoverSegment(medium: Medium, dir: string, id: number, newest: b
   }
 }
 
-function isAllZero(handle: MediumFile, size: number): boolean {
-  const buf = Buffer.alloc(Math.min(size, 64 * 1024));
-  for (let at = 0; at < size; at += buf.length) {
-    const n = handle.readSync(buf, 0, Math.min(buf.length, size - at), at);
-    for (let i = 0; i < n; i++) if (buf[i] !== 0) return false;
+/** Bytes copied into a sidecar at a time. */
+const SIDECAR_CHUNK_BYTES = 1024 * 1024;
+
+/**
+ * Keeps bytes [offset, size) of segment `id` in a sidecar file before they are cut off, and
+ * returns its path; undefined if they are all zeros (nothing to keep). The sidecar is written
+ * under a temporary name, synced, renamed and its directory synced, all before the cut: a crash
+ * at any point leaves either no sidecar (a temporary file the next open removes) or a whole one,
+ * and the segment uncut until the sidecar is durable, so the next open simply does it again. If
+ * the sidecar cannot be written (a full disk), the open fails: cutting anyway would destroy bytes
+ * that may hold acknowledged writes, while a failed open is undone by freeing space.
+ */
+async function keepCutBytes(medium: Medium, dir: string, handle: MediumFile, id: number, offset: number,
+                            size: number): Promise<string | undefined> {
+  if (isAllZero(handle, offset, size)) return undefined;
+  const name = cutName(id, offset);
+  const sidecar = path.join(dir, name);
+  const temp = sidecar + TEMP_SUFFIX;
+  try {
+    const out = await medium.open(temp, { create: true });
+    try {
+      await out.truncate(0);
+      const buf = Buffer.allocUnsafe(Math.min(SIDECAR_CHUNK_BYTES, size - offset));
+      for (let at = offset; at < size;) {
+        const n = handle.readSync(buf, 0, Math.min(buf.length, size - at), at);
+        if (n <= 0) throw new Error(`${segmentName(id)} ended at ${at} while ${size} bytes were expected`);
+        await out.write([buf.subarray(0, n)], at - offset);
+        at += n;
+      }
+      await out.sync();
+    } finally {
+      await out.close();
+    }
+    await medium.rename(temp, sidecar);
+    await medium.syncDir(dir);
+  } catch (err) {
+    await medium.remove(temp).catch(() => undefined);
+    throw ioError(err, `keeping the ${size - offset} bytes to be cut off ${segmentName(id)} at offset ${offset} in ${name}`,
+      sidecar);
   }
-  return true;
+  return sidecar;
 }
 
 async function resetSegment(handle: MediumFile, id: number): Promise<void> {

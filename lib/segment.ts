@@ -1,14 +1,35 @@
 /**
- * One segment file: its id and name, its handle, and how far it has been written and synced.
+ * One segment file: its id and name, its handle, and how far it has been written and synced; and
+ * the names of the files that belong to a segment (its own, and the sidecar of bytes recovery cut
+ * off it).
  */
 import { SEGMENT_HEADER_BYTES } from './format';
 import type { MediumFile } from './medium/types';
 
-/** Normal segments take ids that are multiples of this; compaction outputs use the ids between. */
+/**
+ * Segments that take writes have ids that are multiples of this (write segments); compaction
+ * outputs use the ids between, just above the newest segment they replace.
+ */
 export const SEGMENT_ID_STEP = 0x10000;
-/** Files being written by compaction carry this suffix until they are complete and synced. */
+/** Files being written (by compaction, a snapshot, a sidecar) carry this suffix until they are complete and synced. */
 export const TEMP_SUFFIX = '.tmp';
+/** Sidecar files: bytes recovery cut off a segment, kept rather than destroyed (docs/recovery.md). */
+export const CUT_SUFFIX = '.cut';
 const NAME_PATTERN = /^([0-9a-f]{12})\.seg$/;
+const CUT_PATTERN = /^([0-9a-f]{12})-([0-9a-f]{8,13})\.cut$/;
+
+/**
+ * Whether segment `id` is one that takes writes. Only such a segment, and only the newest, can
+ * end in a torn tail: every other segment was complete and synced before a later one existed.
+ */
+export function isWriteSegmentId(id: number): boolean {
+  return id % SEGMENT_ID_STEP === 0;
+}
+
+/** The id of the next write segment after segment `id` (a write segment or a compaction output). */
+export function nextWriteSegmentId(id: number): number {
+  return (Math.floor(id / SEGMENT_ID_STEP) + 1) * SEGMENT_ID_STEP;
+}
 
 export function segmentName(id: number): string {
   return id.toString(16).padStart(12, '0') + '.seg';
@@ -18,6 +39,21 @@ export function segmentName(id: number): string {
 export function parseSegmentName(name: string): number | undefined {
   const match = NAME_PATTERN.exec(name);
   return match === null ? undefined : parseInt(match[1], 16);
+}
+
+/**
+ * The name of the sidecar holding the bytes cut off segment `segmentId` at `offset`: the segment's
+ * 12 hex digits, a dash, the offset in at least 8 hex digits, ".cut". It cannot be mistaken for a
+ * segment, a hint or a temporary file, so recovery and compaction leave it alone.
+ */
+export function cutName(segmentId: number, offset: number): string {
+  return `${segmentId.toString(16).padStart(12, '0')}-${offset.toString(16).padStart(8, '0')}${CUT_SUFFIX}`;
+}
+
+/** The segment id and offset in a sidecar's name, or undefined if `name` is not one. */
+export function parseCutName(name: string): { segmentId: number; offset: number } | undefined {
+  const match = CUT_PATTERN.exec(name);
+  return match === null ? undefined : { segmentId: parseInt(match[1], 16), offset: parseInt(match[2], 16) };
 }
 
 /** A record that has been given its place in a segment but not yet handed to the OS. */

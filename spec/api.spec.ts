@@ -88,6 +88,8 @@ describe('open()', () => {
     ['autoCompact.minDeadRatio', { minDeadRatio: 1.5 }], ['autoCompact.minDeadRatio', { minDeadRatio: -0.1 }],
     ['autoCompact.minDeadRatio', { minDeadRatio: NaN }], ['autoCompact.minDeadBytes', { minDeadBytes: -1 }],
     ['autoCompact.minDeadBytes', { minDeadBytes: 1.5 }],
+    ['lockStaleMs', 999], ['lockStaleMs', 1000.5], ['lockStaleMs', '30000'], ['lockStaleMs', null],
+    ['lockStaleMs', 24 * 3600 * 1000 + 1],
   ];
   for (const [option, value] of badOptions) {
     it(`rejects option ${option}: ${String(value)} with LOGKV_INVALID_ARGUMENT, creating nothing`, async () => {
@@ -114,6 +116,7 @@ describe('open()', () => {
       { maxStoreBytes: 4096 }, { maxStoreBytes: Infinity }, { clock: () => 5 }, {},
       { cacheBytes: 0 }, { cacheBytes: 2 ** 40 }, { autoCompact: false }, { autoCompact: {} },
       { autoCompact: { minDeadRatio: 0, minDeadBytes: 0 } }, { autoCompact: { minDeadRatio: 1 } },
+      { lockStaleMs: 1000 }, { lockStaleMs: 24 * 3600 * 1000 },
     ];
     const dir = tempDir();
     for (const options of bounds) {
@@ -670,7 +673,7 @@ describe('a rejected call writes nothing and changes nothing', () => {
     const codes = Object.values(ErrorCodes);
     expect(codes).to.deep.equal([
       'LOGKV_KEY_EXISTS', 'LOGKV_KEY_NOT_FOUND', 'LOGKV_INVALID_KEY', 'LOGKV_INVALID_VALUE', 'LOGKV_INVALID_ARGUMENT',
-      'LOGKV_LOCKED', 'LOGKV_CLOSED', 'LOGKV_CORRUPTION', 'LOGKV_STORE_FULL', 'LOGKV_IO',
+      'LOGKV_LOCKED', 'LOGKV_LOCK_LOST', 'LOGKV_CLOSED', 'LOGKV_CORRUPTION', 'LOGKV_STORE_FULL', 'LOGKV_IO',
     ]);
     const err = new LogkvError(ErrorCodes.IO, 'm', { file: 'f' }, new Error('cause'));
     expect(err).to.be.instanceOf(Error);

@@ -32,6 +32,33 @@ describe('block cache', () => {
     await handle.close();
   });
 
+  it('grows its frame tables as it fills, exact across the growth, and a huge capacity costs nothing up front', async () => {
+    const before = process.memoryUsage().arrayBuffers;
+    const huge = new BlockCache(2 ** 40);
+    // Tables for 2^28 frames would be gigabytes; only the first slab's worth exists yet.
+    expect(process.memoryUsage().arrayBuffers - before).to.be.below(1024 * 1024);
+    const dir = tempDir('cache-grow');
+    const random = seededRandom(11);
+    const content = Buffer.alloc(BLOCK_BYTES * 700);
+    for (let i = 0; i < content.length; i++) content[i] = Math.floor(random() * 256);
+    const file = path.join(dir, 'data');
+    fs.writeFileSync(file, content);
+    const handle = await fileSystem.open(file, { readOnly: true });
+    // 600 frames: the tables grow 256 -> 512 -> 600, then the clock evicts among all of them.
+    for (const cache of [new BlockCache(BLOCK_BYTES * 600), huge]) {
+      for (let i = 0; i < 6000; i++) {
+        const position = Math.floor(random() * content.length);
+        const length = 1 + Math.floor(random() * 300);
+        const out = Buffer.alloc(length);
+        const got = cache.read(5, handle, out, length, position);
+        const expected = content.subarray(position, position + length);
+        expect(got).to.equal(expected.length);
+        expect(out.subarray(0, got).equals(expected), `bytes of ${length} at ${position}`).to.equal(true);
+      }
+    }
+    await handle.close();
+  });
+
   it('sees bytes appended after a block was cached', async () => {
     const dir = tempDir('cache-tail');
     const file = path.join(dir, 'data');

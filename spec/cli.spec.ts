@@ -360,7 +360,9 @@ describe('logkv command line', function () {
       expect(report.problems[0].problem).to.match(/^torn tail/);
       expect(fs.statSync(file).size).to.equal(size - 3); // check changes nothing
     });
-    it('a bad record mid-way through the newest segment is corruption, not a torn tail: open() would cut good records', async () => {
+    it('a bad record mid-way through the newest segment is a torn tail, as open() treats it: a notice that counts the records after it', async () => {
+      // open() cannot tell this from what a power loss leaves (unsynced pages written out of
+      // order), so it cuts here; check says what open() will do, and how many records follow.
       const dir = tempDir('cli');
       await withStore(dir, async (store) => {
         for (let i = 0; i < 10; i++) await store.set(`key-${i}`, 'v'.repeat(50));
@@ -370,12 +372,12 @@ describe('logkv command line', function () {
       const bytes = fs.readFileSync(file);
       bytes[SEGMENT_HEADER_BYTES + 2 * recordBytes + 25] ^= 0x01;
       fs.writeFileSync(file, bytes);
-      const report = JSON.parse((await expectExit(logkv(['--dir', dir, 'check', '--json']), 1)).stdout) as
+      const report = JSON.parse((await expectExit(logkv(['--dir', dir, 'check', '--json']), 0)).stdout) as
         { records: number; problems: Array<{ severity: string; offset: number; problem: string }> };
       expect(report.records).to.equal(9);
       expect(report.problems).to.have.length(1);
-      expect(report.problems[0]).to.include({ severity: 'corruption', offset: SEGMENT_HEADER_BYTES + 2 * recordBytes });
-      expect(report.problems[0].problem).to.match(/open\(\) would cut this segment here/);
+      expect(report.problems[0]).to.include({ severity: 'notice', offset: SEGMENT_HEADER_BYTES + 2 * recordBytes });
+      expect(report.problems[0].problem).to.match(/^torn tail .* 7 good-looking record\(s\) follow the damage/);
     });
 
     it('checks hint files: a sound one passes, a damaged one is reported (exit 1), a stale one is a notice', async () => {

@@ -208,7 +208,7 @@ describe('golden bytes', () => {
         const valueLength = bytes.length - 20 - keyLength;
         expect(header).to.deep.equal({
           crc: bytes.readUInt32LE(0), type: c.type, flags: c.flags, keyLength, valueLength,
-          expiresAt: c.expiresAt, totalLength: bytes.length,
+          expiresAt: c.expiresAt, headerLength: 20, totalLength: bytes.length,
         });
         expect(recordCrcMatches(bytes, 0, header!)).to.equal(true);
         expect(bytes.toString('utf8', 20, 20 + keyLength)).to.equal(c.key);

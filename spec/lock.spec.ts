@@ -1,72 +1,49 @@
 /**
  * One owner at a time, across real processes: a second open rejects LOGKV_LOCKED naming the
  * owner's pid; when the owner dies without closing (SIGKILL), the next open succeeds at once;
- * a live owner is never displaced.
+ * a live owner is never displaced. Then the lock's files, made by hand: every state an owner can
+ * leave them in, and how open() judges each (docs/locking.md).
  */
 import { expect } from 'chai';
-import { ChildProcess, spawn, spawnSync } from 'child_process';
+import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { ErrorCodes } from '../lib';
-import { LOCK_NAME, OWNER_NAME, TAKEOVER_NAME } from '../lib/lock';
+import {
+  LEGACY_LOCK_NAME, LEGACY_OWNER_NAME, LEGACY_TAKEOVER_NAME, LOCKS_DIR, OwnerRecord, generationPath, listGenerations,
+  lockTimes, ownRecord, processStartTicks, readOwner,
+} from '../lib/lock';
+import { seededRandom } from '../lib/medium/random';
+import { killChildren, startChild } from './lock-children';
 import { expectCode, openFast, tempDir } from './helpers';
 
-const HOLDER = path.join(__dirname, 'fixtures', 'holder.ts');
-const children: ChildProcess[] = [];
+const HOLDER = 'spec/fixtures/holder.ts';
 
-interface Holder {
-  child: ChildProcess;
-  /** Resolves with the first stdout line that starts with one of `prefixes`. */
-  line(...prefixes: string[]): Promise<string>;
-  exited: Promise<void>;
-}
-
-function startHolder(dir: string): Holder {
-  const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', HOLDER, dir], {
-    cwd: path.join(__dirname, '..'),
-    stdio: ['pipe', 'pipe', 'inherit'],
-    // No coverage from the holders: c8 merging their partial coverage of lib/ into this process's
-    // skews the report (lines this process ran show as unrun). What they run is run here too.
-    env: { ...process.env, NODE_V8_COVERAGE: '' },
-  });
-  children.push(child);
-  let output = '';
-  const waiters: Array<() => void> = [];
-  child.stdout!.setEncoding('utf8');
-  child.stdout!.on('data', (chunk: string) => {
-    output += chunk;
-    for (const wake of waiters.splice(0)) wake();
-  });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const line = (...prefixes: string[]): Promise<string> => new Promise((resolve, reject) => {
-    const check = (): void => {
-      const found = output.split('\n').find((l) => prefixes.some((p) => l.startsWith(p)));
-      if (found !== undefined) resolve(found);
-      else if (child.exitCode !== null || child.signalCode !== null) reject(new Error(`holder exited; output: ${output}`));
-      else waiters.push(check);
-    };
-    child.once('exit', () => { for (const wake of waiters.splice(0)) wake(); });
-    check();
-  });
-  return { child, line, exited };
+function startHolder(dir: string, options: object = {}): ReturnType<typeof startChild> {
+  return startChild(HOLDER, [dir, JSON.stringify(options)]);
 }
 
 /** The pid of a process that has exited. */
 function deadPid(): number {
-  const result = spawnSync(process.execPath, ['-e', '0']);
-  return result.pid!;
+  return spawnSync('true').pid!;
 }
 
-afterEach(async () => {
-  for (const child of children.splice(0)) {
-    if (child.exitCode === null && child.signalCode === null) {
-      const exited = new Promise((resolve) => child.once('exit', resolve));
-      child.kill('SIGKILL');
-      await exited;
-    }
-  }
-});
+/** Writes generation `generation` of `dir`'s lock as an owner with `owner` would have, its heartbeat `ageMs` old. */
+function writeGeneration(dir: string, generation: number, owner: Partial<OwnerRecord> | string, ageMs = 0): void {
+  fs.mkdirSync(path.join(dir, LOCKS_DIR), { recursive: true });
+  const file = generationPath(dir, generation);
+  fs.writeFileSync(file, typeof owner === 'string' ? owner : JSON.stringify({ ...ownRecord(30_000), ...owner }));
+  const when = new Date(Date.now() - ageMs);
+  fs.utimesSync(file, when, when);
+}
+
+/** The record of the store's current owner. */
+function currentOwner(dir: string): OwnerRecord | undefined {
+  return readOwner(dir, listGenerations(dir).pop()!);
+}
+
+afterEach(killChildren);
 
 describe('the lock', function () {
   this.timeout(30_000);
@@ -74,42 +51,44 @@ describe('the lock', function () {
   it('a second process gets LOGKV_LOCKED naming the owner; after SIGKILL of the owner, open succeeds at once', async () => {
     const dir = tempDir();
     const owner = startHolder(dir);
-    expect(await owner.line('ready', 'error')).to.equal('ready');
+    expect(await owner.next('ready', 'error')).to.equal('ready');
 
     const err = await expectCode(openFast(dir), ErrorCodes.LOCKED);
-    expect(err.details.pid).to.equal(owner.child.pid);
+    expect(err.details.pid).to.equal(owner.pid);
+    expect(err.details.hostname).to.equal(os.hostname());
 
     // A third process is refused too, and names the same owner.
     const other = startHolder(dir);
-    expect(await other.line('ready', 'error')).to.equal(`error ${ErrorCodes.LOCKED} ${owner.child.pid}`);
+    expect(await other.next('ready', 'error')).to.equal(`error ${ErrorCodes.LOCKED} ${owner.pid}`);
     await other.exited;
-    expect(other.child.exitCode).to.equal(2);
+    expect(other.process.exitCode).to.equal(2);
 
     // The refused opens did not disturb the owner's lock.
-    expect(JSON.parse(fs.readFileSync(path.join(dir, OWNER_NAME), 'utf8')).pid).to.equal(owner.child.pid);
+    expect(listGenerations(dir)).to.deep.equal([1]);
+    expect(currentOwner(dir)?.pid).to.equal(owner.pid);
 
-    owner.child.kill('SIGKILL');
-    await owner.exited;
+    await owner.kill('SIGKILL');
     const started = Date.now();
     const store = await openFast(dir);
     expect(Date.now() - started).to.be.below(2000);
     // What the owner wrote reached the OS before it said "ready", so it survived the kill.
-    expect(await store.get('holder')).to.equal(owner.child.pid);
-    expect(JSON.parse(fs.readFileSync(path.join(dir, OWNER_NAME), 'utf8')).pid).to.equal(process.pid);
+    expect(await store.get('holder')).to.equal(owner.pid);
+    // The dead owner's generation was succeeded, then cleaned up.
+    expect(listGenerations(dir)).to.deep.equal([2]);
+    expect(currentOwner(dir)?.pid).to.equal(process.pid);
     await store.close();
   });
 
-  it('after the owner closes, another process opens the store', async () => {
+  it('after the owner closes, its lock file is empty (free) and another process opens the store', async () => {
     const dir = tempDir();
     const owner = startHolder(dir);
-    expect(await owner.line('ready', 'error')).to.equal('ready');
-    owner.child.stdin!.write('close\n');
-    expect(await owner.line('closed')).to.equal('closed');
+    expect(await owner.next('ready', 'error')).to.equal('ready');
+    owner.send('close');
+    expect(await owner.next('closed')).to.equal('closed');
     await owner.exited;
-    expect(fs.existsSync(path.join(dir, OWNER_NAME))).to.equal(false);
-    expect(fs.existsSync(path.join(dir, LOCK_NAME))).to.equal(false);
+    expect(fs.statSync(generationPath(dir, 1)).size).to.equal(0);
     const store = await openFast(dir);
-    expect(await store.get('holder')).to.equal(owner.child.pid);
+    expect(await store.get('holder')).to.equal(owner.pid);
     await store.close();
   });
 
@@ -117,10 +96,61 @@ describe('the lock', function () {
     const dir = tempDir();
     const store = await openFast(dir);
     const other = startHolder(dir);
-    expect(await other.line('ready', 'error')).to.equal(`error ${ErrorCodes.LOCKED} ${process.pid}`);
+    expect(await other.next('ready', 'error')).to.equal(`error ${ErrorCodes.LOCKED} ${process.pid}`);
     await other.exited;
     await store.set('still', 'mine');
     await store.close();
+  });
+
+  it('a stopped owner on this host is alive: never displaced, however long its heartbeat stands still', async () => {
+    const dir = tempDir();
+    const staleMs = 1000;
+    const owner = startHolder(dir, { lockStaleMs: staleMs });
+    expect(await owner.next('ready', 'error')).to.equal('ready');
+    await owner.kill('SIGSTOP');
+    await new Promise((resolve) => setTimeout(resolve, 2 * staleMs));
+    const err = await expectCode(openFast(dir, { lockStaleMs: staleMs }), ErrorCodes.LOCKED);
+    expect(err.details.pid).to.equal(owner.pid);
+    await owner.kill('SIGCONT');
+    // Its lease ran out while it was stopped; its next write renews it, as nobody took the lock.
+    owner.send('set again');
+    expect(await owner.next('set ')).to.equal('set ok');
+  });
+
+  it('an owner killed at any moment of taking the lock never makes the next open wait', async function () {
+    this.timeout(120_000);
+    const random = seededRandom(9);
+    for (let round = 0; round < 16; round++) {
+      const dir = tempDir();
+      const owner = startHolder(dir);
+      await owner.next('opening');
+      // Land before, while or after it takes the lock (the directory syncs before it take a while).
+      await new Promise((resolve) => setTimeout(resolve, random.int(100)));
+      await owner.kill('SIGKILL');
+      const started = Date.now();
+      const store = await openFast(dir);
+      expect(Date.now() - started, `round ${round}`).to.be.below(1000);
+      await store.close();
+    }
+  });
+
+  it('the heartbeat timer does not keep a process alive, and stops at close()', async () => {
+    const dir = tempDir();
+    const idle = startHolder(dir, { idle: true, lockStaleMs: 1000 });
+    expect(await idle.next('ready', 'error')).to.equal('ready');
+    await idle.exited;
+    expect(idle.process.exitCode).to.equal(0);
+
+    const store = await openFast(dir, { lockStaleMs: 1000 });
+    const file = generationPath(dir, listGenerations(dir).pop()!);
+    const beat = fs.statSync(file).mtimeMs;
+    await new Promise((resolve) => setTimeout(resolve, 3 * lockTimes(1000).heartbeatMs));
+    expect(fs.statSync(file).mtimeMs).to.be.above(beat);
+    await store.close();
+    const closed = fs.statSync(file);
+    await new Promise((resolve) => setTimeout(resolve, 3 * lockTimes(1000).heartbeatMs));
+    expect(fs.statSync(file).mtimeMs).to.equal(closed.mtimeMs);
+    expect(closed.size).to.equal(0);
   });
 });
 
@@ -152,108 +182,151 @@ describe('the lock within one process', () => {
     expect(lost.map((r) => r.reason.code)).to.deep.equal([ErrorCodes.LOCKED, ErrorCodes.LOCKED]);
     await (won[0] as PromiseFulfilledResult<Awaited<ReturnType<typeof openFast>>>).value.close();
   });
+});
 
+describe('the lock files as owners leave them', () => {
   it('a lock left by a dead process is taken over at once', async () => {
     const dir = tempDir();
-    fs.mkdirSync(path.join(dir, LOCK_NAME));
-    fs.writeFileSync(path.join(dir, OWNER_NAME), JSON.stringify({ pid: deadPid(), hostname: os.hostname() }));
+    writeGeneration(dir, 1, { pid: deadPid() });
     const store = await openFast(dir);
-    expect(JSON.parse(fs.readFileSync(path.join(dir, OWNER_NAME), 'utf8')).pid).to.equal(process.pid);
+    expect(listGenerations(dir)).to.deep.equal([2]);
+    expect(currentOwner(dir)?.pid).to.equal(process.pid);
     await store.close();
   });
 
   it('a lock whose pid now belongs to another process (a different start time) is taken over', async () => {
     if (!fs.existsSync(`/proc/${process.pid}/stat`)) return expect(process.platform).to.not.equal('linux');
     const dir = tempDir();
-    fs.mkdirSync(path.join(dir, LOCK_NAME));
     // This process is alive, but it is not the process that took the lock.
-    fs.writeFileSync(path.join(dir, OWNER_NAME),
-      JSON.stringify({ pid: process.pid, hostname: os.hostname(), startTicks: '1' }));
+    writeGeneration(dir, 1, { pid: process.pid, startTicks: '1' });
     const store = await openFast(dir);
     await store.close();
   });
 
-  it('a dead owner whose lock another live process is taking over: LOGKV_LOCKED naming the taker', async () => {
+  it('a lock from an earlier boot of this host is taken over at once, whatever its pid', async () => {
+    if (!fs.existsSync('/proc/sys/kernel/random/boot_id')) return expect(process.platform).to.not.equal('linux');
     const dir = tempDir();
-    fs.mkdirSync(path.join(dir, LOCK_NAME));
-    fs.writeFileSync(path.join(dir, OWNER_NAME), JSON.stringify({ pid: deadPid(), hostname: os.hostname() }));
-    fs.mkdirSync(path.join(dir, TAKEOVER_NAME));
-    fs.writeFileSync(path.join(dir, TAKEOVER_NAME, 'owner'), JSON.stringify({ pid: 1, hostname: os.hostname() }));
+    writeGeneration(dir, 1, { pid: 1, startTicks: processStartTicks(1), bootId: 'an-earlier-boot' });
+    const store = await openFast(dir);
+    await store.close();
+  });
+
+  it('a lock held by a live process is never displaced, with its start time or without', async () => {
+    const dir = tempDir();
+    // pid 1 is always alive (and may belong to another user: EPERM still means alive).
+    writeGeneration(dir, 1, { pid: 1, startTicks: processStartTicks(1) });
     const err = await expectCode(openFast(dir), ErrorCodes.LOCKED);
     expect(err.details.pid).to.equal(1);
-    // Nothing was moved: the taker finishes its takeover undisturbed.
-    expect(fs.existsSync(path.join(dir, LOCK_NAME))).to.equal(true);
-    expect(fs.existsSync(path.join(dir, TAKEOVER_NAME))).to.equal(true);
+    // Without a start time the pid cannot prove it is the same process: its fresh heartbeat does.
+    writeGeneration(dir, 1, { pid: 1, startTicks: undefined });
+    expect((await expectCode(openFast(dir), ErrorCodes.LOCKED)).details.pid).to.equal(1);
+    expect(listGenerations(dir)).to.deep.equal([1]);
   });
 
-  it('a takeover lock left by a process that died taking over is removed, and the store opens', async () => {
+  it('a dead owner already succeeded by a live one: LOGKV_LOCKED naming the live one, nothing moved', async () => {
     const dir = tempDir();
-    fs.mkdirSync(path.join(dir, LOCK_NAME));
-    fs.writeFileSync(path.join(dir, OWNER_NAME), JSON.stringify({ pid: deadPid(), hostname: os.hostname() }));
-    fs.mkdirSync(path.join(dir, TAKEOVER_NAME));
-    fs.writeFileSync(path.join(dir, TAKEOVER_NAME, 'owner'), JSON.stringify({ pid: deadPid(), hostname: os.hostname() }));
-    const store = await openFast(dir);
-    expect(JSON.parse(fs.readFileSync(path.join(dir, OWNER_NAME), 'utf8')).pid).to.equal(process.pid);
-    expect(fs.existsSync(path.join(dir, TAKEOVER_NAME))).to.equal(false);
-    await store.close();
+    writeGeneration(dir, 1, { pid: deadPid() });
+    writeGeneration(dir, 2, { pid: 1, startTicks: processStartTicks(1) });
+    const err = await expectCode(openFast(dir), ErrorCodes.LOCKED);
+    expect(err.details.pid).to.equal(1);
+    expect(listGenerations(dir)).to.deep.equal([1, 2]);
   });
 
   it('many processes opening a dead owner\'s store at once: exactly one wins', async function () {
     this.timeout(60_000);
     const dir = tempDir();
-    fs.mkdirSync(path.join(dir, LOCK_NAME));
-    fs.writeFileSync(path.join(dir, OWNER_NAME), JSON.stringify({ pid: deadPid(), hostname: os.hostname() }));
+    writeGeneration(dir, 1, { pid: deadPid() });
     const holders = Array.from({ length: 5 }, () => startHolder(dir));
-    const outcomes = await Promise.all(holders.map((h) => h.line('ready', 'error')));
+    const outcomes = await Promise.all(holders.map((h) => h.next('ready', 'error')));
     expect(outcomes.filter((line) => line === 'ready')).to.have.length(1);
-    for (const line of outcomes.filter((l) => l !== 'ready')) expect(line.split(' ')[1]).to.equal('LOGKV_LOCKED');
-    expect(fs.existsSync(path.join(dir, TAKEOVER_NAME))).to.equal(false);
+    for (const line of outcomes.filter((l) => l !== 'ready')) expect(line.split(' ')[1]).to.equal(ErrorCodes.LOCKED);
+    expect(listGenerations(dir)).to.deep.equal([2]);
   });
 
-  it('a lock held by a live process is never displaced', async () => {
-    const dir = tempDir();
-    fs.mkdirSync(path.join(dir, LOCK_NAME));
-    // pid 1 is always alive (and may belong to another user: EPERM still means alive).
-    fs.writeFileSync(path.join(dir, OWNER_NAME), JSON.stringify({ pid: 1, hostname: os.hostname() }));
-    const err = await expectCode(openFast(dir), ErrorCodes.LOCKED);
-    expect(err.details.pid).to.equal(1);
-    expect(fs.existsSync(path.join(dir, LOCK_NAME))).to.equal(true);
+  it('an empty lock file (released, or emptied by a power loss) is free: taken at once', async () => {
+    for (const content of ['', '\0'.repeat(180)]) {
+      const dir = tempDir();
+      writeGeneration(dir, 4, content);
+      const store = await openFast(dir);
+      expect(listGenerations(dir)).to.deep.equal([5]);
+      await store.close();
+    }
   });
 
-  it('a lock held from another host is never displaced', async () => {
+  it('a temporary file left by a taker killed before it named its generation is ignored, and removed once old', async () => {
     const dir = tempDir();
-    fs.mkdirSync(path.join(dir, LOCK_NAME));
-    fs.writeFileSync(path.join(dir, OWNER_NAME), JSON.stringify({ pid: deadPid(), hostname: `not-${os.hostname()}` }));
-    const err = await expectCode(openFast(dir), ErrorCodes.LOCKED);
-    expect(typeof err.details.pid).to.equal('number');
-  });
-
-  it('a fresh lock without an owner file (an owner starting up) is respected', async () => {
-    const dir = tempDir();
-    fs.mkdirSync(path.join(dir, LOCK_NAME));
-    const err = await expectCode(openFast(dir), ErrorCodes.LOCKED);
-    expect(err.details.pid).to.equal(undefined);
-  });
-
-  it('an old lock without an owner file (an owner that died starting up) is taken over', async () => {
-    const dir = tempDir();
-    const lock = path.join(dir, LOCK_NAME);
-    fs.mkdirSync(lock);
-    const old = new Date(Date.now() - 60_000);
-    fs.utimesSync(lock, old, old);
+    writeGeneration(dir, 1, { pid: deadPid() });
+    const old = path.join(dir, LOCKS_DIR, 'tmp-1-old');
+    const fresh = path.join(dir, LOCKS_DIR, 'tmp-1-fresh');
+    fs.writeFileSync(old, JSON.stringify(ownRecord(30_000)));
+    fs.writeFileSync(fresh, JSON.stringify(ownRecord(30_000)));
+    const hourAgo = new Date(Date.now() - 3600_000);
+    fs.utimesSync(old, hourAgo, hourAgo);
     const store = await openFast(dir);
+    // A fresh one may be another opener's, between writing its record and naming it.
+    expect(fs.readdirSync(path.join(dir, LOCKS_DIR)).sort()).to.deep.equal(['2', 'tmp-1-fresh']);
     await store.close();
   });
 
-  it('an unreadable owner file counts as no owner', async () => {
+  it('an unreadable record: the heartbeat decides (fresh: LOCKED; stale: taken after watching it a lease)', async () => {
     const dir = tempDir();
-    const lock = path.join(dir, LOCK_NAME);
-    fs.mkdirSync(lock);
-    fs.writeFileSync(path.join(dir, OWNER_NAME), '{"pid": "not a number"');
-    await expectCode(openFast(dir), ErrorCodes.LOCKED);
-    const old = new Date(Date.now() - 60_000);
-    fs.utimesSync(lock, old, old);
+    const staleMs = 1000;
+    writeGeneration(dir, 1, '{"pid": "not a number"');
+    const err = await expectCode(openFast(dir, { lockStaleMs: staleMs }), ErrorCodes.LOCKED);
+    expect(err.details.pid).to.equal(undefined);
+    writeGeneration(dir, 1, '{"pid": "not a number"', staleMs);
+    const started = Date.now();
+    const store = await openFast(dir, { lockStaleMs: staleMs });
+    expect(Date.now() - started).to.be.at.least(lockTimes(staleMs).leaseMs - 5);
+    expect(listGenerations(dir)).to.deep.equal([2]);
+    await store.close();
+  });
+
+  it('a stale owner that beats again just as it is taken over: the taker waits out its lease before it owns', async () => {
+    const dir = tempDir();
+    const staleMs = 1000;
+    const { leaseMs } = lockTimes(staleMs);
+    writeGeneration(dir, 1, { hostname: 'elsewhere', staleMs }, staleMs);
+    // Right as the taker names generation 2, after it watched generation 1 stand still, the owner
+    // comes back and writes a heartbeat: it may have checked for generation 2 just before.
+    // The module object itself (`import * as` gives a read-only view of it).
+    const nodeFs = require('fs') as typeof fs;
+    const realLink = nodeFs.linkSync;
+    nodeFs.linkSync = (from: fs.PathLike, to: fs.PathLike): void => {
+      if (String(to) === generationPath(fs.realpathSync(dir), 2)) fs.appendFileSync(generationPath(dir, 1), '\n0000000000000001');
+      realLink(from, to);
+    };
+    const started = Date.now();
+    try {
+      const store = await openFast(dir, { lockStaleMs: staleMs });
+      await store.close();
+    } finally {
+      nodeFs.linkSync = realLink;
+    }
+    // A lease of watching, then a lease of waiting.
+    expect(Date.now() - started).to.be.at.least(2 * leaseMs - 5);
+  });
+
+  it('an owner\'s longer lockStaleMs is honoured by a taker with a shorter one', async () => {
+    const dir = tempDir();
+    writeGeneration(dir, 1, { pid: 1, hostname: 'elsewhere', staleMs: 10_000 }, 2000);
+    const err = await expectCode(openFast(dir, { lockStaleMs: 1000 }), ErrorCodes.LOCKED);
+    expect(err.details.hostname).to.equal('elsewhere');
+  });
+
+  it('a lock of the logkv before generations: a live owner here refuses the open; a dead one\'s files are removed', async () => {
+    const dir = tempDir();
+    fs.mkdirSync(path.join(dir, LEGACY_LOCK_NAME));
+    fs.writeFileSync(path.join(dir, LEGACY_OWNER_NAME),
+      JSON.stringify({ pid: 1, hostname: os.hostname(), startTicks: processStartTicks(1) }));
+    expect((await expectCode(openFast(dir), ErrorCodes.LOCKED)).details.pid).to.equal(1);
+
+    fs.writeFileSync(path.join(dir, LEGACY_OWNER_NAME), JSON.stringify({ pid: deadPid(), hostname: os.hostname() }));
+    fs.mkdirSync(path.join(dir, LEGACY_TAKEOVER_NAME));
     const store = await openFast(dir);
+    for (const name of [LEGACY_LOCK_NAME, LEGACY_OWNER_NAME, LEGACY_TAKEOVER_NAME]) {
+      expect(fs.existsSync(path.join(dir, name)), name).to.equal(false);
+    }
     await store.close();
   });
 });

@@ -68,7 +68,7 @@ describe('the npm package', function () {
       expect(allowed, `unexpected file in the package: ${file}`).to.equal(true);
     }
     for (const needed of ['dist/index.js', 'dist/index.d.ts', 'dist/esm/index.mjs', 'dist/keyv.js', 'dist/keyv.d.ts',
-      'dist/esm/keyv.mjs', 'dist/bin/logkv.js', 'dist/bin/logkv-compact.js', 'README.md', 'LICENSE']) {
+      'dist/esm/keyv.mjs', 'dist/testing.js', 'dist/testing.d.ts', 'dist/esm/testing.mjs', 'dist/bin/logkv.js', 'dist/bin/logkv-compact.js', 'README.md', 'LICENSE']) {
       expect(packedFiles).to.include(needed);
     }
     expect(packedFiles.filter((f) => f.endsWith('.map') || f.startsWith('spec/') || f.startsWith('tools/'))).to.deep.equal([]);
@@ -120,23 +120,72 @@ describe('the npm package', function () {
     expect(JSON.parse(run.stdout)).to.deep.equal({ map: 'one', sameClass: true, defaultExport: true, defaultDir: 'string', fromAdapter: 'y' });
   });
 
+  it('serves the test instruments from "logkv/testing" (CommonJS and ESM, one instance), and none from "logkv"', () => {
+    fs.writeFileSync(path.join(project, 'testing.cjs'), `
+      const { open } = require('logkv');
+      const { MemoryMedium, FaultyMedium, seededRandom, DROP_UNSYNCED } = require('logkv/testing');
+      (async () => {
+        const memory = new MemoryMedium();
+        const store = await open('/db', { medium: new FaultyMedium(memory) });
+        await store.set('k', seededRandom(7).chance(1));
+        await store.close();
+        const again = await open('/db', { medium: memory.crash(DROP_UNSYNCED) });
+        const value = await again.get('k');
+        await again.close();
+        console.log(JSON.stringify({ value, root: Object.keys(require('logkv')).sort() }));
+      })();
+    `);
+    const cjs = node(['testing.cjs'], project);
+    expect(cjs.code, cjs.stderr).to.equal(0);
+    expect(JSON.parse(cjs.stdout)).to.deep.equal({
+      value: true,
+      root: ['ErrorCodes', 'FORMAT_VERSION', 'LogkvError', 'Store', 'checkStore', 'defaultDir', 'dumpLines', 'dumpStore', 'loadStore', 'open'],
+    });
+
+    fs.writeFileSync(path.join(project, 'testing.mjs'), `
+      import { createRequire } from 'node:module';
+      import * as root from 'logkv';
+      import { MemoryMedium, FaultyMedium, KEEP_UNSYNCED, randomCrash, seededRandom } from 'logkv/testing';
+      const require = createRequire(import.meta.url);
+      const store = await root.open('/db', { medium: new MemoryMedium() });
+      await store.set('k', 'v');
+      const value = await store.get('k');
+      await store.close();
+      console.log(JSON.stringify({
+        value,
+        sameClass: MemoryMedium === require('logkv/testing').MemoryMedium,
+        kinds: [typeof FaultyMedium, typeof KEEP_UNSYNCED, typeof randomCrash, typeof seededRandom],
+        rootHasMedium: 'MemoryMedium' in root,
+      }));
+    `);
+    const esm = node(['testing.mjs'], project);
+    expect(esm.code, esm.stderr).to.equal(0);
+    expect(JSON.parse(esm.stdout)).to.deep.equal({
+      value: 'v', sameClass: true, kinds: ['function', 'object', 'function', 'function'], rootHasMedium: false,
+    });
+  });
+
   it('gives TypeScript users its types, from ESM and CommonJS', () => {
     fs.writeFileSync(path.join(project, 'typed.mts'), `
       import { open, LogkvError, ErrorCodes, type Store, type StoreStats } from 'logkv';
       import { KeyvLogkv } from 'logkv/keyv';
+      import { MemoryMedium, type FaultPlan, type Medium } from 'logkv/testing';
       interface User { name: string }
-      const store: Store<User> = await open<User>('./typed');
+      const medium: Medium = new MemoryMedium();
+      const plan: FaultPlan = { op: 'sync', nth: 2 };
+      const store: Store<User> = await open<User>('./typed', { medium });
       const user: User | undefined = await store.get('u');
       const stats: StoreStats = store.stats();
       const code: string = ErrorCodes.LOCKED;
       const adapter = new KeyvLogkv({ dir: './typed-keyv', sync: 'interval' });
       // @ts-expect-error a User has a name
       await store.set('u', { age: 3 });
-      export { user, stats, code, adapter, LogkvError };
+      export { user, stats, code, adapter, LogkvError, plan };
     `);
     fs.writeFileSync(path.join(project, 'typed.cts'), `
       import logkv = require('logkv');
-      const pending: Promise<logkv.Store<number>> = logkv.open<number>();
+      import testing = require('logkv/testing');
+      const pending: Promise<logkv.Store<number>> = logkv.open<number>('./typed-cjs', { medium: new testing.MemoryMedium() });
       export { pending };
     `);
     const tsc = path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');

@@ -360,6 +360,55 @@ describe('recovery: a damaged sealed segment', () => {
   });
 });
 
+describe('recovery: a compaction output is never torn', () => {
+  // Only the segment that takes writes can be torn by a crash: a compaction output is synced
+  // before it is renamed into place. When it is the newest segment (no write came after the
+  // compaction) and its hint is gone, damage in it must not be cut off as a torn tail: the keys
+  // after the damage would silently read as missing. Issue 9, item 4.
+  const OPTIONS = { maxSegmentBytes: 2048, autoCompact: false as const };
+
+  /** A compacted store whose newest segment is a compaction output; returns it and its records' offsets. */
+  async function compacted(): Promise<{ dir: string; output: string; second: number }> {
+    const dir = tempDir();
+    const store = await openAfterCrash(dir, OPTIONS);
+    for (let round = 0; round < 3; round++) {
+      for (let i = 0; i < 12; i++) await store.set(`key${String(i).padStart(2, '0')}`, `${round}`.repeat(120));
+    }
+    await store.compact();
+    await store.close();
+    const names = segmentFiles(dir);
+    const output = path.join(dir, names[names.length - 1]);
+    expect(parseInt(names[names.length - 1], 16) % 0x10000, 'the newest segment is a compaction output').to.not.equal(0);
+    return { dir, output, second: 20 + setRecordBytes('key00', '2'.repeat(120)) };
+  }
+
+  it('a flipped byte mid-way through the newest segment, a compaction output without its hint: LOGKV_CORRUPTION', async () => {
+    const { dir, output, second } = await compacted();
+    const before = fs.readFileSync(output);
+    flipByte(output, second + 25);
+    const err = await expectCode(openAfterCrash(dir, OPTIONS), ErrorCodes.CORRUPTION); // openAfterCrash drops the hints
+    expect(err.details).to.deep.include({ file: output, offset: second });
+    expect(fs.statSync(output).size, 'nothing was cut').to.equal(before.length);
+  });
+
+  it('a torn write segment after an intact compaction output is cut as usual', async () => {
+    const { dir, output } = await compacted();
+    let store = await openAfterCrash(dir, OPTIONS);
+    await store.set('later', 'value');
+    await store.close();
+    const names = segmentFiles(dir);
+    const newest = path.join(dir, names[names.length - 1]);
+    expect(newest).to.not.equal(output);
+    const size = fs.statSync(newest).size;
+    fs.truncateSync(newest, size - 2);
+    store = await openAfterCrash(dir, OPTIONS);
+    expect(store.recovery.truncated).to.deep.include({ file: newest, offset: 20, bytes: size - 22 });
+    expect(await store.get('key11')).to.equal('2'.repeat(120));
+    expect(await store.has('later')).to.equal(false);
+    await store.close();
+  });
+});
+
 describe('recovery: bad segment headers', () => {
   /** A header with a correct checksum over the given fields. */
   function header(fields: { magic?: number; version?: number; kind?: number; id: number }): Buffer {

@@ -574,6 +574,21 @@ function components(file: string): string[] {
   return normalize(file).split('/').filter((part) => part.length > 0);
 }
 
+/**
+ * What a failed fdatasync may do to a file on Linux (docs/durability.md, assumption 5; PostgreSQL's
+ * "fsyncgate", 2018): the kernel writes back what it can, reports the error, and marks the rest of
+ * the file's dirty pages clean, so they never reach the disk and are gone once evicted. This
+ * applies that now to a MemoryMedium file's unsynced changes: each meets its fate from `chooser`
+ * (kept whole, lost, or torn), the survivors become durable, and the page cache shows what the
+ * disk then holds (the pages evicted at once, the one legal outcome a test can tell apart from
+ * the error never having happened). A later sync() cannot bring a lost change back. Directory
+ * entries are not touched. `file` must be a handle from a MemoryMedium.
+ */
+export function writebackError(file: MediumFile, chooser: Pick<CrashChooser, 'data'>): void {
+  if (!(file instanceof MemoryFile)) throw new TypeError('a writeback error needs a file of a MemoryMedium');
+  file.writebackError(chooser);
+}
+
 class MemoryFile implements MediumFile {
   #closed = false;
 
@@ -614,6 +629,17 @@ class MemoryFile implements MediumFile {
   sizeSync(): number {
     this.#check('fstat', false);
     return this.node.current.size;
+  }
+
+  /** See the exported writebackError(). */
+  writebackError(chooser: Pick<CrashChooser, 'data'>): void {
+    const node = this.node;
+    if (node.changes.length === 0) return;
+    const content = replay(node, chooser.data({ paths: [this.path], changes: node.changes }));
+    node.current.truncate(0);
+    node.current.write(content, 0);
+    node.durable = content;
+    node.changes = [];
   }
 
   async close(): Promise<void> {

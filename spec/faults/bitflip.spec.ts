@@ -2,10 +2,11 @@
  * Flipped bits: the store may refuse to open (LOGKV_CORRUPTION) or refuse to read a damaged
  * record (LOGKV_CORRUPTION), but it never returns a wrong value.
  *
- * One limit is spelled out here rather than hidden: a damaged record in the newest segment looks
- * exactly like the torn tail a crash leaves, so recovery cuts it and everything after it, and
- * reports the cut in store.recovery.truncated. Those keys read as missing (or as an older value
- * from an earlier segment): docs/durability.md explains why nothing can tell the two apart.
+ * One limit is spelled out here rather than hidden: a damaged record in the newest write segment
+ * looks exactly like the torn tail a crash leaves, so recovery cuts it and everything after it,
+ * and reports the cut in store.recovery.truncated. Those keys read as missing (or as an older
+ * value from an earlier segment): docs/durability.md explains why nothing can tell the two apart.
+ * The cut bytes are kept in a sidecar file, so the damage destroys nothing.
  */
 import { expect } from 'chai';
 import { LogkvError, open } from '../../lib';
@@ -124,8 +125,10 @@ describe('flipped bits', () => {
     const records = [...b.newest].filter(([, w]) => w.file === last).sort((x, y) => x[1].offset - y[1].offset);
     const [, first] = records[0];
     await b.faulty.flipBit(last, first.offset + 22, 0);
+    const damaged = b.memory.readFile(last);
     const store = await open(DIR, b.options);
     expect(store.recovery.truncated?.offset).to.equal(first.offset);
+    expect(b.memory.readFile(store.recovery.truncated!.sidecar!)).to.deep.equal(damaged.subarray(first.offset));
     const reads = await readEach(store, b.model.keys());
     for (const [key, value] of reads) {
       if (records.some(([k]) => k === key)) {

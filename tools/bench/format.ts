@@ -1,6 +1,8 @@
 /**
  * Numbers and markdown tables, shared by the benchmark's own output and report.ts. No I/O.
+ * Byte sizes are formatted by the library's lib/units.ts, as the command line formats them.
  */
+import { formatBytes } from '../../lib/units';
 import {
   RAW_STORE,
   WORKLOAD_NAMES,
@@ -26,17 +28,6 @@ export function formatNumber(value: number): string {
   if (abs >= 100) return String(Math.round(value));
   if (abs === 0) return '0';
   return String(Number(value.toPrecision(3)));
-}
-
-export function formatBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${Number(value.toPrecision(3))} ${units[unit]}`;
 }
 
 /** 'median (min–max)' over the reps, or just the value for one rep, or why there is none. */

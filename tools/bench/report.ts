@@ -7,7 +7,8 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { formatBytes, headerLines, rawLine, rawShareLine, ratioTable, resultsTable, shellQuote } from './format';
+import { formatBytes } from '../../lib/units';
+import { headerLines, rawLine, rawShareLine, ratioTable, resultsTable, shellQuote } from './format';
 import type { BenchResults, WorkloadName } from './protocol';
 import { ratioChart } from './svg';
 

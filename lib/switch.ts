@@ -1,0 +1,224 @@
+/**
+ * The compaction switch: everything a compaction asks of the live store, and the moment the store
+ * moves from the compaction's inputs to its outputs, in one object, steps in order.
+ * lib/compactor.ts does the file work (copy, make durable, remove) and calls this; docs/compaction.md
+ * gives the whole protocol and why each crash point is safe.
+ *
+ *  1. seal()        the active segment is sealed and every queued write made durable; the
+ *                   inputs are the segments sealed now, oldest first.
+ *  2. mustKeep()    during the copy, per record: keep it if the index still points at it, or a
+ *                   queued write would point the index back at it if that write failed
+ *                   (undoRefs()). reserve()/release() claim disk space for the outputs.
+ *  3. switchOver()  once the outputs are durable under their final names:
+ *       a. begin:   the outputs join the segment set (readable), the inputs stay;
+ *       b. slices:  each key that still points at a copied record moves to its copy, SWITCH_SLICE
+ *                   records per turn of the event loop (between slices a key points into an
+ *                   input or an output, both valid copies, so every read is right);
+ *       c. strays:  references into the inputs that remain, held by queued writes' undo entries
+ *                   or put back by a write that failed during the switch, are looked up in the
+ *                   outputs' hints;
+ *       d. finish:  in one synchronous step, so no read or write sees it half done, the strays
+ *                   move to their copies, keys with an expiry still in an input (expired when
+ *                   copied, so not copied) are dropped, and the inputs are forgotten.
+ *  4. durable()     before the inputs are removed, every write so far is made durable.
+ */
+import * as path from 'path';
+import { ErrorCodes, LogkvError } from './errors';
+import { HintCursor, HintWriter, startOfHints } from './hint';
+import type { Entry } from './keydir';
+import type { KeyIndex } from './keyindex';
+import type { MediumFile } from './medium/types';
+import type { Reader } from './reader';
+import { Segment, segmentName } from './segment';
+import type { SegmentSet } from './segments';
+import type { LogWriter } from './writer';
+
+/** Records relocated per turn of the event loop during the switch. */
+const SWITCH_SLICE = 20_000;
+
+/** A compaction output, durable under its final name, and where each of its records came from. */
+export interface SwitchOutput {
+  id: number;
+  file: MediumFile;
+  size: number;
+  hint: HintWriter;
+  /** Where each record came from, in output order: input segment id and offset. */
+  fromSegment: number[];
+  fromOffset: number[];
+}
+
+export interface SwitchRooms {
+  dir: string;
+  maxStoreBytes: number;
+  segments: SegmentSet;
+  index: KeyIndex;
+  writer: LogWriter;
+  reader: Reader;
+}
+
+/** Set while a switch runs: the inputs, and keys a failed write put back into one of them. */
+interface Switching {
+  inputs: Segment[];
+  inputIds: Set<number>;
+  restored: Set<string>;
+}
+
+export class CompactionSwitch {
+  readonly #rooms: SwitchRooms;
+  #switching: Switching | undefined;
+
+  constructor(rooms: SwitchRooms) {
+    this.#rooms = rooms;
+  }
+
+  // ---------------------------------------------------------------- 1. seal
+
+  /**
+   * Seals the active segment (unless `dryRun`); resolves with the segments sealed now, oldest
+   * first, once every write made so far is durable.
+   */
+  async seal(dryRun: boolean): Promise<Segment[]> {
+    const { writer, segments } = this.#rooms;
+    if (!dryRun) writer.seal();
+    // The inputs are the segments sealed now. Taken after the sync below, a segment that writes
+    // made meanwhile filled and rotated would be one too, though it holds writes newer than the
+    // seal (and queued ones, whose undo the copy keeps): see the regression spec in
+    // spec/faults/compaction.spec.ts.
+    const limit = dryRun ? Infinity : segments.active.id;
+    await writer.sync();
+    return segments.withFilesBelow(limit);
+  }
+
+  // ---------------------------------------------------------------- 2. what the copy asks
+
+  /** Offsets in `segmentId` that queued or in-flight writes would restore if they failed. */
+  undoRefs(segmentId: number): Set<number> {
+    const refs = new Set<number>();
+    this.#rooms.writer.forEachUndo((previous) => {
+      if (previous.segmentId === segmentId) refs.add(previous.offset);
+    });
+    return refs;
+  }
+
+  /** Whether the record of `key` at (segmentId, offset) must be copied; `undoRefs` from undoRefs(). */
+  mustKeep(key: string, segmentId: number, offset: number, undoRefs: ReadonlySet<number>): boolean {
+    return undoRefs.has(offset) || this.#rooms.index.isLiveAt(key, segmentId, offset);
+  }
+
+  /** Claims disk space for outputs under maxStoreBytes; throws LOGKV_STORE_FULL if it is not there. */
+  reserve(bytes: number): void {
+    const { segments, maxStoreBytes } = this.#rooms;
+    if (!segments.claim(bytes, maxStoreBytes)) {
+      throw new LogkvError(ErrorCodes.STORE_FULL, `compaction needs more room than maxStoreBytes (${maxStoreBytes}) leaves`);
+    }
+  }
+
+  release(bytes: number): void {
+    this.#rooms.segments.release(bytes);
+  }
+
+  // ---------------------------------------------------------------- 3. the switch
+
+  /** Moves the store from `inputs` to `outputs`; `onSlice` is called between slices. */
+  async switchOver(inputs: Segment[], outputs: SwitchOutput[], onSlice: () => void): Promise<void> {
+    this.#begin(inputs, outputs);
+    for (const output of outputs) {
+      const cursor: HintCursor = startOfHints();
+      let more = true;
+      while (more) {
+        more = output.hint.walk(cursor, SWITCH_SLICE, (buf, keyStart, keyLength, entry) => {
+          const i = cursor.entry;
+          this.#rooms.index.relocate(buf, keyStart, keyLength, output.fromSegment[i], output.fromOffset[i], entry);
+        }, output.id);
+        if (more) {
+          onSlice();
+          await new Promise<void>((resolve) => setImmediate(resolve));
+        }
+      }
+    }
+    this.#finish(findCopies(outputs, this.#strayRefs()));
+  }
+
+  /** a. The outputs become segments of the store (readable); the inputs stay until the finish. */
+  #begin(inputs: Segment[], outputs: SwitchOutput[]): void {
+    const { segments, writer, dir } = this.#rooms;
+    for (const o of outputs) segments.add(new Segment(o.id, path.join(dir, segmentName(o.id)), o.file, o.size));
+    const switching: Switching = { inputs, inputIds: new Set(inputs.map((s) => s.id)), restored: new Set() };
+    this.#switching = switching;
+    writer.watchRestores((key, previous) => {
+      if (switching.inputIds.has(previous.segmentId)) switching.restored.add(key);
+    });
+    segments.recount();
+  }
+
+  /**
+   * c. Input locations that must survive the switch: the undo entries of queued and in-flight
+   * writes, and index entries that a write failing during the switch put back after their key
+   * moved. Usually none.
+   */
+  #strayRefs(): Map<number, Set<number>> {
+    const refs = new Map<number, Set<number>>();
+    const switching = this.#switching!;
+    const add = (entry: Entry | undefined): void => {
+      if (entry === undefined || !switching.inputIds.has(entry.segmentId)) return;
+      let offsets = refs.get(entry.segmentId);
+      if (offsets === undefined) refs.set(entry.segmentId, (offsets = new Set()));
+      offsets.add(entry.offset);
+    };
+    this.#rooms.writer.forEachUndo(add);
+    for (const key of switching.restored) add(this.#rooms.index.get(key));
+    return refs;
+  }
+
+  /**
+   * d. The end of the switch, synchronous so no read or write sees it half done: stray references
+   * move to their copies, what still points into an input was expired when copied (so it was
+   * not) and is dropped, and the inputs are forgotten.
+   */
+  #finish(found: Map<number, Map<number, Entry>>): void {
+    const { index, writer, segments, reader } = this.#rooms;
+    const switching = this.#switching!;
+    const relocate = (entry: Entry): Entry | undefined =>
+      !switching.inputIds.has(entry.segmentId) ? entry : found.get(entry.segmentId)?.get(entry.offset);
+    writer.remapUndo(relocate);
+    for (const key of switching.restored) {
+      const entry = index.get(key);
+      if (entry !== undefined && switching.inputIds.has(entry.segmentId)) index.apply(key, relocate(entry));
+    }
+    index.dropExpiringIn(switching.inputIds);
+    for (const input of switching.inputs) {
+      segments.remove(input.id);
+      reader.forget(input.id);
+    }
+    writer.watchRestores(undefined);
+    this.#switching = undefined;
+    segments.recount();
+  }
+
+  // ---------------------------------------------------------------- 4. before removal
+
+  /** Resolves when every write made so far is durable, whatever the sync mode. */
+  durable(): Promise<void> {
+    return this.#rooms.writer.sync();
+  }
+}
+
+/** The copies of the stray references (input segment -> offset -> entry in an output), from the outputs' hints. */
+function findCopies(outputs: SwitchOutput[], stray: Map<number, Set<number>>): Map<number, Map<number, Entry>> {
+  const found = new Map<number, Map<number, Entry>>();
+  if (stray.size === 0) return found;
+  for (const output of outputs) {
+    const cursor = startOfHints();
+    output.hint.walk(cursor, Infinity, (_buf, _keyStart, _keyLength, entry) => {
+      const i = cursor.entry;
+      const fromSegment = output.fromSegment[i];
+      if (stray.get(fromSegment)?.has(output.fromOffset[i])) {
+        let bySegment = found.get(fromSegment);
+        if (bySegment === undefined) found.set(fromSegment, (bySegment = new Map()));
+        bySegment.set(output.fromOffset[i], entry);
+      }
+    }, output.id);
+  }
+  return found;
+}
+

@@ -1,0 +1,439 @@
+/**
+ * The log writer: it gives records their place in the log, hands them to the medium in order,
+ * and makes them durable when the sync mode says so.
+ *
+ * How order is kept: write() encodes the records, gives them offsets at the tail of the active
+ * segment, applies them to the index and queues them, all synchronously, before it returns its
+ * promise. So calls take effect in the order they are made, and a read made after a write sees it
+ * at once (from the queued bytes if they have not reached the file yet). The writer then hands
+ * queued records to the medium in order; with sync 'always' a group of records shares one
+ * fdatasync (group commit), and every call of a group shares one promise.
+ *
+ * If a write or sync fails, the failed group and everything queued after it are rejected, their
+ * index changes are undone newest first, and the files are truncated back, so a rejected call
+ * changes nothing. If even that repair fails, or a sync failed (after which what the disk holds is
+ * unknown), the writer is poisoned: it refuses further writes (LOGKV_IO) until the store is
+ * reopened. docs/durability.md gives the fsyncs and their order.
+ *
+ * Right before each call that changes the medium's bytes (a write, a file creation, a
+ * truncation) the writer asks mayWrite(); if it returns an error, that call is not made and its
+ * group, and everything queued after it, reject with that error. The lock makes it a check that
+ * this process still owns the directory. Syncs are not asked: an fdatasync changes no bytes, it
+ * only makes durable what this process wrote while the lock was its own (and what a new owner has
+ * already read), so refusing one would only leave acknowledged writes less safe (lib/medium/gated.ts
+ * makes the same choice).
+ */
+import { ErrorCodes, LogkvError, ioError } from './errors';
+import { FLAG_BATCH_CONT, SEGMENT_HEADER_BYTES, TYPE_DELETE, TYPE_SET, encodeRecord, encodeSegmentHeader } from './format';
+import { Entry } from './keydir';
+import type { KeyIndex } from './keyindex';
+import type { Medium } from './medium/types';
+import { ResolvedOptions, tombstoneReserveBytes } from './options';
+import type { Reader } from './reader';
+import type { Segment } from './segment';
+import { SegmentSet, isUnborn } from './segments';
+import type { PreparedWrite } from './validate';
+
+/** A key and the index entry a queued write replaced (undefined: the key was not there). */
+export type UndoEntry = [key: string, previous: Entry | undefined];
+
+interface WriteOp {
+  /** The segment the records go to; undefined for a sync request. */
+  segment: Segment | undefined;
+  offset: number;
+  chunks: Buffer[];
+  /** Index entries these records replaced, in the order they were applied. */
+  undo: UndoEntry[];
+}
+
+/**
+ * The promise shared by every write of one group. A group's writes succeed or fail together
+ * (a failure rejects the group and everything queued after it), so one promise per group says the
+ * same as one per call, and a burst of thousands of calls costs one promise, not thousands.
+ */
+interface GroupPromise {
+  promise: Promise<void>;
+  resolve: () => void;
+  reject: (err: LogkvError) => void;
+}
+
+function groupPromise(): GroupPromise {
+  let resolve!: () => void;
+  let reject!: (err: LogkvError) => void;
+  const promise = new Promise<void>((res, rej) => { resolve = res; reject = rej; });
+  return { promise, resolve, reject };
+}
+
+export interface WriterInit {
+  dir: string;
+  medium: Medium;
+  options: ResolvedOptions;
+  segments: SegmentSet;
+  index: KeyIndex;
+  reader: Reader;
+  /** Asked right before every change to the medium; an error refuses it. */
+  mayWrite: () => LogkvError | undefined;
+}
+
+export class LogWriter {
+  readonly #dir: string;
+  readonly #medium: Medium;
+  readonly #options: ResolvedOptions;
+  readonly #segments: SegmentSet;
+  readonly #index: KeyIndex;
+  readonly #reader: Reader;
+  readonly #mayWrite: () => LogkvError | undefined;
+  #queue: WriteOp[] = [];
+  /** The promise of the writes in #queue. */
+  #queued: GroupPromise | undefined;
+  /** The group the writer is writing now. */
+  #inflight: WriteOp[] = [];
+  #draining = false;
+  #idleWaiters: Array<() => void> = [];
+  #failure: LogkvError | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #afterGroup: () => void = () => undefined;
+  #onRestore: ((key: string, previous: Entry) => void) | undefined;
+
+  constructor(init: WriterInit) {
+    this.#dir = init.dir;
+    this.#medium = init.medium;
+    this.#options = init.options;
+    this.#segments = init.segments;
+    this.#index = init.index;
+    this.#reader = init.reader;
+    this.#mayWrite = init.mayWrite;
+  }
+
+  /** Set once the writer refuses writes for good (a failure it could not undo); the error it rejects with. */
+  get failure(): LogkvError | undefined {
+    return this.#failure;
+  }
+
+  // ---------------------------------------------------------------- taking writes
+
+  /**
+   * Gives the prepared writes their place in the log (one batch: consecutive records of one
+   * segment, all or nothing after a crash), applies them to the index and queues them; resolves
+   * when their group is written (and synced, in 'always' mode). Throws, having changed nothing,
+   * if the writer is poisoned, mayWrite() refuses, or the store would exceed maxStoreBytes.
+   */
+  write(writes: PreparedWrite[]): Promise<void> {
+    if (this.#failure !== undefined) throw this.#failure;
+    this.#allowed();
+    const chunks = writes.map((w, i) => encodeRecord(
+      w.valueBytes === undefined ? TYPE_DELETE : TYPE_SET,
+      i < writes.length - 1 ? FLAG_BATCH_CONT : 0,
+      w.key, w.valueBytes, w.expiresAt));
+    let length = 0;
+    for (const chunk of chunks) length += chunk.length;
+
+    // A batch never spans segments: start a new one if this would overflow a non-empty segment.
+    const active = this.#segments.active;
+    const rotate = active.tail + length > this.#options.maxSegmentBytes && active.tail > SEGMENT_HEADER_BYTES;
+    // The first record of a segment brings its file, and the file's header, into being.
+    const newFile = rotate || isUnborn(active);
+    const onlyDeletes = writes.every((w) => w.valueBytes === undefined);
+    const limit = this.#options.maxStoreBytes - (onlyDeletes ? 0 : tombstoneReserveBytes(this.#options.maxStoreBytes));
+    if (this.#segments.diskBytes + length + (newFile ? SEGMENT_HEADER_BYTES : 0) > limit) {
+      throw new LogkvError(ErrorCodes.STORE_FULL,
+        `the store would exceed maxStoreBytes (${this.#options.maxStoreBytes})`, { key: writes[0].key });
+    }
+    const segment = rotate ? this.#segments.rotate() : active;
+    const offset = segment.tail;
+    const undo: UndoEntry[] = [];
+    let at = offset;
+    for (let i = 0; i < writes.length; i++) {
+      const w = writes[i];
+      const chunk = chunks[i];
+      segment.pending.push({ offset: at, bytes: chunk });
+      const entry = w.valueBytes === undefined ? undefined : new Entry(segment.id, at, chunk.length, w.expiresAt);
+      undo.push([w.key, this.#index.apply(w.key, entry, chunk)]);
+      at += chunk.length;
+    }
+    segment.tail = at;
+    this.#segments.grow(length + (newFile ? SEGMENT_HEADER_BYTES : 0));
+    return this.#enqueue(segment, offset, chunks, undo);
+  }
+
+  /** Resolves when every write queued before it is durable (fdatasync), whatever the sync mode. */
+  sync(): Promise<void> {
+    return this.#enqueue(undefined, 0, [], []);
+  }
+
+  /** The active segment takes no more writes, if it holds any: the next write starts a new one. */
+  seal(): void {
+    if (this.#segments.active.tail > SEGMENT_HEADER_BYTES) this.#segments.rotate();
+  }
+
+  /** Resolves once nothing is queued or being written. */
+  whenIdle(): Promise<void> {
+    if (!this.#draining) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  /** Calls `hook` after each group is written and its calls resolved (automatic compaction looks then). */
+  afterEachGroup(hook: () => void): void {
+    this.#afterGroup = hook;
+  }
+
+  // ---------------------------------------------------------------- what the compaction switch needs
+
+  /** Calls `visit` with the entry each queued or in-flight write would restore if it failed. */
+  forEachUndo(visit: (previous: Entry) => void): void {
+    for (const op of this.#inflight.concat(this.#queue)) {
+      for (const [, previous] of op.undo) if (previous !== undefined) visit(previous);
+    }
+  }
+
+  /** Replaces the entry each queued or in-flight write would restore with `remap(entry)`. */
+  remapUndo(remap: (previous: Entry) => Entry | undefined): void {
+    for (const op of this.#inflight.concat(this.#queue)) {
+      for (const pair of op.undo) if (pair[1] !== undefined) pair[1] = remap(pair[1]);
+    }
+  }
+
+  /** While set, `watch` hears of every entry a failed write puts back into the index. */
+  watchRestores(watch: ((key: string, previous: Entry) => void) | undefined): void {
+    this.#onRestore = watch;
+  }
+
+  // ---------------------------------------------------------------- interval sync and close
+
+  /** In 'interval' mode, starts the timer that syncs every syncIntervalMs; otherwise does nothing. */
+  startSyncTimer(): void {
+    if (this.#options.sync !== 'interval') return;
+    this.#timer = setInterval(() => this.#syncInBackground(), this.#options.syncIntervalMs);
+    this.#timer.unref();
+  }
+
+  stopSyncTimer(): void {
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /**
+   * Waits for the queue to empty, then (unless poisoned) syncs every segment: close()'s last
+   * word to the disk. Throws the sync's failure.
+   */
+  async finish(): Promise<void> {
+    await this.whenIdle();
+    if (this.#failure !== undefined) return;
+    try {
+      await this.#syncAll();
+    } catch (err) {
+      throw ioError(err instanceof SyncFailed ? err.cause : err, 'final sync on close', this.#segments.active.path);
+    }
+  }
+
+  // ---------------------------------------------------------------- the queue
+
+  #enqueue(segment: Segment | undefined, offset: number, chunks: Buffer[], undo: UndoEntry[]): Promise<void> {
+    if (this.#failure !== undefined) return Promise.reject(this.#failure);
+    this.#queue.push({ segment, offset, chunks, undo });
+    const queued = this.#queued ?? (this.#queued = groupPromise());
+    if (!this.#draining) {
+      this.#draining = true;
+      // Start after the caller's synchronous code, so a burst of calls forms one group.
+      queueMicrotask(() => void this.#drain());
+    }
+    return queued.promise;
+  }
+
+  async #drain(): Promise<void> {
+    while (this.#queue.length > 0) {
+      const group = this.#queue;
+      const done = this.#queued!;
+      this.#queue = [];
+      this.#queued = undefined;
+      this.#inflight = group;
+      try {
+        // Calls made while an earlier group's repair was under way were queued before that
+        // repair could poison the writer; a poisoned writer must not write (or acknowledge) them.
+        if (this.#failure !== undefined) throw this.#failure;
+        await this.#writeGroup(group);
+      } catch (err) {
+        this.#inflight = [];
+        await this.#failGroup(group, done, err);
+        continue;
+      }
+      this.#inflight = [];
+      done.resolve();
+      this.#afterGroup();
+    }
+    this.#draining = false;
+    const waiters = this.#idleWaiters;
+    this.#idleWaiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  /** Writes a group's records in order, one writev per segment, then syncs if it must. */
+  async #writeGroup(group: WriteOp[]): Promise<void> {
+    let mustSync = this.#options.sync === 'always';
+    for (let i = 0; i < group.length;) {
+      const segment = group[i].segment;
+      if (segment === undefined) { mustSync = true; i++; continue; }
+      const chunks: Buffer[] = [];
+      const offset = group[i].offset;
+      while (i < group.length && group[i].segment === segment) {
+        for (const chunk of group[i].chunks) chunks.push(chunk);
+        i++;
+      }
+      if (segment.file === undefined) await this.#createSegmentFile(segment);
+      this.#allowed();
+      await segment.file!.write(chunks, offset);
+      let end = offset;
+      for (const chunk of chunks) end += chunk.length;
+      segment.flushed = end;
+      segment.dropFlushed();
+    }
+    if (mustSync) await this.#syncAll();
+  }
+
+  /** Syncs every segment with unsynced bytes: normally just the active one. */
+  async #syncAll(): Promise<void> {
+    for (const segment of this.#segments.all()) await this.#syncSegment(segment);
+  }
+
+  /** Syncs a segment's file if it holds bytes not yet known durable. */
+  async #syncSegment(segment: Segment): Promise<void> {
+    if (segment.file === undefined || segment.synced >= segment.flushed) return;
+    const flushed = segment.flushed;
+    await syncOrTag(segment.file.sync());
+    segment.synced = flushed;
+  }
+
+  /**
+   * Creates a segment's file: first the previous segment is synced, so only the newest segment
+   * can ever have a torn tail; then the new file gets its header, synced, and its directory entry,
+   * synced, before any record goes in.
+   */
+  async #createSegmentFile(segment: Segment): Promise<void> {
+    for (const other of this.#segments.all()) {
+      if (other !== segment) await this.#syncSegment(other);
+    }
+    this.#allowed();
+    const file = await this.#medium.open(segment.path, { create: true });
+    try {
+      this.#allowed();
+      await file.truncate(0); // a leftover from a failed attempt holds nothing acknowledged
+      this.#allowed();
+      await file.write([encodeSegmentHeader(segment.id)], 0);
+      await syncOrTag(file.sync());
+      await syncOrTag(this.#medium.syncDir(this.#dir));
+    } catch (err) {
+      await file.close().catch(() => undefined);
+      // The file must not stay behind without a sound header: a later group may go on to a later
+      // id, and then it would be a sealed write segment with a bad header, which recovery calls
+      // corruption. If it cannot be removed, the writer is poisoned (nothing is written after it,
+      // so it stays the newest segment, which recovery resets as an interrupted creation).
+      if (!(err instanceof SyncFailed)) {
+        try {
+          this.#allowed();
+          await this.#medium.remove(segment.path);
+          await this.#medium.syncDir(this.#dir);
+        } catch {
+          throw new SyncFailed(err);
+        }
+      }
+      throw err;
+    }
+    segment.file = file;
+    segment.flushed = segment.synced = SEGMENT_HEADER_BYTES;
+  }
+
+  // ---------------------------------------------------------------- failure
+
+  /**
+   * Rejects a failed group and everything queued after it (their offsets assumed the group's
+   * bytes), undoes their index changes newest first, and truncates the files back.
+   */
+  async #failGroup(group: WriteOp[], done: GroupPromise, err: unknown): Promise<void> {
+    const failed = group.concat(this.#queue);
+    const queuedDone = this.#queued;
+    this.#queue = [];
+    this.#queued = undefined;
+    const syncFailed = err instanceof SyncFailed;
+    if (syncFailed) err = (err as SyncFailed).cause;
+    const error = ioError(err, 'write', this.#segments.active.path);
+    const truncateTo = this.#undo(failed);
+    try {
+      for (const [segment, offset] of truncateTo) {
+        if (segment.file === undefined || segment.file.sizeSync() <= Math.max(offset, SEGMENT_HEADER_BYTES)) continue;
+        this.#allowed();
+        await segment.file.truncate(Math.max(offset, SEGMENT_HEADER_BYTES));
+        this.#allowed();
+        await segment.file.sync();
+      }
+    } catch (repairErr) {
+      this.#poison(repairErr);
+    }
+    // After a failed sync the page cache may have dropped writes it could not persist, including
+    // acknowledged ones: what the disk holds is unknown until recovery reads it again.
+    if (syncFailed) this.#poison(err);
+    done.reject(error);
+    queuedDone?.reject(error);
+  }
+
+  /**
+   * Undoes the failed writes' index changes, newest first, and moves their segments' tails back;
+   * returns where each segment's file must be cut.
+   */
+  #undo(failed: WriteOp[]): Map<Segment, number> {
+    const truncateTo = new Map<Segment, number>();
+    for (let i = failed.length - 1; i >= 0; i--) {
+      const op = failed[i];
+      for (let j = op.undo.length - 1; j >= 0; j--) {
+        const [key, previous] = op.undo[j];
+        this.#index.apply(key, previous);
+        // Put back into a compaction input whose keys may have moved already: the switch's end handles it.
+        if (previous !== undefined && this.#onRestore !== undefined) this.#onRestore(key, previous);
+      }
+      if (op.segment !== undefined) truncateTo.set(op.segment, op.offset);
+    }
+    for (const [segment, offset] of truncateTo) {
+      this.#reader.forget(segment.id, offset);
+      segment.tail = offset;
+      segment.pending = segment.pending.filter((p) => p.offset < offset);
+      if (segment.flushed > offset) segment.flushed = offset;
+      if (segment.synced > offset) segment.synced = offset;
+    }
+    this.#segments.recount();
+    return truncateTo;
+  }
+
+  /** After a failure we cannot undo, refuse writes until the store is reopened. */
+  #poison(err: unknown): void {
+    if (this.#failure !== undefined) return;
+    const file = this.#segments.active.path;
+    const cause = ioError(err, 'repair after a failed write', file);
+    this.#failure = new LogkvError(ErrorCodes.IO,
+      `the store cannot take writes until it is reopened: ${cause.message}`, { file }, cause);
+  }
+
+  /** Throws what mayWrite() returns, if anything: the medium call that follows must not be made. */
+  #allowed(): void {
+    const refused = this.#mayWrite();
+    if (refused !== undefined) throw refused;
+  }
+
+  #syncInBackground(): void {
+    const segment = this.#segments.active;
+    if (this.#failure !== undefined) return;
+    if (segment.file === undefined || segment.synced >= segment.flushed) return;
+    this.sync().catch(() => undefined); // a failure poisons the store
+  }
+}
+
+/** Marks a failed sync, after which what the disk holds is unknown. */
+class SyncFailed {
+  constructor(readonly cause: unknown) {}
+}
+
+async function syncOrTag(sync: Promise<void>): Promise<void> {
+  try {
+    await sync;
+  } catch (err) {
+    throw new SyncFailed(err);
+  }
+}
