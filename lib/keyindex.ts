@@ -8,10 +8,16 @@
  * stays in the keydir until something looks at it (live(), an iteration reaching it) or the
  * sweeper removes it in the background, a few ms at a time; counts (size, liveBytes) leave
  * expired keys out at once, at a cost of the number expired and not yet removed.
+ *
+ * The keys are also kept in order (ordered.ts, a B+tree of keydir records, off the JS heap too),
+ * always: range() walks them by their UTF-8 bytes. Recovery fills the keydir without it (one
+ * insert per replayed key would cost more than one sort at the end) and orderKeys() builds it
+ * before the store takes its first write; from then on the keydir keeps it in step.
  */
 import { ExpirySweeper } from './expiry';
 import { RECORD_HEADER_BYTES } from './format';
 import { Entry, KeyDir } from './keydir';
+import type { KeyRange } from './validate';
 
 export class KeyIndex {
   #keydir = new KeyDir();
@@ -63,6 +69,24 @@ export class KeyIndex {
     this.#liveBytes = keydir.loaded!.totalLength;
   }
 
+  /**
+   * Puts the keys in order, once recovery has filled the keydir: loads `saved` (the ordered
+   * index's bytes from the snapshot) if given and it describes this keydir, else sorts every key.
+   * A no-op once done.
+   */
+  orderKeys(saved?: Buffer): void {
+    if (this.#keydir.ordered !== undefined) return;
+    if (saved !== undefined) {
+      try {
+        this.#keydir.orderKeys({}, saved);
+        return;
+      } catch {
+        // Bytes that do not describe this keydir cost only the sort below.
+      }
+    }
+    this.#keydir.orderKeys();
+  }
+
   // ---------------------------------------------------------------- questions
 
   /** The entry of `key`, expired or not. */
@@ -112,16 +136,17 @@ export class KeyIndex {
   }
 
   /**
-   * The keys that may be live, optionally only those starting with `prefix`, in no particular
-   * order; keys added after the iteration started are not seen, and none is yielded twice. The
-   * iteration spans the caller's awaits, so check each key with live() when it comes: it may
-   * have been deleted or expired since.
+   * The keys in `range` that may be live, in the order of their UTF-8 bytes (`range.limit` is
+   * the caller's to count: it counts live keys). The iteration spans the caller's awaits and the
+   * index may change in between: it stays in order, yields no key twice, yields every key that
+   * is in the range all along, and a key added ahead of it too (one behind it, not); compaction
+   * moving records does not disturb it. Check each key with live() when it comes: it may have
+   * been deleted or expired since.
    */
-  *keys(prefix: string | undefined): Generator<string, void, undefined> {
-    for (const key of this.#keydir.keys()) {
-      if (prefix !== undefined && !key.startsWith(prefix)) continue;
-      yield key;
-    }
+  range(range: KeyRange): Generator<string, void, undefined> {
+    return this.#keydir.range({
+      gt: range.gt, gte: range.gte, lt: range.lt, lte: range.lte, prefix: range.prefix, reverse: range.reverse,
+    });
   }
 
   /** The keydir, for the snapshot close() leaves (snapshot.ts). */

@@ -22,13 +22,29 @@ import type { Reader } from './reader';
 import type { RecoveryReport } from './recovery';
 import type { SegmentSet } from './segments';
 import { writeSnapshot } from './snapshot';
+import { RECORD_HEADER_BYTES } from './format';
+import type { Entry } from './keydir';
 import {
-  BatchOperation, IterateOptions, WriteOptions, checkCompactOptions, checkKey, deletion, iteratePrefix, prepareBatch,
-  prepareSet,
+  BatchOperation, IterateOptions, KeyRange, PreparedWrite, WriteOptions, checkCompactOptions, checkKey, checkKeys, checkRange,
+  deletion, prepareBatch, prepareSet,
 } from './validate';
 import type { LogWriter } from './writer';
 
 export type { BatchOperation, IterateOptions, WriteOptions } from './validate';
+
+/**
+ * clear() deletes in atomic batches of at most this many keys and this many bytes of tombstone
+ * records (a quarter of maxSegmentBytes if that is less), so that no batch nears the size a
+ * batch may take, and each commit holds the writer for a bounded time.
+ */
+export const CLEAR_BATCH_KEYS = 10_000;
+export const CLEAR_BATCH_BYTES = 1024 * 1024;
+
+/** Where #live() leaves the entry of the key it yields. */
+interface Found {
+  entry: Entry | undefined;
+}
+const NO_ENTRY: Found = { entry: undefined };
 
 /** What getEntry() returns for a live key. */
 export interface StoreEntry<V> {
@@ -158,27 +174,60 @@ export class Store<V = unknown> {
   }
 
   /**
-   * The live keys, optionally only those with a prefix, in no particular order. Keys added after
-   * the iteration started are not seen, and neither are keys deleted before it reached them; a
-   * key is never yielded twice, and an expired or deleted key is never yielded.
+   * The values of `keys`, in the order asked: undefined for a key that is missing or expired.
+   * The values are those of one moment: no write comes between two of them.
+   */
+  async getMany(keys: readonly string[]): Promise<Array<V | undefined>> {
+    this.#checkOpen();
+    checkKeys(keys, this.#options.maxKeyBytes);
+    return keys.map((key) => {
+      const entry = this.#index.live(key);
+      return entry === undefined ? undefined : (this.#reader.read(key, entry) as V);
+    });
+  }
+
+  /**
+   * The live keys in the range `options` describe, in the order of their UTF-8 bytes (Unicode
+   * code point order), ascending unless `reverse`. Writes, deletes, expiries and compaction may
+   * go on while it runs: it stays in order, never yields a key twice, never yields a key that is
+   * deleted or expired when it is yielded, and yields every key that is live and in the range
+   * throughout. A key set during the iteration is yielded if it lies ahead of the iteration's
+   * position, not if it lies behind. It is not a snapshot (see docs/ordering.md).
    */
   async *keys(options: IterateOptions = {}): AsyncGenerator<string, void, undefined> {
     this.#checkOpen();
-    for (const key of this.#index.keys(iteratePrefix(options))) {
-      this.#checkOpen();
-      if (this.#index.live(key) === undefined) continue;
-      yield key;
-    }
+    for (const key of this.#live(checkRange(options, 'keys()'), NO_ENTRY)) yield key;
   }
 
-  /** The live [key, value] pairs; the same guarantees as keys(). */
+  /** The values of the live keys in the range, in key order; the same guarantees as keys(). */
+  async *values(options: IterateOptions = {}): AsyncGenerator<V, void, undefined> {
+    this.#checkOpen();
+    const found: Found = { entry: undefined };
+    for (const key of this.#live(checkRange(options, 'values()'), found)) yield this.#reader.read(key, found.entry!) as V;
+  }
+
+  /** The live [key, value] pairs in the range, in key order; the same guarantees as keys(). */
   async *entries(options: IterateOptions = {}): AsyncGenerator<[string, V], void, undefined> {
     this.#checkOpen();
-    for (const key of this.#index.keys(iteratePrefix(options))) {
+    const found: Found = { entry: undefined };
+    for (const key of this.#live(checkRange(options, 'entries()'), found)) yield [key, this.#reader.read(key, found.entry!) as V];
+  }
+
+  /**
+   * The live keys of an iteration, its limit counted, each with its entry left in `found`. Each
+   * key the index yields is looked up again when the caller asks for the next one, after its
+   * awaits: it may be gone by then.
+   */
+  *#live(range: KeyRange, found: Found): Generator<string, void, undefined> {
+    if (range.limit === 0) return;
+    let count = 0;
+    for (const key of this.#index.range(range)) {
       this.#checkOpen();
       const entry = this.#index.live(key);
       if (entry === undefined) continue;
-      yield [key, this.#reader.read(key, entry) as V];
+      found.entry = entry;
+      yield key;
+      if (++count >= range.limit) return;
     }
   }
 
@@ -259,6 +308,41 @@ export class Store<V = unknown> {
       });
       return needed.length === 0 ? Promise.resolve() : this.#writer.write(needed);
     });
+  }
+
+  /**
+   * Deletes the live keys in the range `options` describe (every key, given no options), in key
+   * order, and resolves with how many it deleted. Not one atomic batch: it deletes in a series of
+   * atomic batches of at most CLEAR_BATCH_KEYS keys and CLEAR_BATCH_BYTES bytes of tombstones,
+   * each written before the next is gathered, so a crash leaves a clear() partly done (the keys
+   * it had reached gone, in key order, the rest there) and a batch never nears the segment size.
+   * Keys set in the range while it runs are deleted if they lie ahead of its position (as an
+   * iteration would yield them), kept if behind; `limit` counts keys deleted.
+   */
+  clear(options: IterateOptions = {}): Promise<number> {
+    return this.#guard(() => this.#clear(checkRange(options, 'clear()')));
+  }
+
+  async #clear(range: KeyRange): Promise<number> {
+    const keys = this.#index.range(range);
+    const batchBytes = Math.min(CLEAR_BATCH_BYTES, Math.floor(this.#options.maxSegmentBytes / 4));
+    let deleted = 0;
+    for (;;) {
+      this.#checkOpen();
+      // Gathered and handed to the writer with no await in between: every key is live when written.
+      const batch: PreparedWrite[] = [];
+      let bytes = 0;
+      while (deleted + batch.length < range.limit && batch.length < CLEAR_BATCH_KEYS && bytes < batchBytes) {
+        const next = keys.next();
+        if (next.done === true) break;
+        if (this.#index.live(next.value) === undefined) continue;
+        batch.push(deletion(next.value));
+        bytes += RECORD_HEADER_BYTES + Buffer.byteLength(next.value, 'utf8');
+      }
+      if (batch.length === 0) return deleted;
+      await this.#writer.write(batch);
+      deleted += batch.length;
+    }
   }
 
   /** Resolves when every write made before it is durable (fdatasync), whatever the sync mode. */

@@ -23,9 +23,38 @@ export type BatchOperation<V> =
   | { type: 'set'; key: string; value: V; ttl?: number; expiresAt?: number }
   | { type: 'delete'; key: string };
 
+/**
+ * Which keys an iteration (keys(), values(), entries()) or a clear() covers, and in which order.
+ * Keys are ordered by their UTF-8 bytes (Unicode code point order), ascending unless `reverse`.
+ * Bounds are strings compared the same way; any that are given all apply (with both `gt` and
+ * `gte`, the tighter), and a prefix combines with them.
+ */
 export interface IterateOptions {
-  /** Only keys that start with this string. */
+  /** Only keys above this one. */
+  gt?: string;
+  /** Only keys at or above this one. */
+  gte?: string;
+  /** Only keys below this one. */
+  lt?: string;
+  /** Only keys at or below this one. */
+  lte?: string;
+  /** Only keys that start with this string ('' is every key). */
   prefix?: string;
+  /** Descending order. */
+  reverse?: boolean;
+  /** At most this many keys (a non-negative integer, or Infinity, the default). */
+  limit?: number;
+}
+
+/** IterateOptions checked: the bounds strings, `reverse` a boolean, `limit` a number. */
+export interface KeyRange {
+  gt?: string;
+  gte?: string;
+  lt?: string;
+  lte?: string;
+  prefix?: string;
+  reverse: boolean;
+  limit: number;
 }
 
 /** A validated write: a set (its value encoded) or a delete (`valueBytes` undefined). */
@@ -111,13 +140,51 @@ export function prepareBatch(operations: unknown, limits: ResolvedOptions): Prep
   });
 }
 
-/** The prefix of keys()/entries() options, or undefined for every key. */
-export function iteratePrefix(options: IterateOptions): string | undefined {
-  if (typeof options !== 'object' || options === null) throw invalidArgument(`iteration options must be an object, received ${describe(options)}`);
-  if (options.prefix !== undefined && typeof options.prefix !== 'string') {
-    throw invalidArgument(`prefix must be a string, received ${describe(options.prefix)}`);
+const RANGE_BOUNDS = ['gt', 'gte', 'lt', 'lte', 'prefix'] as const;
+const RANGE_OPTIONS = new Set<string>([...RANGE_BOUNDS, 'reverse', 'limit']);
+
+/**
+ * Checks the options of keys(), values(), entries() and clear(): an object with no other
+ * properties than IterateOptions' (a misspelt bound, such as LevelDB's old `start`, would
+ * otherwise widen the range silently, which for clear() deletes keys that were meant to stay);
+ * bounds well-formed strings (a lone surrogate has no UTF-8 bytes to order by); `reverse` a
+ * boolean; `limit` a non-negative integer or Infinity. Bounds have no length limit: a bound
+ * longer than any key is still a place in the order.
+ */
+export function checkRange(options: unknown, call: string): KeyRange {
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw invalidArgument(`${call} options must be an object, received ${describe(options)}`);
   }
-  return options.prefix || undefined;
+  for (const name of Object.keys(options)) {
+    if (!RANGE_OPTIONS.has(name)) throw invalidArgument(`${call} has no option ${describe(name)}; it takes ${[...RANGE_OPTIONS].join(', ')}`);
+  }
+  const given = options as Record<string, unknown>;
+  const range: KeyRange = { reverse: false, limit: Infinity };
+  for (const name of RANGE_BOUNDS) {
+    const bound = given[name];
+    if (bound === undefined) continue;
+    if (typeof bound !== 'string') throw invalidArgument(`${name} must be a string, received ${describe(bound)}`);
+    if (!bound.isWellFormed()) throw invalidArgument(`${name} must be well-formed UTF-16 (it holds a lone surrogate)`);
+    range[name] = bound;
+  }
+  if (given.reverse !== undefined) {
+    if (typeof given.reverse !== 'boolean') throw invalidArgument(`reverse must be a boolean, received ${describe(given.reverse)}`);
+    range.reverse = given.reverse;
+  }
+  if (given.limit !== undefined) {
+    const limit = given.limit;
+    if (typeof limit !== 'number' || limit < 0 || !(Number.isInteger(limit) || limit === Infinity)) {
+      throw invalidArgument(`limit must be a non-negative integer or Infinity, received ${describe(limit)}`);
+    }
+    range.limit = limit;
+  }
+  return range;
+}
+
+/** Checks getMany()'s keys: an array of valid keys. */
+export function checkKeys(keys: unknown, maxKeyBytes: number): asserts keys is string[] {
+  if (!Array.isArray(keys)) throw invalidArgument(`getMany() takes an array of keys, received ${describe(keys)}`);
+  for (const key of keys) checkKey(key, maxKeyBytes);
 }
 
 /** Checks compact()'s options: an object, with onProgress a function if given. */

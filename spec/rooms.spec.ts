@@ -22,6 +22,7 @@ describe('a reader and an index with no writer', () => {
     const { segments: found, keydir } = await recover(memory, DIR,
       (bytes, start, length, entry) => index.applyBytes(bytes, start, length, entry), (count) => index.reserve(count));
     if (keydir !== undefined) index.load(keydir);
+    index.orderKeys();
     const segments = new SegmentSet(DIR, found);
     return { index, reader: new Reader(segments, 1 << 20), segments };
   }
@@ -44,7 +45,7 @@ describe('a reader and an index with no writer', () => {
       if (!snapshot) await memory.remove(`${DIR}/keydir.snapshot`).catch(() => undefined);
       const { index, reader } = await follow(memory, clock);
       const read: Array<[string, unknown]> = [];
-      for (const key of index.keys(undefined)) {
+      for (const key of index.range({ reverse: false, limit: Infinity })) {
         const entry = index.live(key);
         if (entry !== undefined) read.push([key, reader.read(key, entry)]);
       }
