@@ -68,7 +68,7 @@ describe('the npm package', function () {
       expect(allowed, `unexpected file in the package: ${file}`).to.equal(true);
     }
     for (const needed of ['dist/index.js', 'dist/index.d.ts', 'dist/esm/index.mjs', 'dist/keyv.js', 'dist/keyv.d.ts',
-      'dist/esm/keyv.mjs', 'dist/testing.js', 'dist/testing.d.ts', 'dist/esm/testing.mjs', 'dist/bin/logkv.js', 'dist/bin/logkv-compact.js', 'README.md', 'LICENSE']) {
+      'dist/esm/keyv.mjs', 'dist/level.js', 'dist/level.d.ts', 'dist/esm/level.mjs', 'dist/testing.js', 'dist/testing.d.ts', 'dist/esm/testing.mjs', 'dist/bin/logkv.js', 'dist/bin/logkv-compact.js', 'README.md', 'LICENSE']) {
       expect(packedFiles).to.include(needed);
     }
     expect(packedFiles.filter((f) => f.endsWith('.map') || f.startsWith('spec/') || f.startsWith('tools/'))).to.deep.equal([]);
@@ -118,6 +118,24 @@ describe('the npm package', function () {
     const run = node(['use.mjs', path.join(work, 'store-esm')], project);
     expect(run.code, run.stderr).to.equal(0);
     expect(JSON.parse(run.stdout)).to.deep.equal({ map: 'one', sameClass: true, defaultExport: true, defaultDir: 'string', fromAdapter: 'y' });
+  });
+
+  it('serves LogkvLevel from "logkv/level" (CommonJS and ESM, one class), with sublevels in key order', () => {
+    fs.writeFileSync(path.join(project, 'level.mjs'), `
+      import { createRequire } from 'node:module';
+      import { LogkvLevel } from 'logkv/level';
+      const require = createRequire(import.meta.url);
+      const db = new LogkvLevel(process.argv[2], { valueEncoding: 'json' });
+      const users = db.sublevel('users', { valueEncoding: 'json' });
+      await users.batch([{ type: 'put', key: 'b', value: { n: 2 } }, { type: 'put', key: 'a', value: { n: 1 } }]);
+      await db.put('other', { n: 0 });
+      const listed = await users.iterator({ reverse: true }).all();
+      await db.close();
+      console.log(JSON.stringify({ listed, sameClass: LogkvLevel === require('logkv/level').LogkvLevel }));
+    `);
+    const run = node(['level.mjs', path.join(work, 'store-level')], project);
+    expect(run.code, run.stderr).to.equal(0);
+    expect(JSON.parse(run.stdout)).to.deep.equal({ listed: [['b', { n: 2 }], ['a', { n: 1 }]], sameClass: true });
   });
 
   it('serves the test instruments from "logkv/testing" (CommonJS and ESM, one instance), and none from "logkv"', () => {

@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
-const ENTRIES = ['index', 'keyv', 'testing'];
+const ENTRIES = ['index', 'keyv', 'level', 'testing'];
 
 mkdirSync(join(root, 'dist', 'esm'), { recursive: true });
 for (const entry of ENTRIES) {
