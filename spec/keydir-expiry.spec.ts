@@ -69,11 +69,19 @@ function takeAndCheck(keydir: KeyDir, model: Map<string, Modelled>, now: number,
 describe('keydir expiry', () => {
   for (const seed of [11, 12, 13, 14]) {
     // Odd seeds give some keys the largest expiry (so snapshots store f64 times), even seeds do not
-    // (so they store u32 offsets from the earliest).
+    // (so they store u32 offsets from the earliest). Seeds 13 and 14 keep the ordered index too
+    // (small nodes: deep trees), which every removal by expiry must keep in step.
     const huge = seed % 2 === 1;
-    it(`matches a model through 30,000 random operations, with ties${huge ? ' and huge expiries' : ''} (seed ${seed})`, () => {
+    const ordered = seed >= 13 ? { nodeCapacity: 5 } : undefined;
+    it(`matches a model through 30,000 random operations, with ties${huge ? ' and huge expiries' : ''}${ordered ? ', ordered' : ''} (seed ${seed})`, () => {
       const random = seededRandom(seed);
-      let keydir = new KeyDir();
+      let keydir = new KeyDir({ ordered });
+      const checkOrder = (where: string) => {
+        if (ordered === undefined) return;
+        keydir.ordered!.check();
+        const keys = [...model.keys()].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+        expect([...keydir.range()], `keys in order ${where}`).to.deep.equal(keys);
+      };
       const model = new Map<string, Modelled>();
       let now = 1000;
       // Few distinct times near `now`, so ties are common and expiries pass often; some never
@@ -101,15 +109,21 @@ describe('keydir expiry', () => {
         } else if (roll < 0.9) {
           now += random.int(8);
           check(keydir, model, now, where);
+          if (i % 20 === 0) checkOrder(where);
         } else if (roll < 0.99) {
           takeAndCheck(keydir, model, now, 1 + random.int(random() < 0.5 ? 5 : 500), where);
         } else {
+          const saved = ordered && Buffer.concat(keydir.ordered!.toBytes());
           keydir = KeyDir.fromBytes(Buffer.concat(keydir.toBytes()));
+          if (ordered) keydir.orderKeys(ordered, random() < 0.5 ? saved : undefined);
           check(keydir, model, now, `after a snapshot round trip ${where}`);
+          checkOrder(where);
         }
       }
       check(keydir, model, now, 'at the end');
+      checkOrder('at the end');
       takeAndCheck(keydir, model, MAX_EXPIRES_AT, Infinity, 'taking everything');
+      checkOrder('after taking everything');
       expect(keydir.expiringCount).to.equal(0);
       expect(keydir.nextExpiry()).to.equal(Infinity);
       for (const [key, m] of model) expect(keydir.get(key)?.expiresAt, key).to.equal(m.expiresAt);
