@@ -65,6 +65,10 @@ async function compareJob(job: Job): Promise<Row> {
   global.gc?.();
   const buffersBefore = process.memoryUsage().arrayBuffers;
   let store = await open(job.dir, options);
+  // CPU time beside wall time: on a machine shared with other work, a process's own CPU time
+  // varies far less than the wall clock.
+  const cpuMs = (since: NodeJS.CpuUsage) => { const used = process.cpuUsage(since); return (used.user + used.system) / 1000; };
+  let cpu = process.cpuUsage();
   let started = performance.now();
   const pending: Array<Promise<void>> = [];
   for (let start = 0; start < job.n; start += WINDOW) {
@@ -73,25 +77,32 @@ async function compareJob(job: Job): Promise<Row> {
     await Promise.all(pending);
   }
   row['fill ops/s'] = (job.n * 1000) / (performance.now() - started);
+  row['fill CPU µs/op'] = (cpuMs(cpu) * 1000) / job.n;
   global.gc?.();
   row['external bytes/key'] = (process.memoryUsage().arrayBuffers - buffersBefore) / job.n;
   const order = shuffledIndexes(job.n, 7);
   const gets = Math.min(job.gets, job.n);
+  cpu = process.cpuUsage();
   started = performance.now();
   for (let i = 0; i < gets; i++) {
     if ((await store.get(keyOf(order[i], 1))) === undefined) throw new Error('a key went missing');
   }
   row['get ops/s'] = (gets * 1000) / (performance.now() - started);
+  row['get CPU µs/op'] = (cpuMs(cpu) * 1000) / gets;
   await store.close();
+  cpu = process.cpuUsage();
   started = performance.now();
   store = await open(job.dir, options);
   row['open (snapshot) ms'] = performance.now() - started;
+  row['open (snapshot) CPU ms'] = cpuMs(cpu);
   if (store.recovery.snapshot !== true) throw new Error('the snapshot was not used');
   await store.close();
   fs.rmSync(path.join(job.dir, 'keydir.snapshot'), { force: true });
+  cpu = process.cpuUsage();
   started = performance.now();
   store = await open(job.dir, options);
   row['open (replay) ms'] = performance.now() - started;
+  row['open (replay) CPU ms'] = cpuMs(cpu);
   await store.close();
   return row;
 }
