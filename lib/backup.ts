@@ -371,19 +371,18 @@ class BackupJob {
    */
   async #openCut(): Promise<void> {
     const { medium, dir } = this.host;
-    const hints: CutFile[] = [];
-    for (const file of this.cut.files) {
+    // Each handle goes into the cut as soon as it is open, where run() closes it whatever happens.
+    for (const file of [...this.cut.files]) {
       file.handle = await medium.open(file.source, { readOnly: true });
       const id = parseSegmentName(file.name)!;
       const hintPath = path.join(dir, hintName(id));
       try {
         const handle = await medium.open(hintPath, { readOnly: true });
-        hints.push({ name: hintName(id), source: hintPath, length: handle.sizeSync(), immutable: true, handle });
+        this.cut.files.push({ name: hintName(id), source: hintPath, length: handle.sizeSync(), immutable: true, handle });
       } catch (err) {
         if (!isErrno(err, 'ENOENT')) throw err;
       }
     }
-    this.cut.files.push(...hints);
   }
 
   /** Steps 3 to 5, under the destination's lock. */
