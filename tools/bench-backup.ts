@@ -12,11 +12,15 @@
  * backup that copies (link: false), an incremental backup into each after ~1 MiB more of puts,
  * and a first copy onto another file system (`--other-fs`, default /dev/shm when it exists:
  * link(2) fails with EXDEV there, so it copies). The page cache is warm (the store was just
- * written): a cold cache adds the disk's read time to every copy and verification.
+ * written): a cold cache adds the disk's read time to every copy and verification. "loop max"
+ * is the longest the event loop was held (perf_hooks' event loop delay): a put that waited
+ * longer than that waited for the disk (its own fdatasync, or in 'never' mode a write(2) that
+ * waited for the file system's journal), not for the backup's JavaScript.
  */
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { monitorEventLoopDelay } from 'perf_hooks';
 import { BackupResult, SyncMode, Store, open } from '../lib';
 import { formatBytes } from '../lib/units';
 
@@ -98,6 +102,7 @@ interface Row {
   result?: BackupResult;
   ms: number;
   latencies: number[];
+  loopMaxMs: number;
 }
 
 function quantile(sorted: number[], q: number): number {
@@ -106,13 +111,16 @@ function quantile(sorted: number[], q: number): number {
 
 async function measure(store: Store<unknown>, sync: SyncMode, what: string, run?: () => Promise<BackupResult>): Promise<Row> {
   const writer = new Writer(store);
+  const loop = monitorEventLoopDelay({ resolution: 1 });
+  loop.enable();
   writer.start();
   const began = performance.now();
   let result: BackupResult | undefined;
   if (run === undefined) await new Promise((resolve) => setTimeout(resolve, 3000));
   else result = await run();
   const ms = performance.now() - began;
-  return { sync, what, result, ms, latencies: await writer.stop() };
+  loop.disable();
+  return { sync, what, result, ms, latencies: await writer.stop(), loopMaxMs: loop.max / 1e6 };
 }
 
 /** About 1 MiB of puts, so the incremental backups have something to transfer. */
@@ -153,7 +161,7 @@ async function main(): Promise<void> {
 }
 
 function print(bytes: number, rows: Row[]): void {
-  const header = ['sync', 'backup', 'time', 'linked', 'copied', 'transferred', 'verified', 'puts', 'put p50', 'put p99', 'put max'];
+  const header = ['sync', 'backup', 'time', 'linked', 'copied', 'transferred', 'verified', 'puts', 'put p50', 'put p99', 'put max', 'loop max'];
   const lines = rows.map((r) => [
     r.sync, r.what, `${(r.ms / 1000).toFixed(2)} s`,
     r.result === undefined ? '' : String(r.result.filesLinked),
@@ -162,7 +170,7 @@ function print(bytes: number, rows: Row[]): void {
     r.result === undefined ? '' : formatBytes(r.result.bytesVerified),
     String(r.latencies.length),
     `${quantile(r.latencies, 0.5).toFixed(2)} ms`, `${quantile(r.latencies, 0.99).toFixed(2)} ms`,
-    `${(r.latencies[r.latencies.length - 1] ?? NaN).toFixed(1)} ms`,
+    `${(r.latencies[r.latencies.length - 1] ?? NaN).toFixed(1)} ms`, `${r.loopMaxMs.toFixed(1)} ms`,
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
   const row = (cells: string[]): string => `| ${cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ')} |`;
