@@ -15,17 +15,20 @@
  * table's typed arrays are stored as they sit in memory):
  *
  *   off   size  field
- *   0     20    file header (format.ts), kind = 3, id = 0
- *   20    4     segment count n
- *   24    16n   per segment: id (f64), size (f64)
+ *   0     28    file header (format.ts), kind = 3, id = 0, version floor = the store's next version
+ *   28    4     segment count n
+ *   32    16n   per segment: id (f64), size (f64)
  *   ...         the table (keydir.ts toBytes): 40 bytes of counts, then slots, the four record
  *               columns, the key arena, the free list, the segment id table, the expiries
- *   end-4 4     crc u32: CRC-32 of bytes 20 .. end-4
+ *   end-4 4     crc u32: CRC-32 of bytes 28 .. end-4
+ *
+ * A snapshot of an older format version (a 20-byte header, no next version) is not used: the
+ * store replays, which finds the version counter in the segments.
  */
 import * as os from 'os';
 import * as path from 'path';
 import { crc32 } from './crc';
-import { SEGMENT_HEADER_BYTES, checkSegmentHeader, encodeSegmentHeader } from './format';
+import { FORMAT_VERSION, SEGMENT_HEADER_BYTES, checkSegmentHeader, encodeSegmentHeader } from './format';
 import { KeyDir } from './keydir';
 import type { Medium } from './medium/types';
 import { TEMP_SUFFIX } from './segment';
@@ -40,8 +43,12 @@ export interface SnapshotSegment {
 
 const littleEndian = os.endianness() === 'LE';
 
-/** Writes the snapshot under a temporary name and renames it. No fsync: a lost snapshot costs only time. */
-export async function writeSnapshot(medium: Medium, dir: string, segments: SnapshotSegment[], keydir: KeyDir): Promise<void> {
+/**
+ * Writes the snapshot under a temporary name and renames it. No fsync: a lost snapshot costs only
+ * time. `nextVersion` is the version the store would give its next write.
+ */
+export async function writeSnapshot(medium: Medium, dir: string, segments: SnapshotSegment[], keydir: KeyDir,
+                                    nextVersion: number): Promise<void> {
   if (!littleEndian) return;
   const list = Buffer.alloc(4 + segments.length * 16);
   list.writeUInt32LE(segments.length, 0);
@@ -58,22 +65,29 @@ export async function writeSnapshot(medium: Medium, dir: string, segments: Snaps
   const file = await medium.open(temp, { create: true });
   try {
     await file.truncate(0);
-    await file.write([encodeSegmentHeader(0, KIND_SNAPSHOT), ...body, trailer], 0);
+    await file.write([encodeSegmentHeader(0, KIND_SNAPSHOT, nextVersion), ...body, trailer], 0);
   } finally {
     await file.close();
   }
   await medium.rename(temp, path.join(dir, SNAPSHOT_NAME));
 }
 
+/** What a usable snapshot holds. */
+export interface Snapshot {
+  keydir: KeyDir;
+  segments: SnapshotSegment[];
+  /** The version the store would have given its next write when it closed. */
+  nextVersion: number;
+}
+
 /**
  * Reads and removes the snapshot. Returns the table and the segments it describes, or a reason
  * it cannot be used (including that there is none).
  */
-export async function takeSnapshot(medium: Medium, dir: string, names: string[]):
-    Promise<{ keydir: KeyDir; segments: SnapshotSegment[] } | string> {
+export async function takeSnapshot(medium: Medium, dir: string, names: string[]): Promise<Snapshot | string> {
   if (!names.includes(SNAPSHOT_NAME)) return 'none';
   const file = path.join(dir, SNAPSHOT_NAME);
-  let result: { keydir: KeyDir; segments: SnapshotSegment[] } | string;
+  let result: Snapshot | string;
   try {
     result = littleEndian ? await readSnapshot(medium, file) : 'big-endian host';
   } catch (err) {
@@ -84,7 +98,7 @@ export async function takeSnapshot(medium: Medium, dir: string, names: string[])
   return result;
 }
 
-async function readSnapshot(medium: Medium, file: string): Promise<{ keydir: KeyDir; segments: SnapshotSegment[] } | string> {
+async function readSnapshot(medium: Medium, file: string): Promise<Snapshot | string> {
   const handle = await medium.open(file, { readOnly: true });
   let buf: Buffer;
   try {
@@ -95,7 +109,8 @@ async function readSnapshot(medium: Medium, file: string): Promise<{ keydir: Key
   } finally {
     await handle.close();
   }
-  checkSegmentHeader(buf, file, 0, KIND_SNAPSHOT);
+  const header = checkSegmentHeader(buf, file, 0, KIND_SNAPSHOT);
+  if (header.version !== FORMAT_VERSION) return `a format version ${header.version} snapshot`;
   if (buf.readUInt32LE(buf.length - 4) !== crc32(buf.subarray(SEGMENT_HEADER_BYTES, buf.length - 4))) return 'checksum mismatch';
   const count = buf.readUInt32LE(SEGMENT_HEADER_BYTES);
   const tableStart = SEGMENT_HEADER_BYTES + 4 + count * 16;
@@ -108,5 +123,5 @@ async function readSnapshot(medium: Medium, file: string): Promise<{ keydir: Key
   const keydir = KeyDir.fromBytes(buf.subarray(tableStart, buf.length - 4));
   const listed = new Set(segments.map((s) => s.id));
   for (const id of keydir.loaded!.segmentsInUse) if (!listed.has(id)) return `records point into unlisted segment ${id}`;
-  return { keydir, segments };
+  return { keydir, segments, nextVersion: header.floor };
 }

@@ -287,11 +287,11 @@ export class Workload {
 
 /** The store call for a step, as the workload runners make it. */
 export type StoreLike = {
-  set(key: string, value: unknown, options?: { ttl?: number; expiresAt?: number }): Promise<void>;
-  create(key: string, value: unknown, options?: { ttl?: number; expiresAt?: number }): Promise<void>;
-  update(key: string, value: unknown, options?: { ttl?: number; expiresAt?: number }): Promise<void>;
+  set(key: string, value: unknown, options?: { ttl?: number; expiresAt?: number }): Promise<unknown>;
+  create(key: string, value: unknown, options?: { ttl?: number; expiresAt?: number }): Promise<unknown>;
+  update(key: string, value: unknown, options?: { ttl?: number; expiresAt?: number }): Promise<unknown>;
   delete(key: string): Promise<boolean>;
-  batch(ops: ReadonlyArray<BatchOperation<unknown>>): Promise<void>;
+  batch(ops: ReadonlyArray<BatchOperation<unknown>>): Promise<unknown>;
   sync(): Promise<void>;
   compact?: () => Promise<unknown>;
 };
