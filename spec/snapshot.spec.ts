@@ -220,9 +220,9 @@ describe('keydir snapshot', () => {
     expect(fs.existsSync(path.join(dir, SNAPSHOT))).to.equal(false);
     expect(store.size).to.equal(20);
     expect(await store.getEntry('forever')).to.deep.equal({ value: 'f', version: 0 }); // a format-1 record
-    expect(await store.getEntry('ttl:5')).to.deep.equal({ value: 'no longer expires' });
+    expect(await store.getEntry('ttl:5')).to.deep.equal({ value: 'no longer expires', version: 0 });
     expect(await store.has('ttl:6')).to.equal(false);
-    for (const i of [0, 1, 2, 3, 19]) expect(await store.getEntry(`ttl:${i}`)).to.deep.equal({ value: i, expiresAt: FUTURE + (i % 4) });
+    for (const i of [0, 1, 2, 3, 19]) expect(await store.getEntry(`ttl:${i}`)).to.deep.equal({ value: i, expiresAt: FUTURE + (i % 4), version: 0 });
     now = FUTURE + 1;
     expect(store.size).to.equal(2 + 9); // ttl:i with i % 4 >= 2, except ttl:6
     now = FUTURE + 3;
