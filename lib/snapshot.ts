@@ -22,12 +22,17 @@
  *               byte 32), the expiry heap (times, as f64 or as u32 offsets from a base time,
  *               then records), the slots, the five record columns, the key arena, the free
  *               list, the segment id table
+ *   ...         the ordered section, if the keydir keeps its keys in order (it always does in a
+ *               store): 0-3 zero bytes of padding, the ordered index (ordered.ts toBytes), then
+ *               pad u32, length u32 of the index's bytes, magic u32 'ORD1'
  *   end-4 4     crc u32: CRC-32 of bytes 28 .. end-4
  *
  * The table's layout number changes whenever the table's bytes change meaning; a snapshot of any
  * other layout (such as layout 0, before the expiry heap) fails to load and the store replays.
  * So does a snapshot of an older format version (a 20-byte header, no next version): the replay
- * finds the version counter in the segments.
+ * finds the version counter in the segments. A snapshot without the ordered section (or whose
+ * section does not describe the table's live records) still loads its table; open then builds
+ * the ordered index with one sort (keyindex.ts).
  */
 import * as os from 'os';
 import * as path from 'path';
@@ -40,6 +45,9 @@ import { TEMP_SUFFIX } from './segment';
 
 export const SNAPSHOT_NAME = 'keydir.snapshot';
 export const KIND_SNAPSHOT = 3;
+/** Ends the ordered section: 'ORD1' as a little-endian u32, after its padding and length. */
+export const ORDERED_MAGIC = 0x3144524f;
+const ORDERED_TRAILER_BYTES = 12;
 
 export interface SnapshotSegment {
   id: number;
@@ -61,7 +69,8 @@ export async function writeSnapshot(medium: Medium, dir: string, segments: Snaps
     list.writeDoubleLE(s.id, 4 + i * 16);
     list.writeDoubleLE(s.size, 12 + i * 16);
   });
-  const body = [list, ...keydir.toBytes()];
+  const table = keydir.toBytes();
+  const body = [list, ...table, ...orderedSection(keydir, table)];
   let crc = 0;
   for (const chunk of body) crc = crc32(chunk, crc);
   const trailer = Buffer.alloc(4);
@@ -75,6 +84,40 @@ export async function writeSnapshot(medium: Medium, dir: string, segments: Snaps
     await file.close();
   }
   await medium.rename(temp, path.join(dir, SNAPSHOT_NAME));
+}
+
+/**
+ * The ordered index's bytes (OrderedIndex.toBytes()) and the trailer that finds them, to follow
+ * the table; nothing if the keydir keeps no ordered index. Padding first, so that the index's
+ * 32-bit arrays start 4-byte aligned relative to the table (the reader's buffer starts with it)
+ * and load without a byte copy.
+ */
+function orderedSection(keydir: KeyDir, table: Buffer[]): Buffer[] {
+  const ordered = keydir.ordered;
+  if (ordered === undefined) return [];
+  const tableBytes = table.reduce((sum, chunk) => sum + chunk.length, 0);
+  const pad = (4 - (tableBytes % 4)) % 4;
+  const bytes = ordered.toBytes();
+  const trailer = Buffer.alloc(ORDERED_TRAILER_BYTES);
+  trailer.writeUInt32LE(pad, 0);
+  trailer.writeUInt32LE(bytes.reduce((sum, chunk) => sum + chunk.length, 0), 4);
+  trailer.writeUInt32LE(ORDERED_MAGIC, 8);
+  return [Buffer.alloc(pad), ...bytes, trailer];
+}
+
+/**
+ * Splits the bytes after the snapshot's head and heap (the table, then the ordered section if
+ * there is one; the crc already cut off) into the table and the ordered index's bytes. A
+ * section that does not add up is left out (the table then fails its own size check).
+ */
+function splitOrdered(rest: Buffer): { table: Buffer; ordered?: Buffer } {
+  const end = rest.length;
+  if (end < TABLE_FIXED_BYTES + ORDERED_TRAILER_BYTES || rest.readUInt32LE(end - 4) !== ORDERED_MAGIC) return { table: rest };
+  const pad = rest.readUInt32LE(end - 12);
+  const length = rest.readUInt32LE(end - 8);
+  const start = end - ORDERED_TRAILER_BYTES - length;
+  if (pad > 3 || start - pad < TABLE_FIXED_BYTES) return { table: rest };
+  return { table: rest.subarray(0, start - pad), ordered: rest.subarray(start, end - ORDERED_TRAILER_BYTES) };
 }
 
 /** What a usable snapshot holds. */
@@ -153,7 +196,15 @@ async function readSnapshot(medium: Medium, file: string): Promise<Snapshot | st
   for (let i = 0, at = SEGMENT_HEADER_BYTES + 4; at + 16 <= head.length - TABLE_FIXED_BYTES; i++, at += 16) {
     segments.push({ id: head.readDoubleLE(at), size: head.readDoubleLE(at + 8) });
   }
-  const keydir = KeyDir.fromBytes(table.subarray(0, table.length - 4), heap);
+  const parts = splitOrdered(table.subarray(0, table.length - 4));
+  const keydir = KeyDir.fromBytes(parts.table, heap);
+  if (parts.ordered !== undefined) {
+    try {
+      keydir.orderKeys({}, parts.ordered);
+    } catch {
+      // Bytes that do not describe this table's live records: open sorts the keys instead.
+    }
+  }
   const listed = new Set(segments.map((s) => s.id));
   for (const id of keydir.loaded!.segmentsInUse) if (!listed.has(id)) return `records point into unlisted segment ${id}`;
   return { keydir, segments, nextVersion };
