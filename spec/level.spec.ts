@@ -38,6 +38,19 @@ describe('LogkvLevel', () => {
     expect(storedKey('\u{1F600}')).to.equal(storedKey(Buffer.from('\u{1F600}', 'utf8')));
   });
 
+  it('runs the README\'s example: a sublevel with JSON values, iterated in key order', async () => {
+    const medium = new MemoryMedium();
+    const db = new LogkvLevel('/data/level', { valueEncoding: 'json', logkv: { sync: 'always', medium } });
+    const users = db.sublevel<string, { name: string }>('users', { valueEncoding: 'json' });
+    await users.put('1', { name: 'Ada' });
+    await users.batch([{ type: 'put', key: '2', value: { name: 'Grace' } }]);
+    const seen: string[] = [];
+    for await (const [id, user] of users.iterator({ gte: '1', limit: 10 })) seen.push(`${id} ${user.name}`);
+    expect(seen).to.deep.equal(['1 Ada', '2 Grace']);
+    expect(await db.keys().all()).to.deep.equal(['!users!1', '!users!2']);
+    await db.close();
+  });
+
   it('leaves keys the store holds outside "~" alone', async () => {
     const medium = new MemoryMedium();
     const store = await open('/db', { medium });
