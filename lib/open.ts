@@ -92,7 +92,6 @@ export async function buildStore<V>(medium: Medium, dir: string, options: Resolv
       (bytes, start, length, entry) => index.applyBytes(bytes, start, length, entry),
       (count) => index.reserve(count));
     if (recovered.keydir !== undefined) index.load(recovered.keydir);
-    index.orderKeys();
     const segments = new SegmentSet(dir, recovered.segments);
     const reader = new Reader(segments, options.cacheBytes);
     const writer = new LogWriter({

@@ -8,6 +8,7 @@ import { expect } from 'chai';
 import * as fs from 'fs';
 import * as path from 'path';
 import { CompactionResult, ErrorCodes, IterateOptions, Store } from '../lib';
+import { ORDERED_MAGIC, SNAPSHOT_NAME } from '../lib/snapshot';
 import { CLEAR_BATCH_KEYS } from '../lib/store';
 import { FakeClock, expectCode, openFast, prng, tempDir } from './helpers';
 
@@ -159,6 +160,24 @@ describe('ordered keys through the Store', () => {
       }
     }
     expect(checked).to.equal(6 ** 4 * 5 * 5);
+  });
+
+  it('keeps the keys in order once an iteration asks, and carries the order through a clean close', async () => {
+    const carriesOrder = () => {
+      const bytes = fs.readFileSync(path.join(dir, SNAPSHOT_NAME));
+      return bytes.readUInt32LE(bytes.length - 8) === ORDERED_MAGIC;
+    };
+    for (let i = 0; i < 500; i++) await store.set(`k${(i * 7919) % 500}`, i);
+    await store.close();
+    expect(carriesOrder(), 'no order kept before any iteration').to.equal(false);
+    store = await openFast<number>(dir, options());
+    expect((await collect(store.keys({ limit: 3 })))).to.deep.equal(['k0', 'k1', 'k10']);
+    await store.set('k0a', -1);
+    await store.delete('k1');
+    await store.close();
+    expect(carriesOrder(), 'the snapshot carries the order').to.equal(true);
+    store = await openFast<number>(dir, options());
+    expect((await collect(store.keys({ limit: 3 })))).to.deep.equal(['k0', 'k0a', 'k10']);
   });
 
   it('yields astral-plane keys above U+E000–U+FFFF (code point order, not UTF-16 order)', async () => {

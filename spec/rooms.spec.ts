@@ -22,7 +22,6 @@ describe('a reader and an index with no writer', () => {
     const { segments: found, keydir } = await recover(memory, DIR,
       (bytes, start, length, entry) => index.applyBytes(bytes, start, length, entry), (count) => index.reserve(count));
     if (keydir !== undefined) index.load(keydir);
-    index.orderKeys();
     const segments = new SegmentSet(DIR, found);
     return { index, reader: new Reader(segments, 1 << 20), segments };
   }
