@@ -8,7 +8,7 @@
  *      lmdb getRange() and a classic-level iterator.
  *
  *   npx ts-node --transpile-only tools/bench-ranges.ts [--n 1000000] [--reps 3] [--scans 300]
- *       [--gets 200000] [--main <git ref>] [--dir DIR] [--only compare|scan]
+ *       [--gets 200000] [--main <git ref>] [--dir DIR] [--only compare|scan] [--scan-stores a,b]
  *
  * Each measurement runs in a fresh `node --expose-gc` child on JavaScript transpiled ahead (the
  * library of each variant, this file, tools/bench/data.ts) under node_modules/.cache, so no
@@ -120,13 +120,16 @@ interface Scannable {
 
 async function scannable(job: Job): Promise<Scannable> {
   const peer = createRequire(path.join(job.peers, 'package.json'));
-  if (job.store === 'logkv') {
+  if (job.store === 'logkv' || job.store === 'logkv keys()') {
     const store = await library().open(job.dir, { sync: 'never', autoCompact: false });
+    const keysOnly = job.store === 'logkv keys()';
     return {
       fill: (entries) => store.batch(entries.map(([key, value]) => ({ type: 'set', key, value }))),
       async scan(start) {
         let n = 0;
-        for await (const entry of store.entries({ gte: start, limit: SCAN_KEYS })) if (entry[1] !== undefined) n++;
+        // keys() reads no value: the index's own cost, without a read per entry.
+        if (keysOnly) for await (const key of store.keys({ gte: start, limit: SCAN_KEYS })) n += key.length > 0 ? 1 : 0;
+        else for await (const entry of store.entries({ gte: start, limit: SCAN_KEYS })) if (entry[1] !== undefined) n++;
         return n;
       },
       close: () => store.close(),
@@ -301,7 +304,7 @@ function main(): void {
   const here = build(REPO, path.join(cache, 'ordered'));
   const job = (kind: Job['kind'], store: string): Job => ({
     kind, store, n, gets: Number(arg('gets', '200000')), scans: Number(arg('scans', '300')),
-    dir: path.join(dataDir, store.replace('/', '-')), peers,
+    dir: path.join(dataDir, store.replace(/[^a-z-]/g, '-')), peers,
   });
   process.stdout.write(`bench-ranges: N = ${n}, ${reps} reps, commit ${commit} against main ${mainRef.slice(0, 7)}; ` +
     `${os.cpus().length} cores (${os.cpus()[0]?.model.trim()}), Node ${process.version}, ${new Date().toISOString()}\n`);
@@ -315,7 +318,7 @@ function main(): void {
   }
   if (only !== 'compare') {
     measure(`Scan of ${SCAN_KEYS} entries from a random start (keys and values decoded)`,
-      ['logkv', 'logkv/level', 'lmdb', 'classic-level'].map((store) => [store, here, job('scan', store)] as [string, string, Job]), reps);
+      arg('scan-stores', 'logkv,logkv keys(),logkv/level,lmdb,classic-level').split(',').map((store) => [store, here, job('scan', store)] as [string, string, Job]), reps);
   }
 }
 
