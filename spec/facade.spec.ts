@@ -40,8 +40,8 @@ describe('the public surface', () => {
 
   it('a Store has only its public methods: no start, applyRecovered or reserveRecovered to call', async () => {
     expect(Object.getOwnPropertyNames(Store.prototype).sort()).to.deep.equal([
-      'backup', 'batch', 'close', 'closed', 'compact', 'constructor', 'create', 'delete', 'dir', 'entries', 'get', 'getEntry',
-      'has', 'keys', 'recovery', 'set', 'size', 'stats', 'sync', 'touch', 'update', 'watch',
+      'backup', 'batch', 'clear', 'close', 'closed', 'compact', 'constructor', 'create', 'delete', 'dir', 'entries', 'get',
+      'getEntry', 'getMany', 'has', 'keys', 'recovery', 'set', 'size', 'stats', 'sync', 'touch', 'update', 'values', 'watch',
     ]);
     // And `await using`: Symbol.asyncDispose closes the store.
     expect(Object.getOwnPropertySymbols(Store.prototype)).to.deep.equal([Symbol.asyncDispose]);
