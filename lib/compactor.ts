@@ -110,9 +110,10 @@ export async function compact(host: CompactionHost, options: CompactOptions): Pr
   await removeGarbage(host);
   const segmentsBefore = host.segments.fileCount();
   const bytesBefore = host.segments.diskBytes;
-  const inputs = await host.protocol.seal(options.dryRun === true);
+  if (host.protocol.nothingToReclaim()) return unchanged(host, started, segmentsBefore, bytesBefore, options.dryRun === true);
+  const { inputs, firstOutputId } = await host.protocol.seal(options.dryRun === true);
   const bytesTotal = inputs.reduce((sum, s) => sum + s.flushed, 0);
-  const job = new Job(host, inputs, options, bytesTotal);
+  const job = new Job(host, inputs, options, bytesTotal, firstOutputId);
   try {
     await job.copy();
     if (options.dryRun) {
@@ -140,9 +141,8 @@ class Job {
   #keptBytes = 0;
 
   constructor(private readonly host: CompactionHost, private readonly inputs: Segment[],
-              private readonly options: CompactOptions, private readonly bytesTotal: number) {
-    const newest = inputs.length > 0 ? inputs[inputs.length - 1].id : 0;
-    this.#nextId = newest + 1;
+              private readonly options: CompactOptions, private readonly bytesTotal: number, firstOutputId: number) {
+    this.#nextId = firstOutputId;
   }
 
   /** Step 2: walk every input in slices and copy what must be kept. */
@@ -298,6 +298,18 @@ class Job {
   }
 }
 
+/**
+ * The result of a compaction that had nothing to reclaim (CompactionSwitch.nothingToReclaim): it
+ * sealed nothing, wrote nothing and took no segment id, so a store compacted again and again while
+ * idle never runs out of ids.
+ */
+function unchanged(host: CompactionHost, started: number, segments: number, bytes: number, dryRun: boolean): CompactionResult {
+  return {
+    dryRun, segmentsBefore: segments, segmentsAfter: segments, bytesBefore: bytes, bytesAfter: bytes,
+    recordsKept: 0, recordsDropped: 0, durationMs: Date.now() - started, finishedAt: host.now(),
+  };
+}
+
 /** Step 5: remove the inputs oldest first, each removal durable before the next. */
 async function removeInputs(host: CompactionHost, inputs: Segment[]): Promise<void> {
   for (let i = 0; i < inputs.length; i++) {
@@ -349,11 +361,25 @@ export interface CompactionsInit {
 /**
  * The store's compactions: at most one at a time, the last one's result, the automatic trigger
  * and its last failure, and the files an earlier compaction could not remove.
+ *
+ * Each call gets what it asked for. Compactions run one after another (a dry run reads the very
+ * segments a real one removes, so the two never overlap): a real compaction asked for while
+ * another real one is running or waiting shares that one's promise; a dry run asked for while a
+ * real one runs waits for it, then measures the store it left; a real compaction asked for
+ * during a dry run waits for the dry run, then compacts. A dry run asked for while another dry
+ * run waits to start shares it (they would measure the same store).
  */
 export class Compactions {
   readonly #host: CompactionHost;
   readonly #init: CompactionsInit;
-  #running: Promise<CompactionResult> | undefined;
+  /** The last compaction asked for, running or waiting; everything before it has settled or runs first. */
+  #tail: Promise<unknown> = Promise.resolve();
+  /** How many asked-for compactions have not settled yet. */
+  #pending = 0;
+  /** The real compaction running or waiting to run, which a second real call shares. */
+  #real: Promise<CompactionResult> | undefined;
+  /** A dry run waiting to start, which a second dry call shares. */
+  #dryWaiting: Promise<CompactionResult> | undefined;
   #aborted = false;
   #last: CompactionResult | undefined;
   #autoError: LogkvError | undefined;
@@ -370,9 +396,9 @@ export class Compactions {
     };
   }
 
-  /** Whether a compaction is running now. */
+  /** Whether a compaction (or a dry run) is running or waiting to run. */
   get running(): boolean {
-    return this.#running !== undefined;
+    return this.#pending > 0;
   }
 
   /** The last compaction (not a dry run) that finished. */
@@ -385,25 +411,41 @@ export class Compactions {
     return this.#autoError;
   }
 
-  /** Starts a compaction, or returns the running one. Throws the writer's failure if it is poisoned. */
+  /**
+   * Starts a compaction of the kind asked for, after any that runs now (see the class comment).
+   * Throws the writer's failure if it is poisoned.
+   */
   start(options: CompactOptions): Promise<CompactionResult> {
-    if (this.#running !== undefined) return this.#running;
+    const dryRun = options.dryRun === true;
+    if (!dryRun && this.#real !== undefined) return this.#real;
+    if (dryRun && this.#dryWaiting !== undefined) return this.#dryWaiting;
     if (this.#init.writer.failure !== undefined) throw this.#init.writer.failure;
-    const running = compact(this.#host, options)
-      .then((result) => {
-        if (!result.dryRun) this.#last = result;
-        return result;
-      })
-      .finally(() => { this.#running = undefined; });
-    this.#running = running;
-    return running;
+    const run = async (): Promise<CompactionResult> => {
+      if (this.#dryWaiting === job) this.#dryWaiting = undefined;
+      if (this.#aborted) throw new LogkvError(ErrorCodes.CLOSED, 'the store closed before the compaction started');
+      const failure = this.#init.writer.failure;
+      if (failure !== undefined) throw failure;
+      const result = await compact(this.#host, options);
+      if (!result.dryRun) this.#last = result;
+      return result;
+    };
+    this.#pending++;
+    const job: Promise<CompactionResult> = this.#tail.then(run, run).finally(() => {
+      this.#pending--;
+      if (this.#real === job) this.#real = undefined;
+      if (this.#dryWaiting === job) this.#dryWaiting = undefined;
+    });
+    if (dryRun) this.#dryWaiting = job;
+    else this.#real = job;
+    this.#tail = job.catch(() => undefined);
+    return job;
   }
 
   /** Starts a compaction in the background if dead bytes passed the autoCompact thresholds. */
   maybeStartAuto(): void {
     const { options, segments, index, writer, dir } = this.#init;
     const auto = options.autoCompact;
-    if (auto === false || this.#running !== undefined || this.#aborted || writer.failure !== undefined) return;
+    if (auto === false || this.#pending > 0 || this.#aborted || writer.failure !== undefined) return;
     const dead = segments.deadBytes(index.liveBytes);
     if (dead < auto.minDeadBytes || dead < auto.minDeadRatio * segments.diskBytes) return;
     this.start({}).then(
@@ -415,6 +457,6 @@ export class Compactions {
   /** Stops a running compaction (it discards its work) and starts no more; resolves when it has stopped. */
   async stop(): Promise<void> {
     this.#aborted = true;
-    await this.#running?.catch(() => undefined);
+    await this.#tail;
   }
 }

@@ -68,8 +68,12 @@ export class SegmentSet implements SegmentLookup {
     return [...this.#segments.values()].filter((s) => s.id < limit && s.file !== undefined).sort((a, b) => a.id - b.id);
   }
 
-  /** Starts the next write segment (with no file yet) and makes it the active one. */
+  /**
+   * Starts the next write segment (with no file yet) and makes it the active one. The segment it
+   * replaces is dropped if it holds nothing (no file, nothing queued).
+   */
   rotate(): Segment {
+    if (isUnborn(this.#active)) this.#segments.delete(this.#active.id);
     this.#active = this.#start(nextWriteSegmentId(this.#active.id));
     return this.#active;
   }

@@ -234,12 +234,19 @@ export class Store<V = unknown> {
     });
   }
 
-  /** Deletes `key`; resolves true if it was live, false if there was nothing to delete. */
+  /**
+   * Deletes `key`; resolves true if it was live, false if there was nothing to delete. A key that
+   * has expired but is still in the index gets a tombstone all the same (and resolves false): its
+   * record is still on disk, and a clock stepped back before the next open would make it live
+   * again. A key the sweeper already removed gets none (docs/durability.md says why).
+   */
   delete(key: string): Promise<boolean> {
     return this.#guard(() => {
       checkKey(key, this.#options.maxKeyBytes);
-      if (this.#index.live(key) === undefined) return Promise.resolve(false);
-      return this.#writer.write([deletion(key)]).then(() => true);
+      const entry = this.#index.get(key);
+      if (entry === undefined) return Promise.resolve(false);
+      const wasLive = this.#index.live(key) !== undefined;
+      return this.#writer.write([deletion(key)]).then(() => wasLive);
     });
   }
 
@@ -250,12 +257,13 @@ export class Store<V = unknown> {
   batch(operations: ReadonlyArray<BatchOperation<V>>): Promise<void> {
     return this.#guard(() => {
       const prepared = prepareBatch(operations, this.#options);
-      // A delete of a key that is not live (at that point of the batch) writes nothing.
-      const live = new Map<string, boolean>();
+      // A delete of a key that is not in the index (at that point of the batch) writes nothing;
+      // one of an expired key still in the index writes its tombstone, as delete() does.
+      const present = new Map<string, boolean>();
       const needed = prepared.filter((op) => {
-        const wasLive = live.has(op.key) ? live.get(op.key)! : this.#index.live(op.key) !== undefined;
-        live.set(op.key, op.valueBytes !== undefined);
-        return op.valueBytes !== undefined || wasLive;
+        const wasPresent = present.has(op.key) ? present.get(op.key)! : this.#index.get(op.key) !== undefined;
+        present.set(op.key, op.valueBytes !== undefined);
+        return op.valueBytes !== undefined || wasPresent;
       });
       return needed.length === 0 ? Promise.resolve() : this.#writer.write(needed);
     });
@@ -269,8 +277,9 @@ export class Store<V = unknown> {
   /**
    * Rewrites the sealed segments (the active one is sealed first) into new ones that hold only
    * live records, online: reads and writes go on meanwhile, and every write made during it is
-   * kept. With `dryRun`, reports what it would reclaim and changes nothing. A call while one runs
-   * returns the running one.
+   * kept. With `dryRun`, reports what it would reclaim and changes nothing. Each call gets what it
+   * asked for: a real call while a real compaction runs (or waits) shares it; a dry run during a
+   * real one waits and then measures; a real call during a dry run waits and then compacts.
    */
   compact(options: CompactOptions = {}): Promise<CompactionResult> {
     return this.#guard(() => {

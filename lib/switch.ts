@@ -29,8 +29,8 @@ import type { Entry } from './keydir';
 import type { KeyIndex } from './keyindex';
 import type { MediumFile } from './medium/types';
 import type { Reader } from './reader';
-import { Segment, segmentName } from './segment';
-import type { SegmentSet } from './segments';
+import { Segment, isWriteSegmentId, segmentName } from './segment';
+import { type SegmentSet, isUnborn } from './segments';
 import type { LogWriter } from './writer';
 
 /** Records relocated per turn of the event loop during the switch. */
@@ -74,11 +74,32 @@ export class CompactionSwitch {
   // ---------------------------------------------------------------- 1. seal
 
   /**
-   * Seals the active segment (unless `dryRun`); resolves with the segments sealed now, oldest
-   * first, once every write made so far is durable.
+   * Whether a compaction now would reclaim nothing: no write since the last one (the active
+   * segment holds nothing), every segment is a compaction output (dense, with its hint), and no
+   * record in them is dead (overwritten, deleted or expired). Such a compaction would only copy
+   * the same records under new ids, so it is skipped.
    */
-  async seal(dryRun: boolean): Promise<Segment[]> {
+  nothingToReclaim(): boolean {
+    const { segments, index } = this.#rooms;
+    const active = segments.active;
+    if (!isUnborn(active)) return false;
+    for (const segment of segments.all()) if (segment !== active && isWriteSegmentId(segment.id)) return false;
+    return segments.deadBytes(index.liveBytes) === 0;
+  }
+
+  /**
+   * Seals the active segment (unless `dryRun`); resolves with the segments sealed now, oldest
+   * first, once every write made so far is durable, and the first id the outputs may take.
+   *
+   * The outputs take the ids just above the sealed segment's, below the new active one's. The
+   * active segment is sealed even if it holds nothing yet (it has no file, so its id is simply
+   * never used): otherwise a compaction of nothing but earlier outputs would have to take ids
+   * above theirs, and compactions of an idle store would creep through the ids between two write
+   * segments until they ran out. So each compaction uses the ids of one write segment.
+   */
+  async seal(dryRun: boolean): Promise<{ inputs: Segment[]; firstOutputId: number }> {
     const { writer, segments } = this.#rooms;
+    const firstOutputId = segments.active.id + 1;
     if (!dryRun) writer.seal();
     // The inputs are the segments sealed now. Taken after the sync below, a segment that writes
     // made meanwhile filled and rotated would be one too, though it holds writes newer than the
@@ -86,7 +107,7 @@ export class CompactionSwitch {
     // spec/faults/compaction.spec.ts.
     const limit = dryRun ? Infinity : segments.active.id;
     await writer.sync();
-    return segments.withFilesBelow(limit);
+    return { inputs: segments.withFilesBelow(limit), firstOutputId };
   }
 
   // ---------------------------------------------------------------- 2. what the copy asks
