@@ -13,8 +13,9 @@
  *
  * How problems are classed:
  * - 'corruption': what makes open() refuse the store (a bad record or header in any segment but
- *   the newest write segment), and a value that passes its CRC but does not decode (open() does
- *   not decode values; reading that key fails). Data is at risk.
+ *   the newest write segment, or the marker of a backup into this directory that never
+ *   completed), and a value that passes its CRC but does not decode (open() does not decode
+ *   values; reading that key fails). Data is at risk.
  * - 'hint': a hint file that fails its checks or disagrees with its segment. open() ignores it and
  *   scans the segment instead, so no data is at risk, but the file is damaged.
  * - 'notice': what open() repairs on its own: a torn tail of the newest write segment (a crash
@@ -24,6 +25,7 @@
  * A store is healthy (`ok`) when there is no 'corruption' and no 'hint' problem.
  */
 import * as path from 'path';
+import { BACKUP_MARKER_NAME } from './backup';
 import { decodeValue } from './codec';
 import { LogkvError, ioError } from './errors';
 import { RecordHeader, RecordLayout, TYPE_SET } from './format';
@@ -121,6 +123,11 @@ async function checkFiles(medium: Medium, dir: string, names: string[],
   }
   for (const name of names) {
     const file = path.join(dir, name);
+    if (name === BACKUP_MARKER_NAME) {
+      report.problems.push({ severity: 'corruption', file, offset: 0,
+        problem: 'an incomplete backup: a backup into this directory was interrupted, so its files are not a ' +
+          'consistent store; open() refuses it; back up into it again to complete it' });
+    }
     if (name.endsWith(TEMP_SUFFIX)) {
       report.problems.push({ severity: 'notice', file, offset: 0,
         problem: 'leftover of an interrupted compaction, snapshot or sidecar; open() removes it' });

@@ -312,6 +312,9 @@ function unchanged(host: CompactionHost, started: number, segments: number, byte
 
 /** Step 5: remove the inputs oldest first, each removal durable before the next. */
 async function removeInputs(host: CompactionHost, inputs: Segment[]): Promise<void> {
+  // A backup whose cut holds these files may still be opening them (lib/backup.ts): it pins the
+  // segment set for that long (milliseconds), never for its copy.
+  await host.segments.whenUnpinned();
   for (let i = 0; i < inputs.length; i++) {
     const input = inputs[i];
     await input.file?.close().catch(() => undefined);

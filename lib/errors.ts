@@ -31,6 +31,11 @@ export const ErrorCodes = {
   STORE_FULL: 'LOGKV_STORE_FULL',
   /** Any other I/O failure; `cause` holds the system error. */
   IO: 'LOGKV_IO',
+  /**
+   * `open()` of a directory a backup was writing into when it was interrupted (a crash, a kill,
+   * a full disk): its files are not a consistent store. Run the backup again to complete it.
+   */
+  INCOMPLETE_BACKUP: 'LOGKV_INCOMPLETE_BACKUP',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

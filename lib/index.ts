@@ -18,6 +18,7 @@ export type { OpenOptions, SyncMode } from './options';
 export type { Medium, MediumFile, OpenFileOptions } from './medium/types';
 export type { RecoveryReport, TruncationReport } from './recovery';
 export type { CompactOptions, CompactionProgress, CompactionResult } from './compactor';
+export type { BackupOptions, BackupProgress, BackupResult } from './backup';
 export { checkStore } from './check';
 export type { CheckOptions, CheckProblem, CheckReport, CheckSeverity } from './check';
 export { FORMAT_VERSION } from './format';

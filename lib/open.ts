@@ -13,6 +13,7 @@
  */
 import * as os from 'os';
 import * as path from 'path';
+import { Backups, refuseIncompleteBackup } from './backup';
 import { Compactions } from './compactor';
 import { ErrorCodes, LogkvError, ioError, isErrno } from './errors';
 import { KeyIndex } from './keyindex';
@@ -83,6 +84,7 @@ export async function open<V = unknown>(dir?: string, options?: OpenOptions): Pr
  */
 export async function buildStore<V>(medium: Medium, dir: string, options: ResolvedOptions, lock: HeldLock): Promise<Store<V>> {
   try {
+    await refuseIncompleteBackup(medium, dir);
     const index = new KeyIndex(options.clock);
     const recovered = await recover(medium, dir,
       (bytes, start, length, entry) => index.applyBytes(bytes, start, length, entry),
@@ -93,11 +95,17 @@ export async function buildStore<V>(medium: Medium, dir: string, options: Resolv
     const writer = new LogWriter({ dir, medium, options, segments, index, reader, mayWrite: lock.mayWrite });
     const protocol = new CompactionSwitch({ dir, maxStoreBytes: options.maxStoreBytes, segments, index, writer, reader });
     const compactions = new Compactions({ dir, medium, options, segments, index, writer, protocol });
+    const backups = new Backups({
+      dir, medium, segments, failure: () => writer.failure, now: () => options.clock(),
+      prepareDir: (dest) => makeDurableDir(medium, dest),
+      lockDir: (dest) => takeLock(medium, dest, options.lockStaleMs),
+    });
     writer.afterEachGroup(() => compactions.maybeStartAuto());
     writer.startSyncTimer();
     index.start();
     return storeOver<V>({
-      dir, medium, options, index, segments, reader, writer, compactions, recovery: recovered.report, release: lock.release,
+      dir, medium, options, index, segments, reader, writer, compactions, backups, recovery: recovered.report,
+      release: lock.release,
     });
   } catch (err) {
     await lock.release();

@@ -30,6 +30,8 @@ export class SegmentSet implements SegmentLookup {
   readonly #segments = new Map<number, Segment>();
   #active: Segment;
   #diskBytes = 0;
+  #pins = 0;
+  #unpinned: Array<() => void> = [];
 
   /**
    * The set of the segments recovery found (oldest first). The newest takes the writes, unless
@@ -86,6 +88,33 @@ export class SegmentSet implements SegmentLookup {
   /** Forgets a segment (a compaction input); its file is the caller's to close. */
   remove(id: number): void {
     this.#segments.delete(id);
+  }
+
+  // ---------------------------------------------------------------- pins
+
+  /**
+   * Holds back the removal of segment files (compaction's last step, whenUnpinned) until the
+   * returned function is called. A backup pins the set when it takes its cut and unpins it once
+   * it holds descriptors of its own to the files of the cut, which takes milliseconds: reads,
+   * writes and the rest of a compaction go on meanwhile.
+   */
+  pin(): () => void {
+    this.#pins++;
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      if (--this.#pins > 0) return;
+      const waiters = this.#unpinned;
+      this.#unpinned = [];
+      for (const wake of waiters) wake();
+    };
+  }
+
+  /** Resolves once no pin is held; a compaction awaits it before it removes its inputs. */
+  whenUnpinned(): Promise<void> {
+    if (this.#pins === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#unpinned.push(resolve));
   }
 
   // ---------------------------------------------------------------- disk bytes

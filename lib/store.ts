@@ -7,12 +7,14 @@
  *   writer    (writer.ts)    the log: offsets in call order, group commit, rotation, undo on failure
  *   segments  (segments.ts)  the segment files, the active one, disk bytes
  *   compactions (compactor.ts, switch.ts)  compaction, one at a time, and its automatic trigger
+ *   backups   (backup.ts)    hot backups into other directories
  *
  * open() (open.ts) builds the rooms from what recovery found and hands them to the Store with a
  * token only it holds, so a Store cannot be made, or started twice, from outside. A read is
  * synchronous work inside an async method; a write has its place in the log, and is visible to
  * reads, before its method returns. docs/architecture.md walks a set and a get through the rooms.
  */
+import { BackupOptions, BackupResult, Backups, checkBackupArguments } from './backup';
 import { CompactOptions, CompactionResult, Compactions } from './compactor';
 import { ErrorCodes, LogkvError } from './errors';
 import type { KeyIndex } from './keyindex';
@@ -68,6 +70,7 @@ export interface Rooms {
   reader: Reader;
   writer: LogWriter;
   compactions: Compactions;
+  backups: Backups;
   recovery: RecoveryReport;
   /** Releases the directory's lock. */
   release: () => Promise<void>;
@@ -90,6 +93,7 @@ export class Store<V = unknown> {
   readonly #reader: Reader;
   readonly #writer: LogWriter;
   readonly #compactions: Compactions;
+  readonly #backups: Backups;
   readonly #recovery: RecoveryReport;
   readonly #release: () => Promise<void>;
   #status: Status = 'open';
@@ -106,6 +110,7 @@ export class Store<V = unknown> {
     this.#reader = rooms.reader;
     this.#writer = rooms.writer;
     this.#compactions = rooms.compactions;
+    this.#backups = rooms.backups;
     this.#recovery = rooms.recovery;
     this.#release = rooms.release;
   }
@@ -288,6 +293,21 @@ export class Store<V = unknown> {
     });
   }
 
+  /**
+   * Copies the store into `destDir` while it goes on serving: a consistent copy of the store as
+   * it is at this call (every write resolved before it is in the copy; none made after it is),
+   * which opens as an ordinary store once the promise resolves. Sealed files are hard-linked
+   * when `destDir` is on the same file system, copied otherwise. Backing up again into the same
+   * directory transfers only what changed. An interrupted backup leaves `destDir` marked
+   * incomplete: open() refuses it (LOGKV_INCOMPLETE_BACKUP) until a backup into it completes.
+   */
+  backup(destDir: string, options: BackupOptions = {}): Promise<BackupResult> {
+    return this.#guard(() => {
+      checkBackupArguments(destDir, options);
+      return this.#backups.start(destDir, options);
+    });
+  }
+
   // ---------------------------------------------------------------- lifecycle
 
   /**
@@ -305,6 +325,7 @@ export class Store<V = unknown> {
   async #shutdown(): Promise<void> {
     this.#writer.stopSyncTimer();
     this.#index.stop();
+    await this.#backups.stop();
     await this.#compactions.stop();
     let failure: unknown;
     try {

@@ -40,7 +40,7 @@ describe('the public surface', () => {
 
   it('a Store has only its public methods: no start, applyRecovered or reserveRecovered to call', async () => {
     expect(Object.getOwnPropertyNames(Store.prototype).sort()).to.deep.equal([
-      'batch', 'close', 'closed', 'compact', 'constructor', 'create', 'delete', 'dir', 'entries', 'get', 'getEntry',
+      'backup', 'batch', 'close', 'closed', 'compact', 'constructor', 'create', 'delete', 'dir', 'entries', 'get', 'getEntry',
       'has', 'keys', 'recovery', 'set', 'size', 'stats', 'sync', 'update',
     ]);
     const store = await open('/db', { medium: new MemoryMedium() });

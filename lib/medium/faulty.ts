@@ -22,14 +22,14 @@ import {
   writebackError,
 } from './memory';
 import { Random, freshSeed, seededRandom } from './random';
-import type { Medium, MediumFile, OpenFileOptions } from './types';
+import type { FileStat, Medium, MediumFile, OpenFileOptions } from './types';
 
 export type FaultOperation =
   | 'open' | 'write' | 'sync' | 'truncate' | 'close' | 'read'
-  | 'rename' | 'remove' | 'syncDir' | 'list' | 'mkdirp';
+  | 'rename' | 'remove' | 'syncDir' | 'list' | 'mkdirp' | 'link';
 
 /** The operations that change what is on the disk: each is a crash boundary. */
-export const MUTATING: ReadonlySet<FaultOperation> = new Set(['open', 'write', 'sync', 'truncate', 'rename', 'remove', 'syncDir', 'mkdirp']);
+export const MUTATING: ReadonlySet<FaultOperation> = new Set(['open', 'write', 'sync', 'truncate', 'rename', 'remove', 'syncDir', 'mkdirp', 'link']);
 
 export interface FaultPlan {
   /** Which operation fails. `open` counts every open; add `path` to aim at one file. */
@@ -103,7 +103,7 @@ export interface Fault {
 export interface OperationEvent {
   op: FaultOperation;
   path: string;
-  /** For a rename, the target. */
+  /** For a rename or a link, the new name. */
   to?: string;
   /** For a write, how many bytes; for a truncate, the new size. */
   bytes?: number;
@@ -164,8 +164,12 @@ export class FaultyMedium implements Medium {
   readonly random: Random;
   /** Calls seen per operation, failed ones included. */
   readonly calls: Record<FaultOperation, number> = {
-    open: 0, write: 0, sync: 0, truncate: 0, close: 0, read: 0, rename: 0, remove: 0, syncDir: 0, list: 0, mkdirp: 0,
+    open: 0, write: 0, sync: 0, truncate: 0, close: 0, read: 0, rename: 0, remove: 0, syncDir: 0, list: 0, mkdirp: 0, link: 0,
   };
+  /** Present when the inner medium can link: a mutating operation like rename. */
+  readonly link?: (existing: string, newPath: string) => Promise<void>;
+  /** Present when the inner medium has it; never fails by a fault. */
+  readonly stat?: (path: string) => Promise<FileStat>;
   onOperation: FaultyOptions['onOperation'];
   onFault: FaultyOptions['onFault'];
   #faults: ArmedFault[] = [];
@@ -178,6 +182,12 @@ export class FaultyMedium implements Medium {
     this.random = seededRandom(options.seed ?? freshSeed());
     this.onOperation = options.onOperation;
     this.onFault = options.onFault;
+    const { link, stat } = inner;
+    if (link !== undefined) {
+      this.link = (existing, newPath) => this.mutate({ op: 'link', path: existing, to: newPath }, [existing, newPath], 'link',
+        () => link.call(inner, existing, newPath));
+    }
+    if (stat !== undefined) this.stat = (file) => stat.call(inner, file);
   }
 
   /** The seed every random choice comes from: print it when a test fails. */
