@@ -73,6 +73,8 @@ export class Segment {
   synced: number;
   /** Records at or past `flushed`, in offset order, for reads that arrive before the write. */
   pending: PendingRecord[] = [];
+  /** Bytes of this segment's hint file (a compaction output's), 0 if it has none: counted under maxStoreBytes. */
+  hintBytes = 0;
 
   constructor(readonly id: number, readonly path: string, file: MediumFile | undefined, size: number) {
     this.file = file;

@@ -46,9 +46,15 @@ export interface SnapshotSegment {
 
 const littleEndian = os.endianness() === 'LE';
 
-/** Writes the snapshot under a temporary name and renames it. No fsync: a lost snapshot costs only time. */
-export async function writeSnapshot(medium: Medium, dir: string, segments: SnapshotSegment[], keydir: KeyDir): Promise<void> {
-  if (!littleEndian) return;
+/**
+ * Writes the snapshot under a temporary name and renames it. No fsync: a lost snapshot costs only
+ * time. Writes nothing if the snapshot would take more than `roomBytes` (what maxStoreBytes leaves
+ * beside the store's other files): it is only an optimisation, and the cap holds for every file.
+ * Returns whether it wrote one.
+ */
+export async function writeSnapshot(medium: Medium, dir: string, segments: SnapshotSegment[], keydir: KeyDir,
+                                    roomBytes = Infinity): Promise<boolean> {
+  if (!littleEndian) return false;
   const list = Buffer.alloc(4 + segments.length * 16);
   list.writeUInt32LE(segments.length, 0);
   segments.forEach((s, i) => {
@@ -60,15 +66,19 @@ export async function writeSnapshot(medium: Medium, dir: string, segments: Snaps
   for (const chunk of body) crc = crc32(chunk, crc);
   const trailer = Buffer.alloc(4);
   trailer.writeUInt32LE(crc, 0);
+  const header = encodeSegmentHeader(0, KIND_SNAPSHOT);
+  const totalBytes = body.reduce((sum, chunk) => sum + chunk.length, header.length + trailer.length);
+  if (totalBytes > roomBytes) return false;
   const temp = path.join(dir, SNAPSHOT_NAME + TEMP_SUFFIX);
   const file = await medium.open(temp, { create: true });
   try {
     await file.truncate(0);
-    await file.write([encodeSegmentHeader(0, KIND_SNAPSHOT), ...body, trailer], 0);
+    await file.write([header, ...body, trailer], 0);
   } finally {
     await file.close();
   }
   await medium.rename(temp, path.join(dir, SNAPSHOT_NAME));
+  return true;
 }
 
 /**

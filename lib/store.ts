@@ -344,10 +344,15 @@ export class Store<V = unknown> {
     if (failure !== undefined) throw failure;
   }
 
-  /** Leaves the keydir for the next open to load (snapshot.ts). Best effort: a failure costs only open time. */
+  /**
+   * Leaves the keydir for the next open to load (snapshot.ts). Best effort: a failure costs only
+   * open time, and so does a snapshot that would take the store's files past maxStoreBytes, which
+   * is not written.
+   */
   async #writeSnapshot(): Promise<void> {
     try {
-      await writeSnapshot(this.#medium, this.#dir, this.#segments.snapshotList(), this.#index.keydir);
+      await writeSnapshot(this.#medium, this.#dir, this.#segments.snapshotList(), this.#index.keydir,
+        this.#options.maxStoreBytes - this.#segments.diskBytes);
     } catch {
       // The next open replays the log instead.
     }

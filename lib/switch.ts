@@ -45,6 +45,10 @@ export interface SwitchOutput {
   /** Where each record came from, in output order: input segment id and offset. */
   fromSegment: number[];
   fromOffset: number[];
+  /** Bytes of its hint file, written beside it. */
+  hintBytes: number;
+  /** Bytes claimed under maxStoreBytes for it and its hint (reserve()): its size plus hintBytes. */
+  claimed: number;
 }
 
 export interface SwitchRooms {
@@ -163,7 +167,14 @@ export class CompactionSwitch {
   /** a. The outputs become segments of the store (readable); the inputs stay until the finish. */
   #begin(inputs: Segment[], outputs: SwitchOutput[]): void {
     const { segments, writer, dir } = this.#rooms;
-    for (const o of outputs) segments.add(new Segment(o.id, path.join(dir, segmentName(o.id)), o.file, o.size));
+    for (const o of outputs) {
+      const segment = new Segment(o.id, path.join(dir, segmentName(o.id)), o.file, o.size);
+      segment.hintBytes = o.hintBytes;
+      segments.add(segment);
+      // From here its files count as a segment of the set (recount below), no longer as a claim.
+      segments.release(o.claimed);
+      o.claimed = 0;
+    }
     const switching: Switching = { inputs, inputIds: new Set(inputs.map((s) => s.id)), restored: new Set() };
     this.#switching = switching;
     writer.watchRestores((key, previous) => {
@@ -208,12 +219,12 @@ export class CompactionSwitch {
     }
     index.dropExpiringIn(switching.inputIds);
     for (const input of switching.inputs) {
-      segments.remove(input.id);
+      // Its files count as strays until compaction's last step removes them.
+      segments.retire(input.id);
       reader.forget(input.id);
     }
     writer.watchRestores(undefined);
     this.#switching = undefined;
-    segments.recount();
   }
 
   // ---------------------------------------------------------------- 4. before removal

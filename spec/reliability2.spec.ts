@@ -4,11 +4,11 @@
  * tombstone so a clock stepped back cannot bring it back.
  */
 import { expect } from 'chai';
-import { open } from '../lib';
+import { ErrorCodes, open } from '../lib';
 import type { OpenOptions } from '../lib';
 import { SEGMENT_ID_STEP, parseSegmentName } from '../lib/segment';
-import { MemoryMedium } from '../lib/testing';
-import { FakeClock, dump } from './helpers';
+import { FaultyMedium, MemoryMedium, seededRandom } from '../lib/testing';
+import { FakeClock, dump, expectCode } from './helpers';
 
 const DIR = '/db';
 
@@ -137,6 +137,182 @@ describe('delete() of an expired key', () => {
     store = await open<string>(DIR, options);
     expect(await store.get('k')).to.equal(undefined);
     expect(await store.get('b')).to.equal(undefined);
+    await store.close();
+  });
+});
+
+describe('maxStoreBytes caps every file the store keeps', () => {
+  /** The bytes of every file in DIR now, as the disk holds them. */
+  function realBytes(memory: MemoryMedium): number {
+    let total = 0;
+    for (const file of memory.files()) if (file.startsWith(`${DIR}/`)) total += memory.readFile(file).length;
+    return total;
+  }
+
+  it('the directory never passes the cap: writes filling it, compactions running, writes and removals failing, closes and reopens', async function () {
+    this.timeout(120_000);
+    const CAP = 48 * 1024;
+    const memory = new MemoryMedium();
+    let peak = 0;
+    let checks = 0;
+    const faulty = new FaultyMedium(memory, {
+      seed: 9,
+      onOperation: (event) => {
+        if (event.phase !== 'after') return;
+        checks++;
+        peak = Math.max(peak, realBytes(memory));
+      },
+    });
+    const random = seededRandom(17);
+    const options: OpenOptions = { medium: faulty, sync: 'never', autoCompact: false, maxSegmentBytes: 2048, maxStoreBytes: CAP };
+    const counts = { full: 0, failedWrites: 0, compactions: 0, failedCompactions: 0, reopens: 0, snapshots: 0 };
+    const faults = faulty.failRandomly({ rate: 0.03, ops: ['write', 'open', 'remove', 'rename', 'truncate'], seed: 5 });
+    const openStore = async () => {
+      faults.paused = true; // open's own failures are another spec's business
+      const store = await open<string>(DIR, options);
+      faults.paused = false;
+      if (store.recovery.snapshot) counts.snapshots++;
+      return store;
+    };
+    let store = await openStore();
+    const compactions: Array<Promise<unknown>> = [];
+    for (let op = 0; op < 4000; op++) {
+      const key = `k${random.int(60)}`;
+      const roll = random.int(100);
+      try {
+        if (roll < 80) await store.set(key, 'v'.repeat(20 + random.int(300)));
+        else if (roll < 92) await store.delete(key);
+        else if (roll < 99) {
+          counts.compactions++;
+          compactions.push(store.compact().catch(() => { counts.failedCompactions++; }));
+        } else {
+          await Promise.all(compactions.splice(0));
+          faults.paused = true;
+          await store.close().catch(() => undefined);
+          faults.paused = false;
+          counts.reopens++;
+          store = await openStore();
+        }
+      } catch (err) {
+        const { code, details } = err as { code: string; details?: { file?: string } };
+        // The cap refuses a write with no file named; a failed write (EIO, or ENOSPC) names one.
+        if (code === 'LOGKV_STORE_FULL' && details?.file === undefined) {
+          // Full: delete some keys (deletes may use the reserve) and compact, as a user would.
+          counts.full++;
+          for (let i = 0; i < 20; i++) await store.delete(`k${random.int(60)}`).catch(() => undefined);
+          counts.compactions++;
+          compactions.push(store.compact().catch(() => { counts.failedCompactions++; }));
+          continue;
+        }
+        counts.failedWrites++;
+        // A failed repair poisons the writer until the store is reopened.
+        if (await store.sync().then(() => true, () => false)) continue;
+        await Promise.all(compactions.splice(0));
+        faults.paused = true;
+        await store.close().catch(() => undefined);
+        faults.paused = false;
+        store = await openStore();
+      }
+    }
+    await Promise.all(compactions.splice(0));
+    faults.cancel();
+    await store.close();
+    expect(counts.full, 'the store was filled to its cap').to.be.above(50);
+    expect(counts.failedWrites, 'writes failed').to.be.above(10);
+    expect(counts.compactions - counts.failedCompactions, 'compactions completed').to.be.above(10);
+    expect(counts.failedCompactions, 'compactions failed').to.be.above(3);
+    expect(counts.snapshots, 'snapshots were left and used').to.be.above(0);
+    expect(checks).to.be.above(1000);
+    expect(peak, JSON.stringify(counts)).to.be.at.most(CAP);
+    expect(realBytes(memory)).to.be.at.most(CAP);
+  });
+});
+
+describe('maxStoreBytes: each kind of file is counted', () => {
+  function realBytes(memory: MemoryMedium): number {
+    let total = 0;
+    for (const file of memory.files()) if (file.startsWith(`${DIR}/`)) total += memory.readFile(file).length;
+    return total;
+  }
+
+  it('a write failing during a compaction keeps its claim, and a discarded compaction gives it back once', async () => {
+    const memory = new MemoryMedium();
+    const faulty = new FaultyMedium(memory, { seed: 1 });
+    const store = await open<string>(DIR, { medium: faulty, sync: 'never', autoCompact: false, maxSegmentBytes: 1024, maxStoreBytes: 1 << 20 });
+    for (let round = 0; round < 3; round++) for (let i = 0; i < 40; i++) await store.set(`k${i}`, `${round}`.padEnd(40, 'x'));
+    expect(store.stats().diskBytes).to.equal(realBytes(memory));
+    let failed = false;
+    const compaction = store.compact({
+      onProgress: (progress) => {
+        // Late in the copy, once outputs hold claimed bytes.
+        if (failed || progress.bytesDone < progress.bytesTotal) return;
+        failed = true;
+        // A write that fails while the compaction holds its claim: its repair recounts the bytes.
+        faulty.failNext('write', 'EIO', { path: /\.seg$/ });
+        void store.set('during', 'x').catch(() => undefined);
+        faulty.failNext('rename'); // and the compaction then fails, discarding its outputs
+      },
+    });
+    await expectCode(compaction, ErrorCodes.IO);
+    await store.sync();
+    expect(store.stats().diskBytes).to.equal(realBytes(memory));
+    await store.close();
+  });
+
+  it('hint files count, and so do inputs until they are removed', async () => {
+    const memory = new MemoryMedium();
+    const store = await open<string>(DIR, { medium: memory, sync: 'never', autoCompact: false, maxSegmentBytes: 1024 });
+    for (let round = 0; round < 3; round++) for (let i = 0; i < 40; i++) await store.set(`k${i}`, `${round}`.padEnd(40, 'x'));
+    const result = await store.compact();
+    expect(memory.files().some((f) => f.endsWith('.hint'))).to.equal(true);
+    expect(result.bytesAfter).to.equal(realBytes(memory));
+    expect(store.stats().diskBytes).to.equal(realBytes(memory));
+    await store.close();
+    const again = await open<string>(DIR, { medium: memory, sync: 'never', autoCompact: false, maxSegmentBytes: 1024 });
+    expect(again.stats().diskBytes).to.equal(realBytes(memory)); // the snapshot open() removed is not there
+    await again.close();
+  });
+
+  it('close() leaves no snapshot that would pass the cap; with room it does', async () => {
+    const memory = new MemoryMedium();
+    const CAP = 16 * 1024;
+    let store = await open<string>(DIR, { medium: memory, sync: 'never', autoCompact: false, maxStoreBytes: CAP });
+    for (let i = 0; ; i++) {
+      try {
+        await store.set(`k${i}`, 'v'.repeat(30));
+      } catch (err) {
+        expect((err as { code: string }).code).to.equal(ErrorCodes.STORE_FULL);
+        break;
+      }
+    }
+    await store.close();
+    expect(memory.exists(`${DIR}/keydir.snapshot`)).to.equal(false);
+    expect(realBytes(memory)).to.be.at.most(CAP);
+    store = await open<string>(DIR, { medium: memory, sync: 'never', autoCompact: false, maxStoreBytes: 4 * CAP });
+    expect(store.recovery.snapshot).to.equal(false);
+    await store.close();
+    expect(memory.exists(`${DIR}/keydir.snapshot`)).to.equal(true);
+  });
+
+  it('a cut-bytes sidecar counts, and open refuses to write one that would pass the cap (LOGKV_STORE_FULL, nothing cut)', async () => {
+    const memory = new MemoryMedium();
+    let store = await open<string>(DIR, { medium: memory, sync: 'never', autoCompact: false });
+    for (let i = 0; i < 60; i++) await store.set(`k${i}`, 'v'.repeat(100));
+    await store.close();
+    const segment = `${DIR}/000000010000.seg`;
+    const bytes = memory.readFile(segment);
+    await memory.remove(`${DIR}/keydir.snapshot`);
+    // Tear the last record: its last 10 bytes are gone, as a crash mid-append leaves it.
+    const file = await memory.open(segment);
+    await file.truncate(bytes.length - 10);
+    await file.close();
+    const size = realBytes(memory);
+    expect(size).to.be.above(4096 + 20);
+    await expectCode(open<string>(DIR, { medium: memory, maxStoreBytes: size + 20 }), ErrorCodes.STORE_FULL);
+    expect(realBytes(memory)).to.equal(size);
+    store = await open<string>(DIR, { medium: memory, sync: 'never', autoCompact: false, maxStoreBytes: 4 * size });
+    expect(store.recovery.truncated?.sidecar).to.be.a('string');
+    expect(store.stats().diskBytes).to.equal(realBytes(memory));
     await store.close();
   });
 });
