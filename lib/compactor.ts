@@ -62,7 +62,7 @@ export interface CompactionResult {
   /** Segment files of the whole store, before and after. */
   segmentsBefore: number;
   segmentsAfter: number;
-  /** Bytes of the whole store's segment files, before and after. */
+  /** Bytes of the whole store's files (stats().diskBytes: segments, hints and the rest), before and after. */
   bytesBefore: number;
   bytesAfter: number;
   /** Records copied into the new segments, and records dropped (overwritten, deleted, expired, tombstones). */

@@ -48,7 +48,11 @@ export interface StoreStats {
   liveBytes: number;
   /** Bytes of records no longer needed: overwritten, deleted, expired, and tombstones. */
   deadBytes: number;
-  /** Total size of the store's segment files, including their headers. */
+  /**
+   * Total size of the files the store keeps in its directory, what maxStoreBytes caps: segments
+   * (headers included) and bytes queued for them, hint files, sidecars, compacted files awaiting
+   * removal, and what a running compaction has claimed for its outputs.
+   */
   diskBytes: number;
   /** Whether a compaction is running now. */
   compacting: boolean;
