@@ -4,8 +4,10 @@
  * tombstone so a clock stepped back cannot bring it back.
  */
 import { expect } from 'chai';
+import * as path from 'path';
 import { ErrorCodes, open } from '../lib';
 import type { OpenOptions } from '../lib';
+import { Entry, KeyDir } from '../lib/keydir';
 import { SEGMENT_ID_STEP, parseSegmentName } from '../lib/segment';
 import { FaultyMedium, MemoryMedium, seededRandom } from '../lib/testing';
 import { FakeClock, dump, expectCode } from './helpers';
@@ -313,6 +315,70 @@ describe('maxStoreBytes: each kind of file is counted', () => {
     store = await open<string>(DIR, { medium: memory, sync: 'never', autoCompact: false, maxStoreBytes: 4 * size });
     expect(store.recovery.truncated?.sidecar).to.be.a('string');
     expect(store.stats().diskBytes).to.equal(realBytes(memory));
+    await store.close();
+  });
+});
+
+describe('the keydir hash is seeded per process', () => {
+  /** A fresh instance of the modules under lib/ (a fresh hash seed), leaving the cached ones as they were. */
+  function freshLib<T>(module: string): T {
+    const root = path.resolve(__dirname, '..', 'lib') + path.sep;
+    const saved = Object.keys(require.cache).filter((id) => id.startsWith(root)).map((id) => [id, require.cache[id]] as const);
+    for (const [id] of saved) delete require.cache[id];
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      return require(path.join(root, module)) as T;
+    } finally {
+      for (const [id] of Object.keys(require.cache).filter((id) => id.startsWith(root)).map((id) => [id] as const)) delete require.cache[id];
+      for (const [id, entry] of saved) require.cache[id] = entry;
+    }
+  }
+
+  const keys = Array.from({ length: 3000 }, (_, i) => (i % 3 === 0 ? `ключ-${i}` : `key:${i}`));
+
+  it('two module instances hash the same keys differently, and a table written under one seed loads under another', () => {
+    const other = freshLib<typeof import('../lib/keydir')>('keydir');
+    expect(other.KeyDir).to.not.equal(KeyDir);
+    const mine = new KeyDir();
+    const theirs = new other.KeyDir();
+    keys.forEach((key, i) => {
+      mine.put(key, new Entry(0x10000, 20 + i * 40, 40, 0));
+      theirs.put(key, new other.Entry(0x10000, 20 + i * 40, 40, 0));
+    });
+    // The tables hold the same keys and entries; only the seeded hashes (and so the slots) differ.
+    expect(Buffer.concat(mine.toBytes()).equals(Buffer.concat(theirs.toBytes()))).to.equal(false);
+    // Written under their seed, loaded under mine: every key found, updates and removals work.
+    const loaded = KeyDir.fromBytes(Buffer.concat(theirs.toBytes()));
+    expect(loaded.size).to.equal(keys.length);
+    keys.forEach((key, i) => expect(loaded.get(key), key).to.deep.equal(new Entry(0x10000, 20 + i * 40, 40, 0)));
+    loaded.put(keys[7], new Entry(0x20000, 20, 40, 0));
+    expect(loaded.put(keys[8], undefined)).to.deep.equal(new Entry(0x10000, 20 + 8 * 40, 40, 0));
+    loaded.put('a new key', new Entry(0x20000, 60, 40, 0));
+    expect(loaded.size).to.equal(keys.length);
+    expect(loaded.get(keys[7])).to.deep.equal(new Entry(0x20000, 20, 40, 0));
+    expect(loaded.get(keys[8])).to.equal(undefined);
+    expect(loaded.get('a new key')).to.deep.equal(new Entry(0x20000, 60, 40, 0));
+    expect([...loaded.keys()].length).to.equal(keys.length);
+  });
+
+  it('a store closed by one instance (its snapshot) opens under another seed with every key, and overwrites stay single', async () => {
+    const memory = new MemoryMedium();
+    const lib = freshLib<typeof import('../lib')>('index');
+    const first = await lib.open<number>(DIR, { medium: memory, sync: 'never', autoCompact: false });
+    for (let i = 0; i < keys.length; i++) await first.set(keys[i], i);
+    await first.close();
+    let store = await open<number>(DIR, { medium: memory, sync: 'never', autoCompact: false });
+    expect(store.recovery.snapshot).to.equal(true);
+    expect(store.size).to.equal(keys.length);
+    for (let i = 0; i < keys.length; i++) expect(await store.get(keys[i])).to.equal(i);
+    for (let i = 0; i < 100; i++) await store.set(keys[i], -1 - i);
+    expect(store.size).to.equal(keys.length);
+    const expected = await dump(store);
+    await store.close();
+    await memory.remove(`${DIR}/keydir.snapshot`); // now replay
+    store = await open<number>(DIR, { medium: memory, sync: 'never', autoCompact: false });
+    expect(store.recovery.snapshot).to.equal(false);
+    expect(await dump(store)).to.deep.equal(expected);
     await store.close();
   });
 });
