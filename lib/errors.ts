@@ -23,6 +23,13 @@ export const ErrorCodes = {
    * was paused past lockStaleMs), or someone removed it. Final: close the store and reopen it.
    */
   LOCK_LOST: 'LOGKV_LOCK_LOST',
+  /**
+   * A write with `ifVersion` (compare-and-set) found its key not live with exactly that version,
+   * so it wrote nothing; a batch with one such operation writes none of them.
+   */
+  VERSION_MISMATCH: 'LOGKV_VERSION_MISMATCH',
+  /** A watcher fell more than its `maxBuffered` events behind; it ends after the events it held. */
+  WATCH_OVERFLOW: 'LOGKV_WATCH_OVERFLOW',
   /** The store is closed (or closing). */
   CLOSED: 'LOGKV_CLOSED',
   /** A record or file failed its checks; `details` names the file and offset. */

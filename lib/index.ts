@@ -11,7 +11,10 @@
  */
 export { open, defaultDir } from './open';
 export { Store } from './store';
-export type { BatchOperation, IterateOptions, StoreEntry, StoreStats, WriteOptions } from './store';
+export type {
+  BatchOperation, ChangeEvent, DeleteOptions, IfVersion, IterateOptions, SetOptions, StoreEntry, StoreStats, TouchOptions,
+  WatchOptions, WriteOptions,
+} from './store';
 export { ErrorCodes, LogkvError } from './errors';
 export type { ErrorCode, ErrorDetails } from './errors';
 export type { OpenOptions, SyncMode } from './options';

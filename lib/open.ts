@@ -6,7 +6,8 @@
  *  3. recovery replays the segments (or loads the snapshot) into a fresh index, cutting a torn
  *     tail off the newest segment;
  *  4. the rooms are built over what recovery found (buildStore): the segment set, the reader,
- *     the writer, the compaction switch and the compactions, then the Store over them.
+ *     the writer (with the version counter recovery found), the compaction switch, the
+ *     compactions and the change feed, then the Store over them.
  *
  * Only this module makes Stores (storeOver), so a Store a user holds is always one that open()
  * built and started, once.
@@ -27,6 +28,7 @@ import { recover } from './recovery';
 import { SegmentSet } from './segments';
 import { Store, storeOver } from './store';
 import { CompactionSwitch } from './switch';
+import { ChangeFeed } from './watch';
 import { LogWriter } from './writer';
 
 /** What the store needs of its directory's lock. */
@@ -92,7 +94,9 @@ export async function buildStore<V>(medium: Medium, dir: string, options: Resolv
     if (recovered.keydir !== undefined) index.load(recovered.keydir);
     const segments = new SegmentSet(dir, recovered.segments, recovered.strayBytes);
     const reader = new Reader(segments, options.cacheBytes);
-    const writer = new LogWriter({ dir, medium, options, segments, index, reader, mayWrite: lock.mayWrite });
+    const writer = new LogWriter({
+      dir, medium, options, segments, index, reader, mayWrite: lock.mayWrite, nextVersion: recovered.nextVersion,
+    });
     const protocol = new CompactionSwitch({ dir, maxStoreBytes: options.maxStoreBytes, segments, index, writer, reader });
     const compactions = new Compactions({ dir, medium, options, segments, index, writer, protocol });
     const backups = new Backups({
@@ -101,10 +105,12 @@ export async function buildStore<V>(medium: Medium, dir: string, options: Resolv
       lockDir: (dest) => takeLock(medium, dest, options.lockStaleMs),
     });
     writer.afterEachGroup(() => compactions.maybeStartAuto());
+    // The writer tells the feed of committed writes only while someone watches.
+    const feed: ChangeFeed = new ChangeFeed((active) => writer.onCommit(active ? (records) => feed.publish(records) : undefined));
     writer.startSyncTimer();
     index.start();
     return storeOver<V>({
-      dir, medium, options, index, segments, reader, writer, compactions, backups, recovery: recovered.report,
+      dir, medium, options, index, segments, reader, writer, compactions, backups, feed, recovery: recovered.report,
       release: lock.release,
     });
   } catch (err) {

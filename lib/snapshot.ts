@@ -15,22 +15,24 @@
  * table's typed arrays are stored as they sit in memory):
  *
  *   off   size  field
- *   0     20    file header (format.ts), kind = 3, id = 0
- *   20    4     segment count n
- *   24    16n   per segment: id (f64), size (f64)
+ *   0     28    file header (format.ts), kind = 3, id = 0, version floor = the store's next version
+ *   28    4     segment count n
+ *   32    16n   per segment: id (f64), size (f64)
  *   ...         the table (keydir.ts toBytes): 48 bytes of counts (with the table layout, 1, at
  *               byte 32), the expiry heap (times, as f64 or as u32 offsets from a base time,
  *               then records), the slots, the five record columns, the key arena, the free
  *               list, the segment id table
- *   end-4 4     crc u32: CRC-32 of bytes 20 .. end-4
+ *   end-4 4     crc u32: CRC-32 of bytes 28 .. end-4
  *
  * The table's layout number changes whenever the table's bytes change meaning; a snapshot of any
  * other layout (such as layout 0, before the expiry heap) fails to load and the store replays.
+ * So does a snapshot of an older format version (a 20-byte header, no next version): the replay
+ * finds the version counter in the segments.
  */
 import * as os from 'os';
 import * as path from 'path';
 import { crc32 } from './crc';
-import { SEGMENT_HEADER_BYTES, checkSegmentHeader, encodeSegmentHeader } from './format';
+import { FORMAT_VERSION, SEGMENT_HEADER_BYTES, checkSegmentHeader, encodeSegmentHeader } from './format';
 import { ExpiryHeap } from './expiry';
 import { KeyDir, TABLE_FIXED_BYTES } from './keydir';
 import type { Medium } from './medium/types';
@@ -48,12 +50,12 @@ const littleEndian = os.endianness() === 'LE';
 
 /**
  * Writes the snapshot under a temporary name and renames it. No fsync: a lost snapshot costs only
- * time. Writes nothing if the snapshot would take more than `roomBytes` (what maxStoreBytes leaves
- * beside the store's other files): it is only an optimisation, and the cap holds for every file.
- * Returns whether it wrote one.
+ * time. `nextVersion` is the version the store would give its next write. Writes nothing if the
+ * snapshot would take more than `roomBytes` (what maxStoreBytes leaves beside the store's other
+ * files): it is only an optimisation, and the cap holds for every file. Returns whether it wrote one.
  */
 export async function writeSnapshot(medium: Medium, dir: string, segments: SnapshotSegment[], keydir: KeyDir,
-                                    roomBytes = Infinity): Promise<boolean> {
+                                    nextVersion: number, roomBytes = Infinity): Promise<boolean> {
   if (!littleEndian) return false;
   const list = Buffer.alloc(4 + segments.length * 16);
   list.writeUInt32LE(segments.length, 0);
@@ -66,7 +68,7 @@ export async function writeSnapshot(medium: Medium, dir: string, segments: Snaps
   for (const chunk of body) crc = crc32(chunk, crc);
   const trailer = Buffer.alloc(4);
   trailer.writeUInt32LE(crc, 0);
-  const header = encodeSegmentHeader(0, KIND_SNAPSHOT);
+  const header = encodeSegmentHeader(0, KIND_SNAPSHOT, nextVersion);
   const totalBytes = body.reduce((sum, chunk) => sum + chunk.length, header.length + trailer.length);
   if (totalBytes > roomBytes) return false;
   const temp = path.join(dir, SNAPSHOT_NAME + TEMP_SUFFIX);
@@ -81,15 +83,22 @@ export async function writeSnapshot(medium: Medium, dir: string, segments: Snaps
   return true;
 }
 
+/** What a usable snapshot holds. */
+export interface Snapshot {
+  keydir: KeyDir;
+  segments: SnapshotSegment[];
+  /** The version the store would have given its next write when it closed. */
+  nextVersion: number;
+}
+
 /**
  * Reads and removes the snapshot. Returns the table and the segments it describes, or a reason
  * it cannot be used (including that there is none).
  */
-export async function takeSnapshot(medium: Medium, dir: string, names: string[]):
-    Promise<{ keydir: KeyDir; segments: SnapshotSegment[] } | string> {
+export async function takeSnapshot(medium: Medium, dir: string, names: string[]): Promise<Snapshot | string> {
   if (!names.includes(SNAPSHOT_NAME)) return 'none';
   const file = path.join(dir, SNAPSHOT_NAME);
-  let result: { keydir: KeyDir; segments: SnapshotSegment[] } | string;
+  let result: Snapshot | string;
   try {
     result = littleEndian ? await readSnapshot(medium, file) : 'big-endian host';
   } catch (err) {
@@ -106,19 +115,22 @@ export async function takeSnapshot(medium: Medium, dir: string, names: string[])
  * Fresh memory costs a page fault per 4 KiB (dearly on this project's machine), so the heap's bytes
  * are written once, where they stay, instead of into a buffer and then copied.
  */
-async function readSnapshot(medium: Medium, file: string): Promise<{ keydir: KeyDir; segments: SnapshotSegment[] } | string> {
+async function readSnapshot(medium: Medium, file: string): Promise<Snapshot | string> {
   const handle = await medium.open(file, { readOnly: true });
   const read = (buf: Uint8Array, position: number): boolean => handle.readSync(buf, 0, buf.length, position) === buf.length;
   let head: Buffer;
   let heap: ReturnType<typeof ExpiryHeap.arraysFor>;
   let heapViews: [Uint8Array, Uint8Array];
   let table: Buffer;
+  let nextVersion: number;
   try {
     const size = handle.sizeSync();
     if (size < SEGMENT_HEADER_BYTES + 8) return 'truncated';
     const first = Buffer.allocUnsafe(SEGMENT_HEADER_BYTES + 4);
     if (!read(first, 0)) return 'truncated';
-    checkSegmentHeader(first, file, 0, KIND_SNAPSHOT);
+    const header = checkSegmentHeader(first, file, 0, KIND_SNAPSHOT);
+    if (header.version !== FORMAT_VERSION) return `a format version ${header.version} snapshot`;
+    nextVersion = header.floor;
     // Every length read before the CRC is checked is bounded by the file's size before anything
     // is allocated for it, so a corrupt count cannot make us allocate more than the file holds.
     const headBytes = SEGMENT_HEADER_BYTES + 4 + first.readUInt32LE(SEGMENT_HEADER_BYTES) * 16 + TABLE_FIXED_BYTES;
@@ -150,5 +162,5 @@ async function readSnapshot(medium: Medium, file: string): Promise<{ keydir: Key
   const keydir = KeyDir.fromBytes(table.subarray(0, table.length - 4), heap);
   const listed = new Set(segments.map((s) => s.id));
   for (const id of keydir.loaded!.segmentsInUse) if (!listed.has(id)) return `records point into unlisted segment ${id}`;
-  return { keydir, segments };
+  return { keydir, segments, nextVersion };
 }

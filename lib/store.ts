@@ -9,10 +9,14 @@
  *   compactions (compactor.ts, switch.ts)  compaction, one at a time, and its automatic trigger
  *   backups   (backup.ts)    hot backups into other directories
  *
+ *   feed      (watch.ts)     the change feed: watch() iterators, fed by the writer as writes commit
+ *
  * open() (open.ts) builds the rooms from what recovery found and hands them to the Store with a
  * token only it holds, so a Store cannot be made, or started twice, from outside. A read is
- * synchronous work inside an async method; a write has its place in the log, and is visible to
- * reads, before its method returns. docs/architecture.md walks a set and a get through the rooms.
+ * synchronous work inside an async method; a write has its place in the log, its version, and is
+ * visible to reads, before its method returns. Compare-and-set (ifVersion) is decided there too,
+ * against the version in the key's record header: the index keeps no version per key.
+ * docs/architecture.md walks a set and a get through the rooms.
  */
 import { BackupOptions, BackupResult, Backups, checkBackupArguments } from './backup';
 import { CompactOptions, CompactionResult, Compactions } from './compactor';
@@ -25,16 +29,25 @@ import type { RecoveryReport } from './recovery';
 import type { SegmentSet } from './segments';
 import { writeSnapshot } from './snapshot';
 import {
-  BatchOperation, IterateOptions, WriteOptions, checkCompactOptions, checkKey, deletion, iteratePrefix, prepareBatch,
-  prepareSet,
+  BatchOperation, DeleteOptions, IterateOptions, PreparedWrite, SetOptions, TouchOptions, WatchOptions, WriteOptions,
+  checkCompactOptions, checkKey, deletion, iteratePrefix, noIfVersion, prepareBatch, prepareSet, touchExpiry, watchOptions,
 } from './validate';
+import type { ChangeEvent, ChangeFeed } from './watch';
 import type { LogWriter } from './writer';
 
-export type { BatchOperation, IterateOptions, WriteOptions } from './validate';
+export type {
+  BatchOperation, DeleteOptions, IfVersion, IterateOptions, SetOptions, TouchOptions, WatchOptions, WriteOptions,
+} from './validate';
+export type { ChangeEvent } from './watch';
 
 /** What getEntry() returns for a live key. */
 export interface StoreEntry<V> {
   value: V;
+  /**
+   * The version of the write that made this value: store-wide, strictly increasing, unchanged by
+   * compaction and reopening; 0 for a value written before versions existed (a version-1 store).
+   */
+  version: number;
   /** When the key expires, in ms since the epoch; absent if it never does. */
   expiresAt?: number;
 }
@@ -75,6 +88,7 @@ export interface Rooms {
   writer: LogWriter;
   compactions: Compactions;
   backups: Backups;
+  feed: ChangeFeed;
   recovery: RecoveryReport;
   /** Releases the directory's lock. */
   release: () => Promise<void>;
@@ -98,6 +112,7 @@ export class Store<V = unknown> {
   readonly #writer: LogWriter;
   readonly #compactions: Compactions;
   readonly #backups: Backups;
+  readonly #feed: ChangeFeed;
   readonly #recovery: RecoveryReport;
   readonly #release: () => Promise<void>;
   #status: Status = 'open';
@@ -115,6 +130,7 @@ export class Store<V = unknown> {
     this.#writer = rooms.writer;
     this.#compactions = rooms.compactions;
     this.#backups = rooms.backups;
+    this.#feed = rooms.feed;
     this.#recovery = rooms.recovery;
     this.#release = rooms.release;
   }
@@ -149,14 +165,14 @@ export class Store<V = unknown> {
     return entry === undefined ? undefined : (this.#reader.read(key, entry) as V);
   }
 
-  /** The value of `key` with its expiry, or undefined if it is missing or expired. */
+  /** The value of `key` with its version and expiry, or undefined if it is missing or expired. */
   async getEntry(key: string): Promise<StoreEntry<V> | undefined> {
     this.#checkOpen();
     checkKey(key, this.#options.maxKeyBytes);
     const entry = this.#index.live(key);
     if (entry === undefined) return undefined;
-    const value = this.#reader.read(key, entry) as V;
-    return entry.expiresAt === 0 ? { value } : { value, expiresAt: entry.expiresAt };
+    const { value, version } = this.#reader.readEntry(key, entry);
+    return entry.expiresAt === 0 ? { value: value as V, version } : { value: value as V, version, expiresAt: entry.expiresAt };
   }
 
   /** Whether `key` is live. Does not read the value. */
@@ -211,71 +227,165 @@ export class Store<V = unknown> {
 
   // ---------------------------------------------------------------- writes
 
-  /** Sets `key` to `value`, whether or not it exists. */
-  set(key: string, value: V, options?: WriteOptions): Promise<void> {
+  /**
+   * Sets `key` to `value`, whether or not it exists; resolves with the version it wrote. With
+   * `ifVersion`, only if the key is live with exactly that version (else LOGKV_VERSION_MISMATCH).
+   */
+  set(key: string, value: V, options?: SetOptions): Promise<number> {
     try {
       this.#checkOpen();
-      return this.#writer.write([prepareSet(key, value, options, this.#options)]);
+      const set = prepareSet(key, value, options, this.#options);
+      if (set.ifVersion !== undefined) this.#expectVersion(key, set.ifVersion);
+      return this.#write(set);
     } catch (err) {
       return Promise.reject(err);
     }
   }
 
-  /** Sets `key` only if it is not live; rejects with LOGKV_KEY_EXISTS otherwise. */
-  create(key: string, value: V, options?: WriteOptions): Promise<void> {
+  /** Sets `key` only if it is not live (else LOGKV_KEY_EXISTS); resolves with the version it wrote. */
+  create(key: string, value: V, options?: WriteOptions): Promise<number> {
     return this.#guard(() => {
+      noIfVersion(options);
       const set = prepareSet(key, value, options, this.#options);
       if (this.#index.live(key) !== undefined) {
         throw new LogkvError(ErrorCodes.KEY_EXISTS, `key ${describe(key)} already exists`, { key });
       }
-      return this.#writer.write([set]);
-    });
-  }
-
-  /** Sets `key` only if it is live; rejects with LOGKV_KEY_NOT_FOUND otherwise. */
-  update(key: string, value: V, options?: WriteOptions): Promise<void> {
-    return this.#guard(() => {
-      const set = prepareSet(key, value, options, this.#options);
-      if (this.#index.live(key) === undefined) {
-        throw new LogkvError(ErrorCodes.KEY_NOT_FOUND, `key ${describe(key)} does not exist`, { key });
-      }
-      return this.#writer.write([set]);
+      return this.#write(set);
     });
   }
 
   /**
-   * Deletes `key`; resolves true if it was live, false if there was nothing to delete. A key that
-   * has expired but is still in the index gets a tombstone all the same (and resolves false): its
-   * record is still on disk, and a clock stepped back before the next open would make it live
+   * Sets `key` only if it is live (else LOGKV_KEY_NOT_FOUND); resolves with the version it wrote.
+   * With `ifVersion`, only if it is live with exactly that version (else LOGKV_VERSION_MISMATCH,
+   * also when it is not live at all).
+   */
+  update(key: string, value: V, options?: SetOptions): Promise<number> {
+    return this.#guard(() => {
+      const set = prepareSet(key, value, options, this.#options);
+      if (set.ifVersion !== undefined) {
+        this.#expectVersion(key, set.ifVersion);
+      } else if (this.#index.live(key) === undefined) {
+        throw new LogkvError(ErrorCodes.KEY_NOT_FOUND, `key ${describe(key)} does not exist`, { key });
+      }
+      return this.#write(set);
+    });
+  }
+
+  /**
+   * Deletes `key`; resolves true if it was live, false if there was nothing to delete. With
+   * `ifVersion`, only if it is live with exactly that version (else LOGKV_VERSION_MISMATCH). A key
+   * that has expired but is still in the index gets a tombstone all the same (and resolves false):
+   * its record is still on disk, and a clock stepped back before the next open would make it live
    * again. A key the sweeper already removed gets none (docs/durability.md says why).
    */
-  delete(key: string): Promise<boolean> {
+  delete(key: string, options?: DeleteOptions): Promise<boolean> {
     return this.#guard(() => {
       checkKey(key, this.#options.maxKeyBytes);
-      const entry = this.#index.get(key);
-      if (entry === undefined) return Promise.resolve(false);
+      const deleted = deletion(key, options);
+      if (deleted.ifVersion !== undefined) {
+        this.#expectVersion(key, deleted.ifVersion);
+        return this.#writer.write([deleted]).then(() => true);
+      }
+      if (this.#index.get(key) === undefined) return Promise.resolve(false);
       const wasLive = this.#index.live(key) !== undefined;
-      return this.#writer.write([deletion(key)]).then(() => wasLive);
+      return this.#writer.write([deleted]).then(() => wasLive);
+    });
+  }
+
+  /**
+   * Gives a live key a new expiry (exactly one of `ttl` or `expiresAt`): a write of the same value
+   * with a new version. Resolves true, or false (writing nothing) if the key is not live.
+   */
+  touch(key: string, options: TouchOptions): Promise<boolean> {
+    return this.#guard(() => {
+      checkKey(key, this.#options.maxKeyBytes);
+      const expiresAt = touchExpiry(options, this.#options.clock);
+      const entry = this.#index.live(key);
+      if (entry === undefined) return Promise.resolve(false);
+      // The value's bytes as they are: touching never re-encodes (or could change) a value.
+      const valueBytes = this.#reader.valueBytes(key, entry);
+      return this.#writer.write([{ key, valueBytes, expiresAt }]).then(() => true);
     });
   }
 
   /**
    * Applies the operations in order, atomically: after a crash either all of them are there or
-   * none. Every operation is validated first; if any is invalid, nothing is written.
+   * none. Every operation is validated first, and every `ifVersion` checked against the key as
+   * it is at that point of the batch; if any fails, nothing is written. Resolves with each
+   * operation's version, in order; a delete of a key that is not live (at that point of the
+   * batch) writes nothing and gets 0. A batch whose records would not fit in one segment
+   * (maxSegmentBytes) is rejected with LOGKV_INVALID_ARGUMENT.
    */
-  batch(operations: ReadonlyArray<BatchOperation<V>>): Promise<void> {
+  batch(operations: ReadonlyArray<BatchOperation<V>>): Promise<number[]> {
     return this.#guard(() => {
       const prepared = prepareBatch(operations, this.#options);
-      // A delete of a key that is not in the index (at that point of the batch) writes nothing;
-      // one of an expired key still in the index writes its tombstone, as delete() does.
-      const present = new Map<string, boolean>();
-      const needed = prepared.filter((op) => {
-        const wasPresent = present.has(op.key) ? present.get(op.key)! : this.#index.get(op.key) !== undefined;
-        present.set(op.key, op.valueBytes !== undefined);
-        return op.valueBytes !== undefined || wasPresent;
-      });
-      return needed.length === 0 ? Promise.resolve() : this.#writer.write(needed);
+      const { needed, versions } = this.#planBatch(prepared);
+      if (needed.length === 0) return Promise.resolve(versions);
+      return this.#writer.write(needed).then(() => versions);
     });
+  }
+
+  /**
+   * Which of a batch's operations write (a delete of a key not live at that point writes
+   * nothing, unless the key has expired and is still in the index) and the version each gets: the writer gives consecutive versions from its next one,
+   * in this order. Throws LOGKV_VERSION_MISMATCH at the first ifVersion that does not hold.
+   */
+  #planBatch(prepared: PreparedWrite[]): { needed: PreparedWrite[]; versions: number[] } {
+    // Each key's version at this point of the batch: undefined when not live, LIVE_UNREAD when
+    // live with the record the index names (whose version is read only if an ifVersion asks).
+    const at = new Map<string, number | undefined>();
+    const needed: PreparedWrite[] = [];
+    const versions: number[] = [];
+    let next = this.#writer.nextVersion;
+    for (const op of prepared) {
+      // A key that has expired but is still in the index: a delete of it writes its tombstone, as
+      // delete() does, so a clock stepped back before the next open cannot bring it back.
+      const expiredInIndex = !at.has(op.key) && this.#index.get(op.key) !== undefined && this.#index.live(op.key) === undefined;
+      let current = at.has(op.key) ? at.get(op.key) : (this.#index.live(op.key) === undefined ? undefined : LIVE_UNREAD);
+      if (op.ifVersion !== undefined) {
+        if (current === LIVE_UNREAD) current = this.#reader.version(op.key, this.#index.live(op.key)!);
+        if (current !== op.ifVersion) throw versionMismatch(op.key, op.ifVersion, current);
+      }
+      if (op.valueBytes === undefined && current === undefined && !expiredInIndex) {
+        versions.push(0);
+        continue;
+      }
+      needed.push(op);
+      versions.push(next);
+      at.set(op.key, op.valueBytes === undefined ? undefined : next);
+      next++;
+    }
+    return { needed, versions };
+  }
+
+  /** Writes one set and resolves with its version. */
+  #write(set: PreparedWrite): Promise<number> {
+    const done = this.#writer.write([set]);
+    const version = this.#writer.lastVersion;
+    return done.then(() => version);
+  }
+
+  /** Throws LOGKV_VERSION_MISMATCH unless `key` is live with exactly `ifVersion` (read from its record). */
+  #expectVersion(key: string, ifVersion: number): void {
+    const entry = this.#index.live(key);
+    const version = entry === undefined ? undefined : this.#reader.version(key, entry);
+    if (version !== ifVersion) throw versionMismatch(key, ifVersion, version);
+  }
+
+  // ---------------------------------------------------------------- the change feed
+
+  /**
+   * An async iterator of the changes committed from now on, in commit order:
+   * `{ type: 'set', key, value, expiresAt?, version }` or `{ type: 'delete', key, version }`. A
+   * write is committed when its promise resolves (in the store's sync mode); a write that fails
+   * never appears, a batch's changes come together and in order, touch() is a 'set'. Expiry and
+   * compaction are not changes. A watcher that falls more than `maxBuffered` events behind gets
+   * LOGKV_WATCH_OVERFLOW from next() after the events it holds; `break` (return()) unsubscribes;
+   * close() ends every watcher after the events it holds.
+   */
+  watch(options: WatchOptions = {}): AsyncIterableIterator<ChangeEvent<V>> {
+    this.#checkOpen();
+    return this.#feed.watch<V>(watchOptions(options));
   }
 
   /** Resolves when every write made before it is durable (fdatasync), whatever the sync mode. */
@@ -326,6 +436,11 @@ export class Store<V = unknown> {
     return this.#closing;
   }
 
+  /** close(), for `await using store = await open(dir)`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
   async #shutdown(): Promise<void> {
     this.#writer.stopSyncTimer();
     this.#index.stop();
@@ -341,6 +456,8 @@ export class Store<V = unknown> {
     } catch (err) {
       failure = err;
     } finally {
+      // Every write queued before close() has committed (and been published) or failed by now.
+      this.#feed.closeAll();
       await this.#segments.closeAll();
       this.#status = 'closed';
       await this.#release();
@@ -355,7 +472,7 @@ export class Store<V = unknown> {
    */
   async #writeSnapshot(): Promise<void> {
     try {
-      await writeSnapshot(this.#medium, this.#dir, this.#segments.snapshotList(), this.#index.keydir,
+      await writeSnapshot(this.#medium, this.#dir, this.#segments.snapshotList(), this.#index.keydir, this.#writer.nextVersion,
         this.#options.maxStoreBytes - this.#segments.diskBytes);
     } catch {
       // The next open replays the log instead.
@@ -375,4 +492,13 @@ export class Store<V = unknown> {
       return Promise.reject(err);
     }
   }
+}
+
+/** A key live with the record the index names, its version not read yet (versions are never negative). */
+const LIVE_UNREAD = -1;
+
+function versionMismatch(key: string, ifVersion: number, version: number | undefined): LogkvError {
+  const found = version === undefined ? 'it is not live' : `it has version ${version}`;
+  return new LogkvError(ErrorCodes.VERSION_MISMATCH, `key ${describe(key)}: ifVersion ${ifVersion}, but ${found}`,
+    version === undefined ? { key, ifVersion } : { key, ifVersion, version });
 }

@@ -41,6 +41,8 @@ export interface SwitchOutput {
   id: number;
   file: MediumFile;
   size: number;
+  /** The version floor its header carries (compactor.ts). */
+  floor: number;
   hint: HintWriter;
   /** Where each record came from, in output order: input segment id and offset. */
   fromSegment: number[];
@@ -168,7 +170,7 @@ export class CompactionSwitch {
   #begin(inputs: Segment[], outputs: SwitchOutput[]): void {
     const { segments, writer, dir } = this.#rooms;
     for (const o of outputs) {
-      const segment = new Segment(o.id, path.join(dir, segmentName(o.id)), o.file, o.size);
+      const segment = new Segment(o.id, path.join(dir, segmentName(o.id)), o.file, o.size, undefined, o.floor);
       segment.hintBytes = o.hintBytes;
       segments.add(segment);
       // From here its files count as a segment of the set (recount below), no longer as a claim.

@@ -41,8 +41,10 @@ describe('the public surface', () => {
   it('a Store has only its public methods: no start, applyRecovered or reserveRecovered to call', async () => {
     expect(Object.getOwnPropertyNames(Store.prototype).sort()).to.deep.equal([
       'backup', 'batch', 'close', 'closed', 'compact', 'constructor', 'create', 'delete', 'dir', 'entries', 'get', 'getEntry',
-      'has', 'keys', 'recovery', 'set', 'size', 'stats', 'sync', 'update',
+      'has', 'keys', 'recovery', 'set', 'size', 'stats', 'sync', 'touch', 'update', 'watch',
     ]);
+    // And `await using`: Symbol.asyncDispose closes the store.
+    expect(Object.getOwnPropertySymbols(Store.prototype)).to.deep.equal([Symbol.asyncDispose]);
     const store = await open('/db', { medium: new MemoryMedium() });
     for (const internal of ['start', 'applyRecovered', 'reserveRecovered']) expect(internal in store).to.equal(false);
     await store.close();

@@ -6,7 +6,7 @@ import { expect } from 'chai';
 import * as fs from 'fs';
 import * as path from 'path';
 import { crc32, crc32Js } from '../lib/crc';
-import { MAX_EXPIRES_AT } from '../lib/format';
+import { MAX_EXPIRES_AT, SEGMENT_HEADER_BYTES } from '../lib/format';
 import { Entry, KeyDir, TABLE_LAYOUT } from '../lib/keydir';
 import { dump, openFast, tempDir } from './helpers';
 
@@ -219,10 +219,10 @@ describe('keydir snapshot', () => {
     expect(store.recovery.records).to.equal(23);
     expect(fs.existsSync(path.join(dir, SNAPSHOT))).to.equal(false);
     expect(store.size).to.equal(20);
-    expect(await store.getEntry('forever')).to.deep.equal({ value: 'f' });
-    expect(await store.getEntry('ttl:5')).to.deep.equal({ value: 'no longer expires' });
+    expect(await store.getEntry('forever')).to.deep.equal({ value: 'f', version: 0 }); // a format-1 record
+    expect(await store.getEntry('ttl:5')).to.deep.equal({ value: 'no longer expires', version: 0 });
     expect(await store.has('ttl:6')).to.equal(false);
-    for (const i of [0, 1, 2, 3, 19]) expect(await store.getEntry(`ttl:${i}`)).to.deep.equal({ value: i, expiresAt: FUTURE + (i % 4) });
+    for (const i of [0, 1, 2, 3, 19]) expect(await store.getEntry(`ttl:${i}`)).to.deep.equal({ value: i, expiresAt: FUTURE + (i % 4), version: 0 });
     now = FUTURE + 1;
     expect(store.size).to.equal(2 + 9); // ttl:i with i % 4 >= 2, except ttl:6
     now = FUTURE + 3;
@@ -233,7 +233,7 @@ describe('keydir snapshot', () => {
   it('holds no expired key once the sweeper ran: the store purges in the background', async () => {
     const dir = tempDir('snap-sweep');
     const store = await openFast(dir);
-    const writes: Array<Promise<void>> = [];
+    const writes: Array<Promise<unknown>> = [];
     for (let i = 0; i < 2000; i++) writes.push(store.set(`t${i}`, i, { ttl: 20 }));
     for (let i = 0; i < 10; i++) writes.push(store.set(`p${i}`, i));
     await Promise.all(writes);
@@ -242,7 +242,7 @@ describe('keydir snapshot', () => {
     await new Promise((resolve) => setTimeout(resolve, 600));
     await store.close();
     const bytes = fs.readFileSync(path.join(dir, SNAPSHOT));
-    const table = 24 + bytes.readUInt32LE(20) * 16;
+    const table = SEGMENT_HEADER_BYTES + 4 + bytes.readUInt32LE(SEGMENT_HEADER_BYTES) * 16;
     expect(bytes.readUInt32LE(table)).to.equal(10); // live records
     expect(bytes.readUInt32LE(table + 28)).to.equal(0); // records with an expiry
   });
@@ -251,7 +251,7 @@ describe('keydir snapshot', () => {
     const dir = tempDir('snap-jump');
     let now = 1_700_000_000_000;
     const store = await openFast(dir, { clock: () => now });
-    const writes: Array<Promise<void>> = [];
+    const writes: Array<Promise<unknown>> = [];
     for (let i = 0; i < 2000; i++) writes.push(store.set(`t${i}`, i, { ttl: 24 * 3600_000 }));
     writes.push(store.set('p', 1));
     await Promise.all(writes);
@@ -260,7 +260,7 @@ describe('keydir snapshot', () => {
     await new Promise((resolve) => setTimeout(resolve, 600));
     await store.close();
     const bytes = fs.readFileSync(path.join(dir, SNAPSHOT));
-    const table = 24 + bytes.readUInt32LE(20) * 16;
+    const table = SEGMENT_HEADER_BYTES + 4 + bytes.readUInt32LE(SEGMENT_HEADER_BYTES) * 16;
     expect(bytes.readUInt32LE(table)).to.equal(1);
     expect(bytes.readUInt32LE(table + 28)).to.equal(0);
   });

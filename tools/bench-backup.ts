@@ -50,7 +50,7 @@ async function fill(dir: string): Promise<number> {
   fs.rmSync(dir, { recursive: true, force: true });
   const store = await open(dir, { sync: 'never', autoCompact: false });
   for (let i = 0; i < KEYS; i += 1000) {
-    const writes: Array<Promise<void>> = [];
+    const writes: Array<Promise<unknown>> = [];
     for (let j = i; j < Math.min(KEYS, i + 1000); j++) writes.push(store.set(key(j), value(j)));
     await Promise.all(writes);
   }
@@ -125,7 +125,7 @@ async function measure(store: Store<unknown>, sync: SyncMode, what: string, run?
 
 /** About 1 MiB of puts, so the incremental backups have something to transfer. */
 async function putMore(store: Store<unknown>): Promise<void> {
-  const writes: Array<Promise<void>> = [];
+  const writes: Array<Promise<unknown>> = [];
   for (let i = 0; i < 1000; i++) writes.push(store.set(key(i), value(i + 7)));
   await Promise.all(writes);
 }

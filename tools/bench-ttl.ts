@@ -137,7 +137,7 @@ async function fillStep(dir: string, mode: Mode): Promise<Numbers> {
   fs.rmSync(dir, { recursive: true, force: true });
   const store = await open(dir, storeOptions);
   const options = mode === 'ttl' ? { ttl: DAY_MS } : undefined;
-  const pending: Array<Promise<void>> = [];
+  const pending: Array<Promise<unknown>> = [];
   let started = performance.now();
   let cpuStarted = cpuMs();
   for (let start = 0; start < n; start += WINDOW) {
