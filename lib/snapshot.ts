@@ -18,14 +18,17 @@
  *   0     28    file header (format.ts), kind = 3, id = 0, version floor = the store's next version
  *   28    4     segment count n
  *   32    16n   per segment: id (f64), size (f64)
- *   ...         the table (keydir.ts toBytes): 48 bytes of counts (with the table layout, 1, at
- *               byte 32), the expiry heap (times, as f64 or as u32 offsets from a base time,
- *               then records), the slots, the five record columns, the key arena, the free
- *               list, the segment id table
+ *   ...         the table (keydir.ts toBytes): 48 bytes of counts (with the table layout, 2, at
+ *               byte 32 and the hash seed at byte 36), the expiry heap (times, as f64 or as u32
+ *               offsets from a base time, then records), the slots, the five record columns, the
+ *               key arena, the segment id table
  *   end-4 4     crc u32: CRC-32 of bytes 28 .. end-4
  *
  * The table's layout number changes whenever the table's bytes change meaning; a snapshot of any
- * other layout (such as layout 0, before the expiry heap) fails to load and the store replays.
+ * other layout (such as layout 0, before the expiry heap, or 1, before the hash seed) fails to load
+ * and the store replays. The hashes and slots were made with the seed of the process that wrote
+ * the snapshot: the loaded table adopts that seed (keydir.ts), so nothing here depends on this
+ * process's seed.
  * So does a snapshot of an older format version (a 20-byte header, no next version): the replay
  * finds the version counter in the segments.
  */
