@@ -24,6 +24,7 @@
  */
 import * as path from 'path';
 import { ErrorCodes, LogkvError } from './errors';
+import { FORMAT_VERSION } from './format';
 import { HintCursor, HintWriter, startOfHints } from './hint';
 import type { Entry } from './keydir';
 import type { KeyIndex } from './keyindex';
@@ -81,15 +82,19 @@ export class CompactionSwitch {
 
   /**
    * Whether a compaction now would reclaim nothing: no write since the last one (the active
-   * segment holds nothing), every segment is a compaction output (dense, with its hint), and no
-   * record in them is dead (overwritten, deleted or expired). Such a compaction would only copy
-   * the same records under new ids, so it is skipped.
+   * segment holds nothing), every segment is a compaction output (dense, with its hint) of this
+   * format version (an older one's records are re-encoded by a compaction), and no record in them
+   * is dead (overwritten, deleted or expired). Such a compaction would only copy the same records
+   * under new ids, so it is skipped.
    */
   nothingToReclaim(): boolean {
     const { segments, index } = this.#rooms;
     const active = segments.active;
     if (!isUnborn(active)) return false;
-    for (const segment of segments.all()) if (segment !== active && isWriteSegmentId(segment.id)) return false;
+    for (const segment of segments.all()) {
+      if (segment === active) continue;
+      if (isWriteSegmentId(segment.id) || segment.layout.version !== FORMAT_VERSION) return false;
+    }
     return segments.deadBytes(index.liveBytes) === 0;
   }
 
