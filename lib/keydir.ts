@@ -24,7 +24,18 @@
  * when more than half of it is deleted keys.
  */
 
+import { randomBytes } from 'crypto';
 import { ExpiryHeap, type HeapTimes } from './expiry';
+
+/**
+ * This process's hash seed, drawn once at load from the OS's random source. FNV-1a with a fixed
+ * basis lets whoever chooses the keys (a cache keyed by request URL) pick keys whose hashes
+ * collide, turning every probe into a walk of one long cluster; with a secret basis they cannot
+ * know which keys collide. A table keeps the seed it was made with: a table loaded from a
+ * snapshot adopts the seed the snapshot names (its hashes and slots were made with it).
+ */
+const PROCESS_SEED = randomBytes(4).readUInt32LE(0);
+const FNV_BASIS = 0x811c9dc5;
 
 export class Entry {
   constructor(
@@ -45,6 +56,8 @@ const MIN_SLOTS = 1024;
 const SCRATCH_BYTES = 0x10000;
 
 export class KeyDir {
+  /** The FNV basis of this table's hashes: the standard one xor the table's seed. */
+  readonly #basis: number;
   #slots = new Int32Array(MIN_SLOTS);
   #mask = MIN_SLOTS - 1;
   #count = 0;
@@ -75,6 +88,16 @@ export class KeyDir {
   #iterations = 0;
   readonly #scratch = Buffer.allocUnsafe(SCRATCH_BYTES);
 
+  /** A table whose hashes use `seed` (by default this process's, drawn at random when it started). */
+  constructor(seed = PROCESS_SEED) {
+    this.#basis = (FNV_BASIS ^ seed) >>> 0;
+  }
+
+  /** The seed of this table's hashes: toBytes() stores it, and fromBytes() adopts it. */
+  get seed(): number {
+    return (this.#basis ^ FNV_BASIS) >>> 0;
+  }
+
   get size(): number {
     return this.#count;
   }
@@ -99,7 +122,7 @@ export class KeyDir {
 
   /** get() with the key as UTF-8 bytes. */
   getBytes(bytes: Uint8Array, start: number, length: number): Entry | undefined {
-    const slot = this.#find(bytes, start, length, hashBytes(bytes, start, length));
+    const slot = this.#find(bytes, start, length, hashBytes(this.#basis, bytes, start, length));
     return slot < 0 ? undefined : this.#entry(this.#slots[slot] - 1);
   }
 
@@ -111,7 +134,7 @@ export class KeyDir {
 
   /** put() with the key as UTF-8 bytes (`bytes[start .. start+length)`), as read from a segment. */
   putBytes(bytes: Uint8Array, start: number, length: number, entry: Entry | undefined): Entry | undefined {
-    const hash = hashBytes(bytes, start, length);
+    const hash = hashBytes(this.#basis, bytes, start, length);
     const slot = this.#find(bytes, start, length, hash);
     if (slot >= 0) {
       const record = this.#slots[slot] - 1;
@@ -257,6 +280,7 @@ export class KeyDir {
     fixed.writeUInt32LE(this.#segmentIds.length, 24);
     fixed.writeUInt32LE(this.expiringCount, 28);
     fixed.writeUInt32LE(TABLE_LAYOUT, 32);
+    fixed.writeUInt32LE(this.seed, 36);
     const heap = this.#expiry?.toBytes();
     fixed.writeDoubleLE(heap?.base ?? 0, 40);
     const view = (array: ArrayBufferView, bytes: number) => Buffer.from(array.buffer, array.byteOffset, bytes);
@@ -314,7 +338,8 @@ export class KeyDir {
         count + freeCount !== high || (expiresCount === 0 && heapBase !== 0)) fail('inconsistent counts');
     const expected = FIXED_BYTES + heapBytes + slotCount * 4 + high * 20 + arenaUsed + segmentCount * 8;
     if (buf.length !== expected) fail('wrong size');
-    const keydir = new KeyDir();
+    // The hash column and the slots were made with the writer's seed: the table keeps using it.
+    const keydir = new KeyDir(buf.readUInt32LE(36));
     let at = FIXED_BYTES;
     if (heap === undefined && expiresCount > 0) {
       heap = ExpiryHeap.arraysFor(expiresCount, heapBase);
@@ -435,13 +460,13 @@ export class KeyDir {
    * straight from the string's char codes, which are their UTF-8 bytes; others are encoded first.
    */
   #findString(key: string): number {
-    let hash = 0x811c9dc5;
+    let hash = this.#basis;
     const length = key.length;
     for (let i = 0; i < length; i++) {
       const code = key.charCodeAt(i);
       if (code >= 0x80 || length >= 0x80) {
         const n = this.#scratch.write(key, 0, 'utf8');
-        return this.#find(this.#scratch, 0, n, hashBytes(this.#scratch, 0, n));
+        return this.#find(this.#scratch, 0, n, hashBytes(this.#basis, this.#scratch, 0, n));
       }
       hash = Math.imul(hash ^ code, 0x01000193);
     }
@@ -627,9 +652,10 @@ export class KeyDir {
 /**
  * The layout of toBytes(), written at byte 32 of its fixed part. 0 (those bytes were zero) was
  * the layout before the expiry heap, with expiries as (record, time) pairs after the segment
- * table; 1 stores the heap. A table of any other layout is refused, never read.
+ * table; 1 stores the heap; 2 adds the hash seed at byte 36 (layout 1's hashes were unseeded).
+ * A table of any other layout is refused, never read.
  */
-export const TABLE_LAYOUT = 1;
+export const TABLE_LAYOUT = 2;
 
 /**
  * Bytes of counts at the start of toBytes(). 40 in layout 0: a reader of layout 0 computes a
@@ -641,9 +667,12 @@ const FIXED_BYTES = TABLE_FIXED_BYTES;
 /** Marks a free record in keyAt; no key starts there because the arena is never that large. */
 const FREE = 0xffffffff;
 
-/** FNV-1a, 32 bits, then murmur3's finalizer: FNV alone leaves the low bits, which pick the slot, poorly mixed. */
-function hashBytes(bytes: Uint8Array, start: number, length: number): number {
-  let hash = 0x811c9dc5;
+/**
+ * FNV-1a, 32 bits, from a seeded `basis`, then murmur3's finalizer: FNV alone leaves the low bits,
+ * which pick the slot, poorly mixed.
+ */
+function hashBytes(basis: number, bytes: Uint8Array, start: number, length: number): number {
+  let hash = basis;
   for (let i = start, end = start + length; i < end; i++) hash = Math.imul(hash ^ bytes[i], 0x01000193);
   return mix(hash);
 }
