@@ -41,7 +41,7 @@ import {
   FLAG_BATCH_CONT, FORMAT_VERSION, KIND_SEGMENT, RECORD_HEADER_BYTES, RecordHeader, SEGMENT_HEADER_BYTES, TYPE_SET, encodeRecord,
   encodeSegmentHeader,
 } from './format';
-import { HintWriter, hintName } from './hint';
+import { HintWriter, hintFileBytes, hintName } from './hint';
 import type { KeyIndex } from './keyindex';
 import type { Medium } from './medium/types';
 import type { ResolvedOptions } from './options';
@@ -70,7 +70,7 @@ export interface CompactionResult {
   /** Segment files of the whole store, before and after. */
   segmentsBefore: number;
   segmentsAfter: number;
-  /** Bytes of the whole store's segment files, before and after. */
+  /** Bytes of the whole store's files (stats().diskBytes: segments, hints and the rest), before and after. */
   bytesBefore: number;
   bytesAfter: number;
   /** Records copied into the new segments, and records dropped (overwritten, deleted, expired, tombstones). */
@@ -88,11 +88,20 @@ export interface CompactionHost {
   readonly maxSegmentBytes: number;
   readonly segments: SegmentSet;
   readonly protocol: CompactionSwitch;
-  /** Files that could not be removed; the next compaction must remove them first. */
-  readonly garbage: string[];
+  /**
+   * Files that could not be removed, oldest first; the next compaction must remove them first.
+   * Each keeps its bytes counted (a stray of the segment set) until it is removed.
+   */
+  readonly garbage: Garbage[];
   now(): number;
   /** True once the store is closing: the compaction stops and discards its work. */
   aborted(): boolean;
+}
+
+/** A file awaiting removal, and the bytes the segment set counts for it until then. */
+export interface Garbage {
+  file: string;
+  bytes: number;
 }
 
 /** Bytes copied before the compactor yields to the event loop. */
@@ -103,6 +112,13 @@ interface Output extends SwitchOutput {
   buffered: Buffer[];
   bufferedBytes: number;
 }
+
+/*
+ * Space: every byte an output (or its hint) will take is claimed under maxStoreBytes before it
+ * is written (CompactionSwitch.reserve), and stays claimed until the switch counts the outputs
+ * as segments, or discard() removes them, or, if they cannot be removed, counts them as strays
+ * awaiting removal. So the files a compaction has in the directory are always counted, once.
+ */
 
 /** A record the copy step keeps: its offset in its input, a copy of its bytes, and what its hint entry needs. */
 interface Kept {
@@ -119,9 +135,10 @@ export async function compact(host: CompactionHost, options: CompactOptions): Pr
   await removeGarbage(host);
   const segmentsBefore = host.segments.fileCount();
   const bytesBefore = host.segments.diskBytes;
-  const inputs = await host.protocol.seal(options.dryRun === true);
+  if (host.protocol.nothingToReclaim()) return unchanged(host, started, segmentsBefore, bytesBefore, options.dryRun === true);
+  const { inputs, firstOutputId } = await host.protocol.seal(options.dryRun === true);
   const bytesTotal = inputs.reduce((sum, s) => sum + s.flushed, 0);
-  const job = new Job(host, inputs, options, bytesTotal);
+  const job = new Job(host, inputs, options, bytesTotal, firstOutputId);
   try {
     await job.copy();
     if (options.dryRun || job.recordsKept + job.recordsDropped === 0) {
@@ -148,13 +165,13 @@ class Job {
   reserved = 0;
   #nextId: number;
   #keptBytes = 0;
+  #keptKeyBytes = 0;
   /** The outputs' version floor: the inputs' floors and 1 + every version they held. */
   #floor = 0;
 
   constructor(private readonly host: CompactionHost, private readonly inputs: Segment[],
-              private readonly options: CompactOptions, private readonly bytesTotal: number) {
-    const newest = inputs.length > 0 ? inputs[inputs.length - 1].id : 0;
-    this.#nextId = newest + 1;
+              private readonly options: CompactOptions, private readonly bytesTotal: number, firstOutputId: number) {
+    this.#nextId = firstOutputId;
   }
 
   /** Step 2: walk every input in slices and copy what must be kept. */
@@ -205,6 +222,7 @@ class Job {
     const { bytes } = record;
     this.recordsKept++;
     this.#keptBytes += bytes.length;
+    this.#keptKeyBytes += record.keyLength;
     if (this.options.dryRun) return;
     let output = this.outputs[this.outputs.length - 1];
     if (output === undefined || (output.size + bytes.length > this.host.maxSegmentBytes && output.size > SEGMENT_HEADER_BYTES)) {
@@ -216,8 +234,7 @@ class Job {
       bytes[5] &= ~FLAG_BATCH_CONT;
       bytes.writeUInt32LE(crc32(bytes.subarray(4)), 0);
     }
-    this.host.protocol.reserve(bytes.length);
-    this.reserved += bytes.length;
+    this.#claim(output, bytes.length);
     output.buffered.push(bytes);
     output.bufferedBytes += bytes.length;
     output.size += bytes.length;
@@ -231,18 +248,24 @@ class Job {
     const id = this.#nextId++;
     if (isWriteSegmentId(id)) throw new LogkvError(ErrorCodes.IO, 'compaction ran out of segment ids');
     const tempPath = path.join(this.host.dir, segmentName(id) + TEMP_SUFFIX);
-    this.host.protocol.reserve(SEGMENT_HEADER_BYTES);
-    this.reserved += SEGMENT_HEADER_BYTES;
+    this.#claim(undefined, SEGMENT_HEADER_BYTES);
     const file = await this.host.medium.open(tempPath, { create: true });
     const output: Output = {
       id, tempPath, file, size: SEGMENT_HEADER_BYTES, floor: 0, hint: new HintWriter(), fromSegment: [], fromOffset: [],
-      buffered: [], bufferedBytes: 0,
+      buffered: [], bufferedBytes: 0, claimed: SEGMENT_HEADER_BYTES, hintBytes: 0,
     };
     this.outputs.push(output);
     await file.truncate(0);
     // The floor is known once every input is read: commit() writes the header again with it.
     await file.write([encodeSegmentHeader(id)], 0);
     return output;
+  }
+
+  /** Claims `bytes` under maxStoreBytes (throws LOGKV_STORE_FULL if they are not there), for `output`'s files. */
+  #claim(output: Output | undefined, bytes: number): void {
+    this.host.protocol.reserve(bytes);
+    this.reserved += bytes;
+    if (output !== undefined) output.claimed += bytes;
   }
 
   async #flush(output: Output): Promise<void> {
@@ -262,6 +285,8 @@ class Job {
       await output.file.sync();
       output.floor = this.#floor;
       const hint = output.hint.finish(output.id, output.size, this.#floor);
+      this.#claim(output, hint.length);
+      output.hintBytes = hint.length;
       const hintTemp = path.join(dir, hintName(output.id) + TEMP_SUFFIX);
       const hintFile = await medium.open(hintTemp, { create: true });
       try {
@@ -278,43 +303,74 @@ class Job {
     await medium.syncDir(dir);
   }
 
-  /** Undoes a compaction that did not switch: closes and removes every output, temporary or renamed. */
+  /**
+   * Undoes a compaction that did not switch: closes and removes every output, temporary or
+   * renamed, and gives back its claim, once. An output that cannot be removed stays counted, as
+   * garbage the next compaction removes first.
+   */
   async discard(): Promise<void> {
-    this.host.protocol.release(this.reserved);
-    this.reserved = 0;
-    const { medium, dir } = this.host;
+    const { medium, dir, segments, protocol } = this.host;
+    let attached = 0;
     for (const output of this.outputs) {
+      attached += output.claimed;
       await output.file.close().catch(() => undefined);
-      const names = [segmentName(output.id) + TEMP_SUFFIX, segmentName(output.id),
-        hintName(output.id) + TEMP_SUFFIX, hintName(output.id)];
-      for (const name of names) {
+      const files: Garbage[] = [
+        { file: path.join(dir, segmentName(output.id) + TEMP_SUFFIX), bytes: 0 },
+        { file: path.join(dir, segmentName(output.id)), bytes: output.claimed - output.hintBytes },
+        { file: path.join(dir, hintName(output.id) + TEMP_SUFFIX), bytes: 0 },
+        { file: path.join(dir, hintName(output.id)), bytes: output.hintBytes },
+      ];
+      let removed = true;
+      for (const { file } of files) {
         try {
-          await medium.remove(path.join(dir, name));
+          await medium.remove(file);
         } catch {
-          this.host.garbage.push(path.join(dir, name));
+          removed = false;
         }
       }
+      protocol.release(output.claimed);
+      if (removed) continue;
+      // Each kind's bytes ride on its final name, removed after its temporary one: they stop
+      // counting only once neither name is left.
+      segments.addStray(output.claimed);
+      this.host.garbage.push(...files);
     }
+    protocol.release(this.reserved - attached); // claimed for an output whose file was never made
+    this.reserved = 0;
     if (this.outputs.length > 0) await medium.syncDir(dir).catch(() => undefined);
   }
 
   result(started: number, segmentsBefore: number, bytesBefore: number, dryRun: boolean): CompactionResult {
     const outputsEstimate = this.#keptBytes === 0 ? 0
       : Math.ceil(this.#keptBytes / Math.max(1, this.host.maxSegmentBytes - SEGMENT_HEADER_BYTES));
-    const inputBytes = this.inputs.reduce((sum, s) => sum + s.flushed, 0);
+    // Input segments and their hints go; outputs and theirs come (diskBytes counts hints too).
+    const inputBytes = this.inputs.reduce((sum, s) => sum + s.flushed + s.hintBytes, 0);
+    const outputBytes = this.#keptBytes + outputsEstimate * SEGMENT_HEADER_BYTES +
+      (outputsEstimate === 0 ? 0 : hintFileBytes(outputsEstimate, this.recordsKept, this.#keptKeyBytes));
     return {
       dryRun,
       segmentsBefore,
       segmentsAfter: dryRun ? segmentsBefore - this.inputs.length + outputsEstimate : this.host.segments.fileCount(),
       bytesBefore,
-      bytesAfter: dryRun ? bytesBefore - inputBytes + this.#keptBytes + outputsEstimate * SEGMENT_HEADER_BYTES
-        : this.host.segments.diskBytes,
+      bytesAfter: dryRun ? bytesBefore - inputBytes + outputBytes : this.host.segments.diskBytes,
       recordsKept: this.recordsKept,
       recordsDropped: this.recordsDropped,
       durationMs: Date.now() - started,
       finishedAt: this.host.now(),
     };
   }
+}
+
+/**
+ * The result of a compaction that had nothing to reclaim (CompactionSwitch.nothingToReclaim): it
+ * sealed nothing, wrote nothing and took no segment id, so a store compacted again and again while
+ * idle never runs out of ids.
+ */
+function unchanged(host: CompactionHost, started: number, segments: number, bytes: number, dryRun: boolean): CompactionResult {
+  return {
+    dryRun, segmentsBefore: segments, segmentsAfter: segments, bytesBefore: bytes, bytesAfter: bytes,
+    recordsKept: 0, recordsDropped: 0, durationMs: Date.now() - started, finishedAt: host.now(),
+  };
 }
 
 /**
@@ -334,22 +390,30 @@ async function removeInputs(host: CompactionHost, inputs: Segment[]): Promise<vo
   // A backup whose cut holds these files may still be opening them (lib/backup.ts): it pins the
   // segment set for that long (milliseconds), never for its copy.
   await host.segments.whenUnpinned();
+  // The switch counted the inputs' files as strays (SegmentSet.retire): each stops counting once removed.
+  const filesOf = (input: Segment): Garbage[] =>
+    [{ file: input.path, bytes: input.tail }, { file: path.join(host.dir, hintName(input.id)), bytes: input.hintBytes }];
   for (let i = 0; i < inputs.length; i++) {
     const input = inputs[i];
     await input.file?.close().catch(() => undefined);
-    const files = [input.path, path.join(host.dir, hintName(input.id))];
+    const files = filesOf(input);
     try {
       // Records were dropped because newer writes superseded them, and in 'never' or 'interval'
       // mode those may not be durable yet: until they are, the inputs are what a power loss
       // falls back on. Without this, a power loss could take a synced value with the write that
       // superseded it.
       if (i === 0) await host.protocol.durable();
-      for (const file of files) await host.medium.remove(file);
+      for (const file of files) {
+        await host.medium.remove(file.file);
+        host.segments.removeStray(file.bytes);
+        file.bytes = 0;
+      }
       await host.medium.syncDir(host.dir);
     } catch (err) {
       // The switch is done; what is left on disk is a suffix of the inputs, which replays
       // correctly. It must go before another compaction drops tombstones that could hide it.
-      for (const later of inputs.slice(i)) host.garbage.push(later.path, path.join(host.dir, hintName(later.id)));
+      host.garbage.push(...files);
+      for (const later of inputs.slice(i + 1)) host.garbage.push(...filesOf(later));
       throw ioError(err, 'removing compacted segments', input.path);
     }
   }
@@ -361,12 +425,15 @@ async function removeGarbage(host: CompactionHost): Promise<void> {
     // Oldest first, each removal durable before the next, as removeInputs does: a power loss
     // must never keep the removal of a newer leftover (holding a tombstone) without the older's.
     while (host.garbage.length > 0) {
-      await host.medium.remove(host.garbage[0]);
+      const first = host.garbage[0];
+      await host.medium.remove(first.file);
+      host.segments.removeStray(first.bytes);
+      first.bytes = 0;
       await host.medium.syncDir(host.dir);
       host.garbage.shift();
     }
   } catch (err) {
-    throw ioError(err, 'removing files left by an earlier compaction', host.garbage[0]);
+    throw ioError(err, 'removing files left by an earlier compaction', host.garbage[0].file);
   }
 }
 
@@ -383,11 +450,25 @@ export interface CompactionsInit {
 /**
  * The store's compactions: at most one at a time, the last one's result, the automatic trigger
  * and its last failure, and the files an earlier compaction could not remove.
+ *
+ * Each call gets what it asked for. Compactions run one after another (a dry run reads the very
+ * segments a real one removes, so the two never overlap): a real compaction asked for while
+ * another real one is running or waiting shares that one's promise; a dry run asked for while a
+ * real one runs waits for it, then measures the store it left; a real compaction asked for
+ * during a dry run waits for the dry run, then compacts. A dry run asked for while another dry
+ * run waits to start shares it (they would measure the same store).
  */
 export class Compactions {
   readonly #host: CompactionHost;
   readonly #init: CompactionsInit;
-  #running: Promise<CompactionResult> | undefined;
+  /** The last compaction asked for, running or waiting; everything before it has settled or runs first. */
+  #tail: Promise<unknown> = Promise.resolve();
+  /** How many asked-for compactions have not settled yet. */
+  #pending = 0;
+  /** The real compaction running or waiting to run, which a second real call shares. */
+  #real: Promise<CompactionResult> | undefined;
+  /** A dry run waiting to start, which a second dry call shares. */
+  #dryWaiting: Promise<CompactionResult> | undefined;
   #aborted = false;
   #last: CompactionResult | undefined;
   #autoError: LogkvError | undefined;
@@ -404,9 +485,9 @@ export class Compactions {
     };
   }
 
-  /** Whether a compaction is running now. */
+  /** Whether a compaction (or a dry run) is running or waiting to run. */
   get running(): boolean {
-    return this.#running !== undefined;
+    return this.#pending > 0;
   }
 
   /** The last compaction (not a dry run) that finished. */
@@ -419,25 +500,41 @@ export class Compactions {
     return this.#autoError;
   }
 
-  /** Starts a compaction, or returns the running one. Throws the writer's failure if it is poisoned. */
+  /**
+   * Starts a compaction of the kind asked for, after any that runs now (see the class comment).
+   * Throws the writer's failure if it is poisoned.
+   */
   start(options: CompactOptions): Promise<CompactionResult> {
-    if (this.#running !== undefined) return this.#running;
+    const dryRun = options.dryRun === true;
+    if (!dryRun && this.#real !== undefined) return this.#real;
+    if (dryRun && this.#dryWaiting !== undefined) return this.#dryWaiting;
     if (this.#init.writer.failure !== undefined) throw this.#init.writer.failure;
-    const running = compact(this.#host, options)
-      .then((result) => {
-        if (!result.dryRun) this.#last = result;
-        return result;
-      })
-      .finally(() => { this.#running = undefined; });
-    this.#running = running;
-    return running;
+    const run = async (): Promise<CompactionResult> => {
+      if (this.#dryWaiting === job) this.#dryWaiting = undefined;
+      if (this.#aborted) throw new LogkvError(ErrorCodes.CLOSED, 'the store closed before the compaction started');
+      const failure = this.#init.writer.failure;
+      if (failure !== undefined) throw failure;
+      const result = await compact(this.#host, options);
+      if (!result.dryRun) this.#last = result;
+      return result;
+    };
+    this.#pending++;
+    const job: Promise<CompactionResult> = this.#tail.then(run, run).finally(() => {
+      this.#pending--;
+      if (this.#real === job) this.#real = undefined;
+      if (this.#dryWaiting === job) this.#dryWaiting = undefined;
+    });
+    if (dryRun) this.#dryWaiting = job;
+    else this.#real = job;
+    this.#tail = job.catch(() => undefined);
+    return job;
   }
 
   /** Starts a compaction in the background if dead bytes passed the autoCompact thresholds. */
   maybeStartAuto(): void {
     const { options, segments, index, writer, dir } = this.#init;
     const auto = options.autoCompact;
-    if (auto === false || this.#running !== undefined || this.#aborted || writer.failure !== undefined) return;
+    if (auto === false || this.#pending > 0 || this.#aborted || writer.failure !== undefined) return;
     const dead = segments.deadBytes(index.liveBytes);
     if (dead < auto.minDeadBytes || dead < auto.minDeadRatio * segments.diskBytes) return;
     this.start({}).then(
@@ -449,6 +546,6 @@ export class Compactions {
   /** Stops a running compaction (it discards its work) and starts no more; resolves when it has stopped. */
   async stop(): Promise<void> {
     this.#aborted = true;
-    await this.#running?.catch(() => undefined);
+    await this.#tail;
   }
 }

@@ -37,6 +37,11 @@ const FIXED_BYTES = SEGMENT_HEADER_BYTES + 20;
 const ENTRY_FIXED_BYTES = 14;
 const U32 = 0x100000000;
 
+/** The bytes of `files` hint files holding `entries` entries in all, whose keys take `keyBytes`. */
+export function hintFileBytes(files: number, entries: number, keyBytes: number): number {
+  return files * (FIXED_BYTES + 4) + entries * ENTRY_FIXED_BYTES + keyBytes;
+}
+
 const HINT_PATTERN = /^([0-9a-f]{12})\.hint$/;
 
 export function hintName(segmentId: number): string {

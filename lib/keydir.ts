@@ -28,8 +28,19 @@
  * new key and of each that goes, before its bytes are freed; overwrites do not concern it.
  */
 
+import { randomBytes } from 'crypto';
 import { ExpiryHeap, type HeapTimes } from './expiry';
 import { OrderedIndex, RecordDigest, type ByteRange, type OrderedIndexOptions } from './ordered';
+
+/**
+ * This process's hash seed, drawn once at load from the OS's random source. FNV-1a with a fixed
+ * basis lets whoever chooses the keys (a cache keyed by request URL) pick keys whose hashes
+ * collide, turning every probe into a walk of one long cluster; with a secret basis they cannot
+ * know which keys collide. A table keeps the seed it was made with: a table loaded from a
+ * snapshot adopts the seed the snapshot names (its hashes and slots were made with it).
+ */
+const PROCESS_SEED = randomBytes(4).readUInt32LE(0);
+const FNV_BASIS = 0x811c9dc5;
 
 export class Entry {
   constructor(
@@ -50,6 +61,8 @@ const MIN_SLOTS = 1024;
 const SCRATCH_BYTES = 0x10000;
 
 export interface KeyDirOptions {
+  /** The seed of the table's hashes (default: this process's). */
+  seed?: number;
   /** Keep an ordered index of the keys (ordered.ts) in step with every change; off by default. */
   ordered?: boolean | OrderedIndexOptions;
 }
@@ -64,6 +77,8 @@ export interface KeyRange extends Omit<ByteRange, 'gt' | 'gte' | 'lt' | 'lte' | 
 }
 
 export class KeyDir {
+  /** The FNV basis of this table's hashes: the standard one xor the table's seed. */
+  readonly #basis: number;
   #slots = new Int32Array(MIN_SLOTS);
   #mask = MIN_SLOTS - 1;
   #count = 0;
@@ -96,8 +111,19 @@ export class KeyDir {
   /** The keys in order, if asked for (see ordered.ts); told of every key that comes or goes. */
   #ordered: OrderedIndex | undefined;
 
-  constructor(options: KeyDirOptions = {}) {
-    if (options.ordered) this.#ordered = new OrderedIndex(this, options.ordered === true ? {} : options.ordered);
+  /**
+   * A table whose hashes use `seed` (by default this process's, drawn at random when it started),
+   * keeping its keys in order if `ordered` (a number is the seed alone).
+   */
+  constructor(options: KeyDirOptions | number = {}) {
+    const { seed = PROCESS_SEED, ordered } = typeof options === 'number' ? { seed: options } : options;
+    this.#basis = (FNV_BASIS ^ seed) >>> 0;
+    if (ordered) this.#ordered = new OrderedIndex(this, ordered === true ? {} : ordered);
+  }
+
+  /** The seed of this table's hashes: toBytes() stores it, and fromBytes() adopts it. */
+  get seed(): number {
+    return (this.#basis ^ FNV_BASIS) >>> 0;
   }
 
   get size(): number {
@@ -124,7 +150,7 @@ export class KeyDir {
 
   /** get() with the key as UTF-8 bytes. */
   getBytes(bytes: Uint8Array, start: number, length: number): Entry | undefined {
-    const slot = this.#find(bytes, start, length, hashBytes(bytes, start, length));
+    const slot = this.#find(bytes, start, length, hashBytes(this.#basis, bytes, start, length));
     return slot < 0 ? undefined : this.#entry(this.#slots[slot] - 1);
   }
 
@@ -136,7 +162,7 @@ export class KeyDir {
 
   /** put() with the key as UTF-8 bytes (`bytes[start .. start+length)`), as read from a segment. */
   putBytes(bytes: Uint8Array, start: number, length: number, entry: Entry | undefined): Entry | undefined {
-    const hash = hashBytes(bytes, start, length);
+    const hash = hashBytes(this.#basis, bytes, start, length);
     const slot = this.#find(bytes, start, length, hash);
     if (slot >= 0) {
       const record = this.#slots[slot] - 1;
@@ -340,6 +366,7 @@ export class KeyDir {
     fixed.writeUInt32LE(this.#segmentIds.length, 24);
     fixed.writeUInt32LE(this.expiringCount, 28);
     fixed.writeUInt32LE(TABLE_LAYOUT, 32);
+    fixed.writeUInt32LE(this.seed, 36);
     const heap = this.#expiry?.toBytes();
     fixed.writeDoubleLE(heap?.base ?? 0, 40);
     const view = (array: ArrayBufferView, bytes: number) => Buffer.from(array.buffer, array.byteOffset, bytes);
@@ -397,7 +424,8 @@ export class KeyDir {
         count + freeCount !== high || (expiresCount === 0 && heapBase !== 0)) fail('inconsistent counts');
     const expected = FIXED_BYTES + heapBytes + slotCount * 4 + high * 20 + arenaUsed + segmentCount * 8;
     if (buf.length !== expected) fail('wrong size');
-    const keydir = new KeyDir();
+    // The hash column and the slots were made with the writer's seed: the table keeps using it.
+    const keydir = new KeyDir(buf.readUInt32LE(36));
     let at = FIXED_BYTES;
     if (heap === undefined && expiresCount > 0) {
       heap = ExpiryHeap.arraysFor(expiresCount, heapBase);
@@ -518,13 +546,13 @@ export class KeyDir {
    * straight from the string's char codes, which are their UTF-8 bytes; others are encoded first.
    */
   #findString(key: string): number {
-    let hash = 0x811c9dc5;
+    let hash = this.#basis;
     const length = key.length;
     for (let i = 0; i < length; i++) {
       const code = key.charCodeAt(i);
       if (code >= 0x80 || length >= 0x80) {
         const n = this.#scratch.write(key, 0, 'utf8');
-        return this.#find(this.#scratch, 0, n, hashBytes(this.#scratch, 0, n));
+        return this.#find(this.#scratch, 0, n, hashBytes(this.#basis, this.#scratch, 0, n));
       }
       hash = Math.imul(hash ^ code, 0x01000193);
     }
@@ -712,9 +740,10 @@ export class KeyDir {
 /**
  * The layout of toBytes(), written at byte 32 of its fixed part. 0 (those bytes were zero) was
  * the layout before the expiry heap, with expiries as (record, time) pairs after the segment
- * table; 1 stores the heap. A table of any other layout is refused, never read.
+ * table; 1 stores the heap; 2 adds the hash seed at byte 36 (layout 1's hashes were unseeded).
+ * A table of any other layout is refused, never read.
  */
-export const TABLE_LAYOUT = 1;
+export const TABLE_LAYOUT = 2;
 
 /**
  * Bytes of counts at the start of toBytes(). 40 in layout 0: a reader of layout 0 computes a
@@ -726,9 +755,12 @@ const FIXED_BYTES = TABLE_FIXED_BYTES;
 /** Marks a free record in keyAt; no key starts there because the arena is never that large. */
 const FREE = 0xffffffff;
 
-/** FNV-1a, 32 bits, then murmur3's finalizer: FNV alone leaves the low bits, which pick the slot, poorly mixed. */
-function hashBytes(bytes: Uint8Array, start: number, length: number): number {
-  let hash = 0x811c9dc5;
+/**
+ * FNV-1a, 32 bits, from a seeded `basis`, then murmur3's finalizer: FNV alone leaves the low bits,
+ * which pick the slot, poorly mixed.
+ */
+function hashBytes(basis: number, bytes: Uint8Array, start: number, length: number): number {
+  let hash = basis;
   for (let i = start, end = start + length; i < end; i++) hash = Math.imul(hash ^ bytes[i], 0x01000193);
   return mix(hash);
 }

@@ -90,9 +90,9 @@ export async function buildStore<V>(medium: Medium, dir: string, options: Resolv
     const index = new KeyIndex(options.clock);
     const recovered = await recover(medium, dir,
       (bytes, start, length, entry) => index.applyBytes(bytes, start, length, entry),
-      (count) => index.reserve(count));
+      (count) => index.reserve(count), options.maxStoreBytes);
     if (recovered.keydir !== undefined) index.load(recovered.keydir);
-    const segments = new SegmentSet(dir, recovered.segments);
+    const segments = new SegmentSet(dir, recovered.segments, recovered.strayBytes);
     const reader = new Reader(segments, options.cacheBytes);
     const writer = new LogWriter({
       dir, medium, options, segments, index, reader, mayWrite: lock.mayWrite, nextVersion: recovered.nextVersion,

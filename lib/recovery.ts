@@ -15,7 +15,10 @@
  * - Before a cut, the bytes it removes are kept in a sidecar file (`<segment id>-<offset>.cut`),
  *   synced with its directory entry, unless they are all zeros. A cut is what a crash leaves, or
  *   damage that looks the same; the sidecar keeps what damage would otherwise destroy. If the
- *   sidecar cannot be written (a full disk), open fails and the segment is left as it was.
+ *   sidecar cannot be written (a full disk), or would take the store's files past
+ *   maxStoreBytes (it exists beside the bytes it keeps until the cut), open fails with
+ *   LOGKV_STORE_FULL and the segment is left as it was. Sidecars count under maxStoreBytes for
+ *   as long as they are in the directory.
  * - A bad record in any other segment, compaction outputs included, is corruption: open fails
  *   with LOGKV_CORRUPTION naming the file and offset, rather than guess which keys the lost bytes
  *   held and serve older values.
@@ -29,7 +32,7 @@
  *   (format.ts), so no version issued before, dropped records' included, is issued again.
  */
 import * as path from 'path';
-import { corruption, ioError } from './errors';
+import { ErrorCodes, LogkvError, corruption, ioError } from './errors';
 import {
   FileHeader, RecordHeader, SEGMENT_HEADER_BYTES, TYPE_SET, checkSegmentHeader, encodeSegmentHeader,
 } from './format';
@@ -38,7 +41,7 @@ import type { Medium, MediumFile } from './medium/types';
 import { hintName, parseHintName, readHint } from './hint';
 import type { KeyDir } from './keydir';
 import { SnapshotSegment, takeSnapshot } from './snapshot';
-import { Segment, TEMP_SUFFIX, cutName, isWriteSegmentId, parseSegmentName, segmentName } from './segment';
+import { Segment, TEMP_SUFFIX, cutName, isWriteSegmentId, parseCutName, parseSegmentName, segmentName } from './segment';
 import { SegmentWalker, isAllZero, judgeWalk, mayBeTorn, readSegmentStart } from './walk';
 
 export interface TruncationReport {
@@ -80,51 +83,89 @@ export interface RecoveryReport {
  */
 export type ApplyRecord = (bytes: Buffer, start: number, length: number, entry: Entry | undefined) => void;
 
-/** What recovery found: the segments oldest first, the report, the keydir if a snapshot gave it whole. */
+/** What recovery found: the segments oldest first (each with its hint file's size), the report, the keydir if a snapshot gave it whole. */
 export interface Recovered {
   segments: Segment[];
   report: RecoveryReport;
   keydir?: KeyDir;
   /** The version the store's next write gets: above every version any of its files ever held. */
   nextVersion: number;
+  /** Bytes of the files the store keeps beside its segments and their hints: cut-bytes sidecars. */
+  strayBytes: number;
 }
 
-export async function recover(medium: Medium, dir: string, apply: ApplyRecord, reserve?: (count: number) => void):
-    Promise<Recovered> {
-  const names = await medium.list(dir);
-  const ids = names.map(parseSegmentName).filter((id): id is number => id !== undefined).sort((a, b) => a - b);
+/**
+ * Recovers the store in `dir`. `maxStoreBytes` bounds what recovery itself may add to the
+ * directory: a sidecar that would take the store's files past it is not written, and open fails
+ * with LOGKV_STORE_FULL, cutting nothing.
+ */
+export async function recover(medium: Medium, dir: string, apply: ApplyRecord, reserve?: (count: number) => void,
+                              maxStoreBytes = Infinity): Promise<Recovered> {
+  const listed = await medium.list(dir);
+  const ids = listed.map(parseSegmentName).filter((id): id is number => id !== undefined).sort((a, b) => a - b);
   const segments: Segment[] = [];
   const report: RecoveryReport = {
     segments: ids.length, records: 0, hinted: 0, hintsIgnored: [], removed: [], snapshot: false,
   };
-  await removeLeftovers(medium, dir, names, new Set(ids), report);
+  await removeLeftovers(medium, dir, listed, new Set(ids), report);
+  const names = listed.filter((name) => !report.removed.includes(name));
+  const sizes = await measureFiles(medium, dir, names);
+  const found = (all: Segment[]): Recovered['segments'] => {
+    for (const segment of all) segment.hintBytes = sizes.hints.get(segment.id) ?? 0;
+    return all;
+  };
   const snapshot = await takeSnapshot(medium, dir, names);
   if (typeof snapshot !== 'string') {
     const opened = await openSnapshotSegments(medium, dir, ids, snapshot.segments);
     if (Array.isArray(opened)) {
       report.snapshot = true;
       const nextVersion = opened.reduce((next, s) => Math.max(next, s.floor), Math.max(1, snapshot.nextVersion));
-      return { segments: opened, report, keydir: snapshot.keydir, nextVersion };
+      return { segments: found(opened), report, keydir: snapshot.keydir, nextVersion, strayBytes: sizes.sidecars };
     }
     report.snapshotIgnored = opened;
   } else if (snapshot !== 'none') {
     report.snapshotIgnored = snapshot;
   }
-  const hinted = new Set(names.map(parseHintName).filter((id): id is number => id !== undefined));
+  // Room for a sidecar: the cap, less every file but the segment being replayed (added at the cut).
+  let hintBytes = 0;
+  for (const bytes of sizes.hints.values()) hintBytes += bytes;
+  const room = (): number => maxStoreBytes - sizes.sidecars - hintBytes - segments.reduce((sum, s) => sum + s.tail, 0);
   const versions: VersionCount = { next: 1 };
   try {
     for (let i = 0; i < ids.length; i++) {
       const torn = mayBeTorn(ids[i], i === ids.length - 1);
-      const fromHint = hinted.has(ids[i]) ? await recoverFromHint(medium, dir, ids[i], apply, report, versions, reserve)
+      const fromHint = sizes.hints.has(ids[i]) ? await recoverFromHint(medium, dir, ids[i], apply, report, versions, reserve)
         : undefined;
-      const segment = fromHint ?? await recoverSegment(medium, dir, ids[i], torn, apply, report, versions);
+      const segment = fromHint ?? await recoverSegment(medium, dir, ids[i], torn, apply, report, versions, room);
       segments.push(segment);
     }
   } catch (err) {
     await Promise.all(segments.map((s) => s.file?.close()));
     throw err;
   }
-  return { segments, report, nextVersion: versions.next };
+  const sidecarBytes = report.truncated?.sidecar === undefined ? 0 : report.truncated.bytes;
+  return { segments: found(segments), report, nextVersion: versions.next, strayBytes: sizes.sidecars + sidecarBytes };
+}
+
+/**
+ * The sizes of the files the store keeps beside its segments, which maxStoreBytes counts too:
+ * hint files by segment id, and the cut-bytes sidecars (`<id>-<offset>.cut`) in total.
+ */
+async function measureFiles(medium: Medium, dir: string, names: string[]): Promise<{ hints: Map<number, number>; sidecars: number }> {
+  const hints = new Map<number, number>();
+  let sidecars = 0;
+  for (const name of names) {
+    const hintId = parseHintName(name);
+    if (hintId === undefined && parseCutName(name) === undefined) continue;
+    const file = await medium.open(path.join(dir, name), { readOnly: true });
+    try {
+      if (hintId !== undefined) hints.set(hintId, file.sizeSync());
+      else sidecars += file.sizeSync();
+    } finally {
+      await file.close();
+    }
+  }
+  return { hints, sidecars };
 }
 
 /** The version counter as recovery raises it, segment by segment. */
@@ -218,7 +259,7 @@ async function recoverFromHint(medium: Medium, dir: string, id: number, apply: A
  * then cut off (its bytes kept in a sidecar); otherwise damage is LOGKV_CORRUPTION.
  */
 async function recoverSegment(medium: Medium, dir: string, id: number, torn: boolean, apply: ApplyRecord,
-                              report: RecoveryReport, versions: VersionCount): Promise<Segment> {
+                              report: RecoveryReport, versions: VersionCount, room: () => number): Promise<Segment> {
   const file = path.join(dir, segmentName(id));
   const handle = await medium.open(file);
   try {
@@ -244,7 +285,7 @@ async function recoverSegment(medium: Medium, dir: string, id: number, torn: boo
     const verdict = judgeWalk(outcome, size, torn);
     if (verdict.action === 'refuse') throw corruption(`bad record in a sealed segment: ${verdict.reason}`, file, verdict.offset);
     if (verdict.action === 'cut') {
-      const sidecar = await keepCutBytes(medium, dir, handle, id, verdict.offset, size);
+      const sidecar = await keepCutBytes(medium, dir, handle, id, verdict.offset, size, room() - size);
       await handle.truncate(verdict.offset);
       await handle.sync();
       report.truncated = { file, offset: verdict.offset, bytes: size - verdict.offset, reason: verdict.reason };
@@ -277,10 +318,15 @@ const SIDECAR_CHUNK_BYTES = 1024 * 1024;
  * that may hold acknowledged writes, while a failed open is undone by freeing space.
  */
 async function keepCutBytes(medium: Medium, dir: string, handle: MediumFile, id: number, offset: number,
-                            size: number): Promise<string | undefined> {
+                            size: number, roomBytes: number): Promise<string | undefined> {
   if (isAllZero(handle, offset, size)) return undefined;
   const name = cutName(id, offset);
   const sidecar = path.join(dir, name);
+  // The sidecar and the bytes it keeps exist side by side until the cut: maxStoreBytes must hold both.
+  if (size - offset > roomBytes) {
+    throw new LogkvError(ErrorCodes.STORE_FULL,
+      `keeping the ${size - offset} bytes to be cut off ${segmentName(id)} would pass maxStoreBytes`, { file: sidecar });
+  }
   const temp = sidecar + TEMP_SUFFIX;
   try {
     const out = await medium.open(temp, { create: true });

@@ -78,6 +78,8 @@ export class Segment {
    * when its first record is given a version; for one read from disk, what its header says.
    */
   floor: number;
+  /** Bytes of this segment's hint file (a compaction output's), 0 if it has none: counted under maxStoreBytes. */
+  hintBytes = 0;
 
   /**
    * A segment of `size` bytes (where its records end; a file may hold zero padding after them)

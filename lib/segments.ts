@@ -29,7 +29,10 @@ export class SegmentSet implements SegmentLookup {
   readonly #dir: string;
   readonly #segments = new Map<number, Segment>();
   #active: Segment;
-  #diskBytes = 0;
+  #tailBytes = 0;
+  #hintBytes = 0;
+  #claimedBytes = 0;
+  #strayBytes = 0;
   #pins = 0;
   #unpinned: Array<() => void> = [];
 
@@ -39,8 +42,9 @@ export class SegmentSet implements SegmentLookup {
    * scan it) or a segment of an older format version (a segment's records all have the layout its
    * header names): then writes start a segment of their own, as they do in an empty store.
    */
-  constructor(dir: string, recovered: Segment[]) {
+  constructor(dir: string, recovered: Segment[], strayBytes = 0) {
     this.#dir = dir;
+    this.#strayBytes = strayBytes;
     for (const segment of recovered) this.#segments.set(segment.id, segment);
     const newest = recovered[recovered.length - 1];
     if (newest !== undefined && isWriteSegmentId(newest.id) && newest.layout.version === FORMAT_VERSION) {
@@ -71,8 +75,12 @@ export class SegmentSet implements SegmentLookup {
     return [...this.#segments.values()].filter((s) => s.id < limit && s.file !== undefined).sort((a, b) => a.id - b.id);
   }
 
-  /** Starts the next write segment (with no file yet) and makes it the active one. */
+  /**
+   * Starts the next write segment (with no file yet) and makes it the active one. The segment it
+   * replaces is dropped if it holds nothing (no file, nothing queued).
+   */
   rotate(): Segment {
+    if (isUnborn(this.#active)) this.#segments.delete(this.#active.id);
     this.#active = this.#start(nextWriteSegmentId(this.#active.id));
     return this.#active;
   }
@@ -116,33 +124,83 @@ export class SegmentSet implements SegmentLookup {
 
   // ---------------------------------------------------------------- disk bytes
 
-  /** Total size of the store's segment files, with those about to exist and what compaction claimed. */
+  /*
+   * What maxStoreBytes caps is every file the store keeps in its directory, so the count has
+   * three parts, each with one way in and one way out:
+   *   segment bytes  the segments of the set (their tails, queued bytes included) and their hint
+   *                  files; recount() computes them again from the set
+   *   claimed        space a running compaction has claimed for files it is writing (claim,
+   *                  release); never touched by recount(), so a write that fails and recounts
+   *                  during a compaction leaves its claim alone
+   *   stray          files in the directory that are no segment of the set: cut-bytes sidecars,
+   *                  compacted inputs until they are removed, leftovers of a failed compaction
+   *                  awaiting removal (addStray, removeStray)
+   * The keydir snapshot exists only while the store is closed (close() writes it only if it fits,
+   * open() removes it before any write), and the lock's files are not counted (docs/durability.md).
+   */
+
+  /** Bytes of every file the store keeps in its directory, with those about to exist and what compaction claimed. */
   get diskBytes(): number {
-    return this.#diskBytes;
+    return this.#tailBytes + this.#hintBytes + this.#claimedBytes + this.#strayBytes;
+  }
+
+  /** Bytes of the segment set's segment files (not their hints), with those about to exist. */
+  get segmentBytes(): number {
+    return this.#tailBytes;
   }
 
   /** Counts bytes queued for a segment file (and its header, when the first record brings it into being). */
   grow(bytes: number): void {
-    this.#diskBytes += bytes;
+    this.#tailBytes += bytes;
   }
 
   /** Claims `bytes` for compaction outputs if that stays within `maxBytes`; whether it did. */
   claim(bytes: number, maxBytes: number): boolean {
-    if (this.#diskBytes + bytes > maxBytes) return false;
-    this.#diskBytes += bytes;
+    if (this.diskBytes + bytes > maxBytes) return false;
+    this.#claimedBytes += bytes;
     return true;
   }
 
-  /** Gives back bytes claimed and not used. */
+  /** Gives back bytes claimed: unused, removed, or now counted as segments or strays. */
   release(bytes: number): void {
-    this.#diskBytes -= bytes;
+    this.#claimedBytes -= bytes;
   }
 
-  /** Counts the bytes again from the segments' tails: after their set or their tails changed. */
+  /** Counts a file in the directory that is no segment of the set (a sidecar, an input awaiting removal). */
+  addStray(bytes: number): void {
+    this.#strayBytes += bytes;
+  }
+
+  /** Stops counting a stray file: it was removed. */
+  removeStray(bytes: number): void {
+    this.#strayBytes -= bytes;
+  }
+
+  /**
+   * Forgets a compacted input at the end of a switch. Its files stay in the directory until
+   * they are removed, so their bytes move to the strays; returns them (segment, hint).
+   */
+  retire(id: number): [segmentBytes: number, hintBytes: number] {
+    const segment = this.#segments.get(id);
+    if (segment === undefined) return [0, 0];
+    this.#segments.delete(id);
+    const bytes: [number, number] = isUnborn(segment) ? [0, 0] : [segment.tail, segment.hintBytes];
+    this.#strayBytes += bytes[0] + bytes[1];
+    this.recount();
+    return bytes;
+  }
+
+  /** Counts the segment bytes again from the segments' tails and hints: after their set or their tails changed. */
   recount(): void {
-    let total = 0;
-    for (const segment of this.#segments.values()) if (!isUnborn(segment)) total += segment.tail;
-    this.#diskBytes = total;
+    let tails = 0;
+    let hints = 0;
+    for (const segment of this.#segments.values()) {
+      if (isUnborn(segment)) continue;
+      tails += segment.tail;
+      hints += segment.hintBytes;
+    }
+    this.#tailBytes = tails;
+    this.#hintBytes = hints;
   }
 
   /** Segment files that exist or are about to (an empty active segment has no file yet). */
@@ -156,7 +214,7 @@ export class SegmentSet implements SegmentLookup {
   deadBytes(liveBytes: number): number {
     let headers = 0;
     for (const segment of this.#segments.values()) if (!isUnborn(segment)) headers += segment.headerBytes;
-    return this.#diskBytes - headers - liveBytes;
+    return this.#tailBytes - headers - liveBytes;
   }
 
   /** Each segment with a file and its size, oldest first, for the snapshot close() leaves. */

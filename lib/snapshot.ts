@@ -18,17 +18,20 @@
  *   0     28    file header (format.ts), kind = 3, id = 0, version floor = the store's next version
  *   28    4     segment count n
  *   32    16n   per segment: id (f64), size (f64)
- *   ...         the table (keydir.ts toBytes): 48 bytes of counts (with the table layout, 1, at
- *               byte 32), the expiry heap (times, as f64 or as u32 offsets from a base time,
- *               then records), the slots, the five record columns, the key arena, the free
- *               list, the segment id table
- *   ...         the ordered section, if the keydir keeps its keys in order (it always does in a
- *               store): 0-3 zero bytes of padding, the ordered index (ordered.ts toBytes), then
+ *   ...         the table (keydir.ts toBytes): 48 bytes of counts (with the table layout, 2, at
+ *               byte 32 and the hash seed at byte 36), the expiry heap (times, as f64 or as u32
+ *               offsets from a base time, then records), the slots, the five record columns, the
+ *               key arena, the segment id table
+ *   ...         the ordered section, if the keydir keeps its keys in order (once the store has
+ *               iterated): 0-3 zero bytes of padding, the ordered index (ordered.ts toBytes), then
  *               pad u32, length u32 of the index's bytes, magic u32 'ORD1'
  *   end-4 4     crc u32: CRC-32 of bytes 28 .. end-4
  *
  * The table's layout number changes whenever the table's bytes change meaning; a snapshot of any
- * other layout (such as layout 0, before the expiry heap) fails to load and the store replays.
+ * other layout (such as layout 0, before the expiry heap, or 1, before the hash seed) fails to load
+ * and the store replays. The hashes and slots were made with the seed of the process that wrote
+ * the snapshot: the loaded table adopts that seed (keydir.ts), so nothing here depends on this
+ * process's seed.
  * So does a snapshot of an older format version (a 20-byte header, no next version): the replay
  * finds the version counter in the segments. A snapshot without the ordered section (or whose
  * section does not describe the table's live records) still loads its table; open then builds
@@ -58,11 +61,13 @@ const littleEndian = os.endianness() === 'LE';
 
 /**
  * Writes the snapshot under a temporary name and renames it. No fsync: a lost snapshot costs only
- * time. `nextVersion` is the version the store would give its next write.
+ * time. `nextVersion` is the version the store would give its next write. Writes nothing if the
+ * snapshot would take more than `roomBytes` (what maxStoreBytes leaves beside the store's other
+ * files): it is only an optimisation, and the cap holds for every file. Returns whether it wrote one.
  */
 export async function writeSnapshot(medium: Medium, dir: string, segments: SnapshotSegment[], keydir: KeyDir,
-                                    nextVersion: number): Promise<void> {
-  if (!littleEndian) return;
+                                    nextVersion: number, roomBytes = Infinity): Promise<boolean> {
+  if (!littleEndian) return false;
   const list = Buffer.alloc(4 + segments.length * 16);
   list.writeUInt32LE(segments.length, 0);
   segments.forEach((s, i) => {
@@ -75,15 +80,19 @@ export async function writeSnapshot(medium: Medium, dir: string, segments: Snaps
   for (const chunk of body) crc = crc32(chunk, crc);
   const trailer = Buffer.alloc(4);
   trailer.writeUInt32LE(crc, 0);
+  const header = encodeSegmentHeader(0, KIND_SNAPSHOT, nextVersion);
+  const totalBytes = body.reduce((sum, chunk) => sum + chunk.length, header.length + trailer.length);
+  if (totalBytes > roomBytes) return false;
   const temp = path.join(dir, SNAPSHOT_NAME + TEMP_SUFFIX);
   const file = await medium.open(temp, { create: true });
   try {
     await file.truncate(0);
-    await file.write([encodeSegmentHeader(0, KIND_SNAPSHOT, nextVersion), ...body, trailer], 0);
+    await file.write([header, ...body, trailer], 0);
   } finally {
     await file.close();
   }
   await medium.rename(temp, path.join(dir, SNAPSHOT_NAME));
+  return true;
 }
 
 /**

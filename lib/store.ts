@@ -77,7 +77,11 @@ export interface StoreStats {
   liveBytes: number;
   /** Bytes of records no longer needed: overwritten, deleted, expired, and tombstones. */
   deadBytes: number;
-  /** Total size of the store's segment files, including their headers. */
+  /**
+   * Total size of the files the store keeps in its directory, what maxStoreBytes caps: segments
+   * (headers included) and bytes queued for them, hint files, sidecars, compacted files awaiting
+   * removal, and what a running compaction has claimed for its outputs.
+   */
   diskBytes: number;
   /** Whether a compaction is running now. */
   compacting: boolean;
@@ -318,15 +322,22 @@ export class Store<V = unknown> {
 
   /**
    * Deletes `key`; resolves true if it was live, false if there was nothing to delete. With
-   * `ifVersion`, only if it is live with exactly that version (else LOGKV_VERSION_MISMATCH).
+   * `ifVersion`, only if it is live with exactly that version (else LOGKV_VERSION_MISMATCH). A key
+   * that has expired but is still in the index gets a tombstone all the same (and resolves false):
+   * its record is still on disk, and a clock stepped back before the next open would make it live
+   * again. A key the sweeper already removed gets none (docs/durability.md says why).
    */
   delete(key: string, options?: DeleteOptions): Promise<boolean> {
     return this.#guard(() => {
       checkKey(key, this.#options.maxKeyBytes);
       const deleted = deletion(key, options);
-      if (deleted.ifVersion !== undefined) this.#expectVersion(key, deleted.ifVersion);
-      else if (this.#index.live(key) === undefined) return Promise.resolve(false);
-      return this.#writer.write([deleted]).then(() => true);
+      if (deleted.ifVersion !== undefined) {
+        this.#expectVersion(key, deleted.ifVersion);
+        return this.#writer.write([deleted]).then(() => true);
+      }
+      if (this.#index.get(key) === undefined) return Promise.resolve(false);
+      const wasLive = this.#index.live(key) !== undefined;
+      return this.#writer.write([deleted]).then(() => wasLive);
     });
   }
 
@@ -365,7 +376,7 @@ export class Store<V = unknown> {
 
   /**
    * Which of a batch's operations write (a delete of a key not live at that point writes
-   * nothing) and the version each gets: the writer gives consecutive versions from its next one,
+   * nothing, unless the key has expired and is still in the index) and the version each gets: the writer gives consecutive versions from its next one,
    * in this order. Throws LOGKV_VERSION_MISMATCH at the first ifVersion that does not hold.
    */
   #planBatch(prepared: PreparedWrite[]): { needed: PreparedWrite[]; versions: number[] } {
@@ -376,12 +387,15 @@ export class Store<V = unknown> {
     const versions: number[] = [];
     let next = this.#writer.nextVersion;
     for (const op of prepared) {
+      // A key that has expired but is still in the index: a delete of it writes its tombstone, as
+      // delete() does, so a clock stepped back before the next open cannot bring it back.
+      const expiredInIndex = !at.has(op.key) && this.#index.get(op.key) !== undefined && this.#index.live(op.key) === undefined;
       let current = at.has(op.key) ? at.get(op.key) : (this.#index.live(op.key) === undefined ? undefined : LIVE_UNREAD);
       if (op.ifVersion !== undefined) {
         if (current === LIVE_UNREAD) current = this.#reader.version(op.key, this.#index.live(op.key)!);
         if (current !== op.ifVersion) throw versionMismatch(op.key, op.ifVersion, current);
       }
-      if (op.valueBytes === undefined && current === undefined) {
+      if (op.valueBytes === undefined && current === undefined && !expiredInIndex) {
         versions.push(0);
         continue;
       }
@@ -466,8 +480,9 @@ export class Store<V = unknown> {
   /**
    * Rewrites the sealed segments (the active one is sealed first) into new ones that hold only
    * live records, online: reads and writes go on meanwhile, and every write made during it is
-   * kept. With `dryRun`, reports what it would reclaim and changes nothing. A call while one runs
-   * returns the running one.
+   * kept. With `dryRun`, reports what it would reclaim and changes nothing. Each call gets what it
+   * asked for: a real call while a real compaction runs (or waits) shares it; a dry run during a
+   * real one waits and then measures; a real call during a dry run waits and then compacts.
    */
   compact(options: CompactOptions = {}): Promise<CompactionResult> {
     return this.#guard(() => {
@@ -534,10 +549,15 @@ export class Store<V = unknown> {
     if (failure !== undefined) throw failure;
   }
 
-  /** Leaves the keydir for the next open to load (snapshot.ts). Best effort: a failure costs only open time. */
+  /**
+   * Leaves the keydir for the next open to load (snapshot.ts). Best effort: a failure costs only
+   * open time, and so does a snapshot that would take the store's files past maxStoreBytes, which
+   * is not written.
+   */
   async #writeSnapshot(): Promise<void> {
     try {
-      await writeSnapshot(this.#medium, this.#dir, this.#segments.snapshotList(), this.#index.keydir, this.#writer.nextVersion);
+      await writeSnapshot(this.#medium, this.#dir, this.#segments.snapshotList(), this.#index.keydir, this.#writer.nextVersion,
+        this.#options.maxStoreBytes - this.#segments.diskBytes);
     } catch {
       // The next open replays the log instead.
     }

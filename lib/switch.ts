@@ -24,13 +24,14 @@
  */
 import * as path from 'path';
 import { ErrorCodes, LogkvError } from './errors';
+import { FORMAT_VERSION } from './format';
 import { HintCursor, HintWriter, startOfHints } from './hint';
 import type { Entry } from './keydir';
 import type { KeyIndex } from './keyindex';
 import type { MediumFile } from './medium/types';
 import type { Reader } from './reader';
-import { Segment, segmentName } from './segment';
-import type { SegmentSet } from './segments';
+import { Segment, isWriteSegmentId, segmentName } from './segment';
+import { type SegmentSet, isUnborn } from './segments';
 import type { LogWriter } from './writer';
 
 /** Records relocated per turn of the event loop during the switch. */
@@ -47,6 +48,10 @@ export interface SwitchOutput {
   /** Where each record came from, in output order: input segment id and offset. */
   fromSegment: number[];
   fromOffset: number[];
+  /** Bytes of its hint file, written beside it. */
+  hintBytes: number;
+  /** Bytes claimed under maxStoreBytes for it and its hint (reserve()): its size plus hintBytes. */
+  claimed: number;
 }
 
 export interface SwitchRooms {
@@ -76,11 +81,36 @@ export class CompactionSwitch {
   // ---------------------------------------------------------------- 1. seal
 
   /**
-   * Seals the active segment (unless `dryRun`); resolves with the segments sealed now, oldest
-   * first, once every write made so far is durable.
+   * Whether a compaction now would reclaim nothing: no write since the last one (the active
+   * segment holds nothing), every segment is a compaction output (dense, with its hint) of this
+   * format version (an older one's records are re-encoded by a compaction), and no record in them
+   * is dead (overwritten, deleted or expired). Such a compaction would only copy the same records
+   * under new ids, so it is skipped.
    */
-  async seal(dryRun: boolean): Promise<Segment[]> {
+  nothingToReclaim(): boolean {
+    const { segments, index } = this.#rooms;
+    const active = segments.active;
+    if (!isUnborn(active)) return false;
+    for (const segment of segments.all()) {
+      if (segment === active) continue;
+      if (isWriteSegmentId(segment.id) || segment.layout.version !== FORMAT_VERSION) return false;
+    }
+    return segments.deadBytes(index.liveBytes) === 0;
+  }
+
+  /**
+   * Seals the active segment (unless `dryRun`); resolves with the segments sealed now, oldest
+   * first, once every write made so far is durable, and the first id the outputs may take.
+   *
+   * The outputs take the ids just above the sealed segment's, below the new active one's. The
+   * active segment is sealed even if it holds nothing yet (it has no file, so its id is simply
+   * never used): otherwise a compaction of nothing but earlier outputs would have to take ids
+   * above theirs, and compactions of an idle store would creep through the ids between two write
+   * segments until they ran out. So each compaction uses the ids of one write segment.
+   */
+  async seal(dryRun: boolean): Promise<{ inputs: Segment[]; firstOutputId: number }> {
     const { writer, segments } = this.#rooms;
+    const firstOutputId = segments.active.id + 1;
     if (!dryRun) writer.seal();
     // The inputs are the segments sealed now. Taken after the sync below, a segment that writes
     // made meanwhile filled and rotated would be one too, though it holds writes newer than the
@@ -88,7 +118,7 @@ export class CompactionSwitch {
     // spec/faults/compaction.spec.ts.
     const limit = dryRun ? Infinity : segments.active.id;
     await writer.sync();
-    return segments.withFilesBelow(limit);
+    return { inputs: segments.withFilesBelow(limit), firstOutputId };
   }
 
   // ---------------------------------------------------------------- 2. what the copy asks
@@ -144,7 +174,14 @@ export class CompactionSwitch {
   /** a. The outputs become segments of the store (readable); the inputs stay until the finish. */
   #begin(inputs: Segment[], outputs: SwitchOutput[]): void {
     const { segments, writer, dir } = this.#rooms;
-    for (const o of outputs) segments.add(new Segment(o.id, path.join(dir, segmentName(o.id)), o.file, o.size, undefined, o.floor));
+    for (const o of outputs) {
+      const segment = new Segment(o.id, path.join(dir, segmentName(o.id)), o.file, o.size, undefined, o.floor);
+      segment.hintBytes = o.hintBytes;
+      segments.add(segment);
+      // From here its files count as a segment of the set (recount below), no longer as a claim.
+      segments.release(o.claimed);
+      o.claimed = 0;
+    }
     const switching: Switching = { inputs, inputIds: new Set(inputs.map((s) => s.id)), restored: new Set() };
     this.#switching = switching;
     writer.watchRestores((key, previous) => {
@@ -189,12 +226,12 @@ export class CompactionSwitch {
     }
     index.dropExpiringIn(switching.inputIds);
     for (const input of switching.inputs) {
-      segments.remove(input.id);
+      // Its files count as strays until compaction's last step removes them.
+      segments.retire(input.id);
       reader.forget(input.id);
     }
     writer.watchRestores(undefined);
     this.#switching = undefined;
-    segments.recount();
   }
 
   // ---------------------------------------------------------------- 4. before removal

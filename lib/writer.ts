@@ -204,9 +204,12 @@ export class LogWriter {
     return this.#enqueue(undefined, 0, [], []);
   }
 
-  /** The active segment takes no more writes, if it holds any: the next write starts a new one. */
+  /**
+   * The active segment takes no more writes: the next write starts a new one. An active segment
+   * that holds nothing yet has no file, and is dropped (its id is never used).
+   */
   seal(): void {
-    if (this.#segments.active.tail > SEGMENT_HEADER_BYTES) this.#segments.rotate();
+    this.#segments.rotate();
   }
 
   /** Resolves once nothing is queued or being written. */

@@ -135,7 +135,9 @@ class SessionTracker {
       if (step.op.kind === 'sync') this.syncedThrough = Math.max(this.syncedThrough, step.index);
       return 'acked';
     }
-    if (explained && IO_CODES.has(result) && (step.writes || step.op.kind === 'compact')) {
+    // A compare-and-set that fails its condition writes nothing, but deciding it reads the key's
+    // record from the disk, which an injected read error can fail first.
+    if (explained && IO_CODES.has(result) && (step.writes || step.op.kind === 'compact' || step.op.kind === 'cas')) {
       this.#status[at] = 'rejected';
       this.#effective.length = Math.min(this.#effective.length, at);
       return 'rejected';
