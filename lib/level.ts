@@ -32,8 +32,7 @@
  */
 import { AbstractIterator, AbstractKeyIterator, AbstractLevel, AbstractValueIterator } from 'abstract-level';
 import type { AbstractDatabaseOptions, AbstractIteratorOptions, AbstractOpenOptions } from 'abstract-level';
-import { ErrorCodes, LogkvError } from './errors';
-import { isErrno } from './errors';
+import { ErrorCodes, LogkvError, isErrno } from './errors';
 import { fileSystem } from './medium/fs';
 import { open } from './open';
 import type { OpenOptions } from './options';
@@ -228,12 +227,15 @@ function seekRange(range: IterateOptions, target: string): IterateOptions {
  */
 class Cursor {
   readonly #db: LogkvLevel<unknown, unknown>;
+  /** The iterator's own range: every seek narrows this one, not the last seek's. */
+  readonly #own: IterateOptions;
   #range: IterateOptions;
   #entries: AsyncGenerator<[string, Stored], void, undefined> | undefined;
 
   constructor(db: LogkvLevel<unknown, unknown>, options: LevelRange) {
     this.#db = db;
-    this.#range = rangeOf({ ...options, limit: -1 });
+    this.#own = rangeOf({ ...options, limit: -1 });
+    this.#range = this.#own;
   }
 
   async next(): Promise<[string, Stored] | undefined> {
@@ -255,7 +257,7 @@ class Cursor {
   seek(target: string | Uint8Array): void {
     void this.#entries?.return();
     this.#entries = undefined;
-    this.#range = seekRange(this.#range, storedKey(target));
+    this.#range = seekRange(this.#own, storedKey(target));
   }
 
   async close(): Promise<void> {

@@ -51,6 +51,24 @@ describe('LogkvLevel', () => {
     await db.close();
   });
 
+  it('seeks back as well as forward, within the iterator\'s own range', async () => {
+    const db = new LogkvLevel('/db', { logkv: { medium: new MemoryMedium() } });
+    await db.batch(['a', 'b', 'c', 'd', 'e'].map((key) => ({ type: 'put' as const, key, value: key })));
+    const forward = db.keys({ gt: 'a' });
+    forward.seek('d');
+    expect(await forward.next()).to.equal('d');
+    forward.seek('b');
+    expect(await forward.next()).to.equal('b');
+    forward.seek('0');
+    expect(await forward.all()).to.deep.equal(['b', 'c', 'd', 'e']);
+    const backward = db.keys({ reverse: true, lt: 'e' });
+    backward.seek('b');
+    expect(await backward.next()).to.equal('b');
+    backward.seek('z');
+    expect(await backward.all()).to.deep.equal(['d', 'c', 'b', 'a']);
+    await db.close();
+  });
+
   it('leaves keys the store holds outside "~" alone', async () => {
     const medium = new MemoryMedium();
     const store = await open('/db', { medium });
