@@ -39,17 +39,22 @@ export class BlockCache {
 
   /**
    * Reads `length` bytes at `position` of segment `segmentId` into `out`; returns how many
-   * (fewer only at the end of the file). Records larger than a block bypass the cache.
+   * (fewer only at the end of the file, or at `end`). Records larger than a block bypass the cache.
+   *
+   * `end` is where the segment's records end (its writer's flushed tail): no byte at or past it is
+   * read into the cache. A file may hold bytes there that are not records yet (zero padding, or
+   * what a repair left) and that an append will overwrite; a block cached with them would serve
+   * the old bytes after the append.
    */
-  read(segmentId: number, file: MediumFile, out: Buffer, length: number, position: number): number {
-    if (this.#frames < 2 || length > BLOCK_BYTES) return file.readSync(out, 0, length, position);
+  read(segmentId: number, file: MediumFile, out: Buffer, length: number, position: number, end: number): number {
+    if (this.#frames < 2 || length > BLOCK_BYTES) return file.readSync(out, 0, Math.min(length, Math.max(0, end - position)), position);
     let done = 0;
     while (done < length) {
       const at = position + done;
       const block = Math.floor(at / BLOCK_BYTES);
       const inBlock = at - block * BLOCK_BYTES;
       const want = Math.min(length - done, BLOCK_BYTES - inBlock);
-      const frame = this.#frame(segmentId, file, block, inBlock + want);
+      const frame = this.#frame(segmentId, file, block, inBlock + want, end);
       const available = Math.min(want, this.#frameValid[frame] - inBlock);
       if (available <= 0) break;
       const start = (frame % FRAMES_PER_SLAB) * BLOCK_BYTES + inBlock;
@@ -65,12 +70,12 @@ export class BlockCache {
    * common case for small records), or undefined. The view is valid only until the next cache
    * call: the caller must finish with it first.
    */
-  view(segmentId: number, file: MediumFile, length: number, position: number): Buffer | undefined {
+  view(segmentId: number, file: MediumFile, length: number, position: number, end: number): Buffer | undefined {
     if (this.#frames < 2) return undefined;
     const block = Math.floor(position / BLOCK_BYTES);
     const inBlock = position - block * BLOCK_BYTES;
     if (inBlock + length > BLOCK_BYTES) return undefined;
-    const frame = this.#frame(segmentId, file, block, inBlock + length);
+    const frame = this.#frame(segmentId, file, block, inBlock + length, end);
     if (this.#frameValid[frame] < inBlock + length) return undefined;
     const start = (frame % FRAMES_PER_SLAB) * BLOCK_BYTES + inBlock;
     return this.#slabs[Math.floor(frame / FRAMES_PER_SLAB)].subarray(start, start + length);
@@ -90,14 +95,14 @@ export class BlockCache {
     if (blocks.size === 0) this.#index.delete(segmentId);
   }
 
-  /** The frame holding the block with at least `need` valid bytes (unless the file is shorter). */
-  #frame(segmentId: number, file: MediumFile, block: number, need: number): number {
+  /** The frame holding the block with at least `need` valid bytes (unless the file or `end` is shorter). */
+  #frame(segmentId: number, file: MediumFile, block: number, need: number, end: number): number {
     let blocks = this.#index.get(segmentId);
     const cached = blocks?.get(block);
     if (cached !== undefined) {
       this.#frameReferenced[cached] = 1;
       if (this.#frameValid[cached] >= need) return cached;
-      this.#fill(cached, file, block);
+      this.#fill(cached, file, block, end);
       return cached;
     }
     const frame = this.#victim();
@@ -106,14 +111,16 @@ export class BlockCache {
     this.#frameSegment[frame] = segmentId;
     this.#frameBlock[frame] = block;
     this.#frameReferenced[frame] = 1;
-    this.#fill(frame, file, block);
+    this.#fill(frame, file, block, end);
     return frame;
   }
 
-  #fill(frame: number, file: MediumFile, block: number): void {
+  /** Reads the block into the frame, up to the end of the file or `end`, whichever comes first. */
+  #fill(frame: number, file: MediumFile, block: number, end: number): void {
     this.#frameValid[frame] = 0; // if the read throws, the frame holds nothing
     const slab = this.#slabs[Math.floor(frame / FRAMES_PER_SLAB)];
-    this.#frameValid[frame] = file.readSync(slab, (frame % FRAMES_PER_SLAB) * BLOCK_BYTES, BLOCK_BYTES, block * BLOCK_BYTES);
+    const length = Math.max(0, Math.min(BLOCK_BYTES, end - block * BLOCK_BYTES));
+    this.#frameValid[frame] = length === 0 ? 0 : file.readSync(slab, (frame % FRAMES_PER_SLAB) * BLOCK_BYTES, length, block * BLOCK_BYTES);
   }
 
   /** Doubles the per-frame tables (up to the capacity); new frames hold no block. */

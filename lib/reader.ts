@@ -89,10 +89,10 @@ export class Reader {
     } else if (segment.file !== undefined) {
       try {
         // A record within one cached block is checked and decoded where it lies, without a copy.
-        bytes = this.#cache.view(segment.id, segment.file, entry.length, entry.offset);
+        bytes = this.#cache.view(segment.id, segment.file, entry.length, entry.offset, segment.flushed);
         if (bytes === undefined) {
           bytes = Buffer.allocUnsafe(entry.length);
-          const got = this.#cache.read(segment.id, segment.file, bytes, entry.length, entry.offset);
+          const got = this.#cache.read(segment.id, segment.file, bytes, entry.length, entry.offset, segment.flushed);
           if (got !== entry.length) throw corruption('record is cut short', segment.path, entry.offset, { key });
         }
       } catch (err) {
