@@ -31,6 +31,12 @@ export const ErrorCodes = {
   STORE_FULL: 'LOGKV_STORE_FULL',
   /** Any other I/O failure; `cause` holds the system error. */
   IO: 'LOGKV_IO',
+  /**
+   * A write a client of a shared store sent to the owner, which then died (or its connection
+   * broke) before it answered: the write may or may not have been applied. It was not re-sent,
+   * and never will be; read the key to learn which (docs/sharing.md).
+   */
+  OUTCOME_UNKNOWN: 'LOGKV_OUTCOME_UNKNOWN',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

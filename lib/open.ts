@@ -24,7 +24,8 @@ import { OpenOptions, ResolvedOptions, describe, resolveOptions } from './option
 import { Reader } from './reader';
 import { recover } from './recovery';
 import { SegmentSet } from './segments';
-import { Store, storeOver } from './store';
+import { openShared } from './shared/role';
+import { Rooms, Store, storeOver } from './store';
 import { CompactionSwitch } from './switch';
 import { LogWriter } from './writer';
 
@@ -70,6 +71,8 @@ export async function open<V = unknown>(dir?: string, options?: OpenOptions): Pr
   } catch (err) {
     throw ioError(err, `creating ${where}`, where);
   }
+  // A shared store's owner is elected by its lock, and the others become its clients (lib/shared/).
+  if (resolved.shared) return openShared<V>(where, resolved);
   const lock = await takeLock(medium, where, resolved.lockStaleMs);
   // From here every change to the disk first asks the lock whether this process still owns it
   // (medium/gated.ts), beyond the writer's own asking: compaction, hints, the snapshot, recovery.
@@ -82,6 +85,20 @@ export async function open<V = unknown>(dir?: string, options?: OpenOptions): Pr
  * failure the lock is released.
  */
 export async function buildStore<V>(medium: Medium, dir: string, options: ResolvedOptions, lock: HeldLock): Promise<Store<V>> {
+  return storeOver<V>(await recoverRooms(medium, dir, options, lock));
+}
+
+/** What a shared store's owner hears of (lib/shared/role.ts): each written group, each compaction switch. */
+export interface OwnerHooks {
+  /** After a group of writes reached the OS, before any of its calls' continuations run. */
+  afterGroup?: () => void;
+  /** Right after a compaction switch ended, before its inputs are removed. */
+  afterSwitch?: () => void;
+}
+
+/** recover() into a fresh index, and the rooms over it. On failure the lock is released. */
+export async function recoverRooms(medium: Medium, dir: string, options: ResolvedOptions, lock: HeldLock,
+                                   hooks: OwnerHooks = {}): Promise<Rooms> {
   try {
     const index = new KeyIndex(options.clock);
     const recovered = await recover(medium, dir,
@@ -91,18 +108,34 @@ export async function buildStore<V>(medium: Medium, dir: string, options: Resolv
     index.purgeExpired();
     const segments = new SegmentSet(dir, recovered.segments);
     const reader = new Reader(segments, options.cacheBytes);
-    const writer = new LogWriter({ dir, medium, options, segments, index, reader, mayWrite: lock.mayWrite });
-    const protocol = new CompactionSwitch({ dir, maxStoreBytes: options.maxStoreBytes, segments, index, writer, reader });
-    const compactions = new Compactions({ dir, medium, options, segments, index, writer, protocol });
-    writer.afterEachGroup(() => compactions.maybeStartAuto());
-    writer.startSyncTimer();
-    return storeOver<V>({
-      dir, medium, options, index, segments, reader, writer, compactions, recovery: recovered.report, release: lock.release,
-    });
+    return writeRooms(medium, dir, options, lock, { index, segments, reader, recovery: recovered.report }, hooks);
   } catch (err) {
     await lock.release();
     throw ioError(err, `opening ${dir}`, dir);
   }
+}
+
+/**
+ * The rooms that write (the writer, the compaction switch, the compactions) over an index, a
+ * segment set and a reader that hold the whole log: recovery's, or a shared store's client's
+ * that takes the store over.
+ */
+export function writeRooms(medium: Medium, dir: string, options: ResolvedOptions, lock: HeldLock,
+                           read: Pick<Rooms, 'index' | 'segments' | 'reader' | 'recovery'>, hooks: OwnerHooks = {}): Rooms {
+  const { index, segments, reader } = read;
+  const writer = new LogWriter({ dir, medium, options, segments, index, reader, mayWrite: lock.mayWrite });
+  const protocol = new CompactionSwitch({
+    dir, maxStoreBytes: options.maxStoreBytes, segments, index, writer, reader, afterSwitch: hooks.afterSwitch,
+  });
+  const compactions = new Compactions({ dir, medium, options, segments, index, writer, protocol });
+  // The writer calls this right after it resolves a group's promise, synchronously, so the
+  // promise's continuations (the caller's code, an answer to a client) all run after it.
+  writer.afterEachGroup(() => {
+    hooks.afterGroup?.();
+    compactions.maybeStartAuto();
+  });
+  writer.startSyncTimer();
+  return { dir, medium, options, index, segments, reader, writer, compactions, recovery: read.recovery, release: lock.release };
 }
 
 /**
@@ -113,7 +146,7 @@ export async function buildStore<V>(medium: Medium, dir: string, options: Resolv
  * still take after this store has written to them and acknowledged it. Two directory syncs per
  * open buy that; docs/durability.md has the whole protocol.
  */
-async function makeDurableDir(medium: Medium, dir: string): Promise<void> {
+export async function makeDurableDir(medium: Medium, dir: string): Promise<void> {
   const created: string[] = [];
   for (let at = dir; path.dirname(at) !== at && !(await isDirectory(medium, at)); at = path.dirname(at)) created.push(at);
   await medium.mkdirp(dir);

@@ -32,7 +32,7 @@ import { hintName, parseHintName, readHint } from './hint';
 import type { KeyDir } from './keydir';
 import { SnapshotSegment, takeSnapshot } from './snapshot';
 import { Segment, TEMP_SUFFIX, cutName, parseSegmentName, segmentName } from './segment';
-import { SegmentWalker, isAllZero, judgeWalk, mayBeTorn, readSegmentStart } from './walk';
+import { RecordVisitor, SegmentWalker, isAllZero, judgeWalk, mayBeTorn, readSegmentStart } from './walk';
 
 export interface TruncationReport {
   file: string;
@@ -137,7 +137,7 @@ async function openSnapshotSegments(medium: Medium, dir: string, ids: number[], 
  * Removes what an interrupted compaction leaves: temporary files (never part of the store until
  * renamed) and hint files whose segment is gone. Syncs the directory if it removed anything.
  */
-async function removeLeftovers(medium: Medium, dir: string, names: string[], ids: Set<number>,
+export async function removeLeftovers(medium: Medium, dir: string, names: string[], ids: Set<number>,
                                report: RecoveryReport): Promise<void> {
   for (const name of names) {
     const hintId = parseHintName(name);
@@ -182,26 +182,26 @@ async function recoverFromHint(medium: Medium, dir: string, id: number, apply: A
 
 /**
  * Replays segment `id` into the keydir. `torn`: it may end in a torn tail (mayBeTorn), which is
- * then cut off (its bytes kept in a sidecar); otherwise damage is LOGKV_CORRUPTION.
+ * then cut off (its bytes kept in a sidecar); otherwise damage is LOGKV_CORRUPTION. With `from`,
+ * the records before that offset are already in the keydir (a shared store's client that takes
+ * the store over: lib/shared/role.ts), and the replay starts there.
  */
-async function recoverSegment(medium: Medium, dir: string, id: number, torn: boolean, apply: ApplyRecord,
-                              report: RecoveryReport): Promise<Segment> {
+export async function recoverSegment(medium: Medium, dir: string, id: number, torn: boolean, apply: ApplyRecord,
+                                     report: RecoveryReport, from?: number): Promise<Segment> {
   const file = path.join(dir, segmentName(id));
   const handle = await medium.open(file);
   try {
     const size = handle.sizeSync();
-    const start = readSegmentStart(handle, file, id, size, torn);
+    const resumed = from !== undefined && from > SEGMENT_HEADER_BYTES;
+    const start = readSegmentStart(handle, file, id, size, torn && !resumed);
     if (start.kind === 'interrupted') {
       // Nothing in it was ever acknowledged, and it holds no record to keep (walk.ts).
       await resetSegment(handle, id);
       if (size > 0) report.truncated = { file, offset: 0, bytes: size, reason: 'incomplete segment header' };
       return new Segment(id, file, handle, SEGMENT_HEADER_BYTES);
     }
-    const walker = new SegmentWalker(handle, size, start.layout);
-    const outcome = walker.walkAll((offset: number, record: RecordHeader, buf: Buffer, pos: number) => {
-      const entry = record.type === TYPE_SET ? new Entry(id, offset, record.totalLength, record.expiresAt) : undefined;
-      apply(buf, pos + record.headerLength, record.keyLength, entry);
-    });
+    const walker = new SegmentWalker(handle, size, start.layout, resumed ? { start: from } : {});
+    const outcome = walker.walkAll(replayVisitor(id, apply));
     report.records += outcome.records;
     const verdict = judgeWalk(outcome, size, torn);
     if (verdict.action === 'refuse') throw corruption(`bad record in a sealed segment: ${verdict.reason}`, file, verdict.offset);
@@ -223,6 +223,18 @@ async function recoverSegment(medium: Medium, dir: string, id: number, torn: boo
   }
 }
 
+/**
+ * The walker's visitor that replays segment `id`'s records into the index through `apply`: a set
+ * points its key at the record, a delete removes it. Shared with the clients of a shared store,
+ * which replay the records another process appends (lib/shared/follower.ts).
+ */
+export function replayVisitor(id: number, apply: ApplyRecord): RecordVisitor {
+  return (offset: number, record: RecordHeader, buf: Buffer, pos: number) => {
+    const entry = record.type === TYPE_SET ? new Entry(id, offset, record.totalLength, record.expiresAt) : undefined;
+    apply(buf, pos + record.headerLength, record.keyLength, entry);
+  };
+}
+
 /** Bytes copied into a sidecar at a time. */
 const SIDECAR_CHUNK_BYTES = 1024 * 1024;
 
@@ -235,7 +247,7 @@ const SIDECAR_CHUNK_BYTES = 1024 * 1024;
  * the sidecar cannot be written (a full disk), the open fails: cutting anyway would destroy bytes
  * that may hold acknowledged writes, while a failed open is undone by freeing space.
  */
-async function keepCutBytes(medium: Medium, dir: string, handle: MediumFile, id: number, offset: number,
+export async function keepCutBytes(medium: Medium, dir: string, handle: MediumFile, id: number, offset: number,
                             size: number): Promise<string | undefined> {
   if (isAllZero(handle, offset, size)) return undefined;
   const name = cutName(id, offset);

@@ -73,30 +73,67 @@ export interface Rooms {
   release: () => Promise<void>;
 }
 
+/**
+ * @internal What a store opened with `shared: true` adds to the facade (lib/shared/role.ts): in a
+ * client, reads first bring the index up with the log another process writes, and writes run at
+ * the owner; close() leaves the store to the others.
+ */
+export interface SharedRole {
+  /** A client's write path: the Store method `method` run at the owner. Undefined in the owner. */
+  readonly remote: { call(method: string, args: unknown[]): Promise<unknown> } | undefined;
+  /**
+   * Brings the index up with the log before a read of `key` (undefined: of every key). A promise
+   * when the read must wait first (this client's writes of the key in flight); with `wait` false
+   * (the synchronous size and stats()), never.
+   */
+  beforeRead(key: string | undefined, wait: boolean): Promise<void> | undefined;
+  /** close() of a shared store; `shutdown` is the single-process one, `snapshot` whether it leaves one. */
+  close(shutdown: (snapshot: boolean) => Promise<void>, closed: () => void): Promise<void>;
+}
+
 /** Held only by this module: a Store is made by storeOver(), which open() calls. */
 const CONSTRUCT: unique symbol = Symbol('logkv Store');
 
 /** @internal The Store over rooms open() built; it serves at once. */
-export function storeOver<V>(rooms: Rooms): Store<V> {
-  return new Store<V>(CONSTRUCT, rooms);
+export function storeOver<V>(rooms: Rooms, shared?: SharedRole): Store<V> {
+  return new Store<V>(CONSTRUCT, rooms, shared);
 }
+
+/**
+ * @internal Moves a Store onto new rooms: lib/shared/role.ts, when a client's index was built
+ * again, and when a client takes the store over and becomes its owner.
+ */
+export let moveRooms: (store: Store<unknown>, rooms: Partial<Rooms>) => void = () => undefined;
 
 export class Store<V = unknown> {
   readonly #dir: string;
-  readonly #medium: Medium;
+  #medium: Medium;
   readonly #options: ResolvedOptions;
-  readonly #index: KeyIndex;
-  readonly #segments: SegmentSet;
-  readonly #reader: Reader;
-  readonly #writer: LogWriter;
-  readonly #compactions: Compactions;
+  #index: KeyIndex;
+  #segments: SegmentSet;
+  #reader: Reader;
+  #writer: LogWriter;
+  #compactions: Compactions;
   readonly #recovery: RecoveryReport;
-  readonly #release: () => Promise<void>;
+  #release: () => Promise<void>;
+  readonly #shared: SharedRole | undefined;
   #status: Status = 'open';
   #closing: Promise<void> | undefined;
 
+  static {
+    moveRooms = (store, rooms) => {
+      if (rooms.medium !== undefined) store.#medium = rooms.medium;
+      if (rooms.index !== undefined) store.#index = rooms.index;
+      if (rooms.segments !== undefined) store.#segments = rooms.segments;
+      if (rooms.reader !== undefined) store.#reader = rooms.reader;
+      if (rooms.writer !== undefined) store.#writer = rooms.writer;
+      if (rooms.compactions !== undefined) store.#compactions = rooms.compactions;
+      if (rooms.release !== undefined) store.#release = rooms.release;
+    };
+  }
+
   /** @internal Use open(). */
-  constructor(token: typeof CONSTRUCT, rooms: Rooms) {
+  constructor(token: typeof CONSTRUCT, rooms: Rooms, shared?: SharedRole) {
     if (token !== CONSTRUCT) throw new LogkvError(ErrorCodes.INVALID_ARGUMENT, 'a Store is made by open()');
     this.#dir = rooms.dir;
     this.#medium = rooms.medium;
@@ -108,6 +145,7 @@ export class Store<V = unknown> {
     this.#compactions = rooms.compactions;
     this.#recovery = rooms.recovery;
     this.#release = rooms.release;
+    this.#shared = shared;
   }
 
   /** The directory this store lives in. */
@@ -123,6 +161,7 @@ export class Store<V = unknown> {
   /** The number of live keys. */
   get size(): number {
     this.#checkOpen();
+    this.#shared?.beforeRead(undefined, false);
     return this.#index.size();
   }
 
@@ -136,6 +175,8 @@ export class Store<V = unknown> {
   async get(key: string): Promise<V | undefined> {
     this.#checkOpen();
     checkKey(key, this.#options.maxKeyBytes);
+    const wait = this.#shared?.beforeRead(key, true);
+    if (wait !== undefined) await this.#waited(wait);
     const entry = this.#index.live(key);
     return entry === undefined ? undefined : (this.#reader.read(key, entry) as V);
   }
@@ -144,6 +185,8 @@ export class Store<V = unknown> {
   async getEntry(key: string): Promise<StoreEntry<V> | undefined> {
     this.#checkOpen();
     checkKey(key, this.#options.maxKeyBytes);
+    const wait = this.#shared?.beforeRead(key, true);
+    if (wait !== undefined) await this.#waited(wait);
     const entry = this.#index.live(key);
     if (entry === undefined) return undefined;
     const value = this.#reader.read(key, entry) as V;
@@ -154,6 +197,8 @@ export class Store<V = unknown> {
   async has(key: string): Promise<boolean> {
     this.#checkOpen();
     checkKey(key, this.#options.maxKeyBytes);
+    const wait = this.#shared?.beforeRead(key, true);
+    if (wait !== undefined) await this.#waited(wait);
     return this.#index.live(key) !== undefined;
   }
 
@@ -164,7 +209,10 @@ export class Store<V = unknown> {
    */
   async *keys(options: IterateOptions = {}): AsyncGenerator<string, void, undefined> {
     this.#checkOpen();
-    for (const key of this.#index.keys(iteratePrefix(options))) {
+    const prefix = iteratePrefix(options);
+    const wait = this.#shared?.beforeRead(undefined, true);
+    if (wait !== undefined) await this.#waited(wait);
+    for (const key of this.#index.keys(prefix)) {
       this.#checkOpen();
       if (this.#index.live(key) === undefined) continue;
       yield key;
@@ -174,7 +222,10 @@ export class Store<V = unknown> {
   /** The live [key, value] pairs; the same guarantees as keys(). */
   async *entries(options: IterateOptions = {}): AsyncGenerator<[string, V], void, undefined> {
     this.#checkOpen();
-    for (const key of this.#index.keys(iteratePrefix(options))) {
+    const prefix = iteratePrefix(options);
+    const wait = this.#shared?.beforeRead(undefined, true);
+    if (wait !== undefined) await this.#waited(wait);
+    for (const key of this.#index.keys(prefix)) {
       this.#checkOpen();
       const entry = this.#index.live(key);
       if (entry === undefined) continue;
@@ -184,6 +235,7 @@ export class Store<V = unknown> {
 
   stats(): StoreStats {
     this.#checkOpen();
+    this.#shared?.beforeRead(undefined, false);
     const keys = this.#index.size();
     const last = this.#compactions.last;
     const autoError = this.#compactions.lastAutoError;
@@ -205,7 +257,10 @@ export class Store<V = unknown> {
   set(key: string, value: V, options?: WriteOptions): Promise<void> {
     try {
       this.#checkOpen();
-      return this.#writer.write([prepareSet(key, value, options, this.#options)]);
+      const prepared = prepareSet(key, value, options, this.#options);
+      const remote = this.#shared?.remote;
+      if (remote !== undefined) return remote.call('set', [key, value, options]) as Promise<void>;
+      return this.#writer.write([prepared]);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -215,6 +270,8 @@ export class Store<V = unknown> {
   create(key: string, value: V, options?: WriteOptions): Promise<void> {
     return this.#guard(() => {
       const set = prepareSet(key, value, options, this.#options);
+      const remote = this.#shared?.remote;
+      if (remote !== undefined) return remote.call('create', [key, value, options]) as Promise<void>;
       if (this.#index.live(key) !== undefined) {
         throw new LogkvError(ErrorCodes.KEY_EXISTS, `key ${describe(key)} already exists`, { key });
       }
@@ -226,6 +283,8 @@ export class Store<V = unknown> {
   update(key: string, value: V, options?: WriteOptions): Promise<void> {
     return this.#guard(() => {
       const set = prepareSet(key, value, options, this.#options);
+      const remote = this.#shared?.remote;
+      if (remote !== undefined) return remote.call('update', [key, value, options]) as Promise<void>;
       if (this.#index.live(key) === undefined) {
         throw new LogkvError(ErrorCodes.KEY_NOT_FOUND, `key ${describe(key)} does not exist`, { key });
       }
@@ -237,6 +296,8 @@ export class Store<V = unknown> {
   delete(key: string): Promise<boolean> {
     return this.#guard(() => {
       checkKey(key, this.#options.maxKeyBytes);
+      const remote = this.#shared?.remote;
+      if (remote !== undefined) return remote.call('delete', [key]) as Promise<boolean>;
       if (this.#index.live(key) === undefined) return Promise.resolve(false);
       return this.#writer.write([deletion(key)]).then(() => true);
     });
@@ -249,6 +310,8 @@ export class Store<V = unknown> {
   batch(operations: ReadonlyArray<BatchOperation<V>>): Promise<void> {
     return this.#guard(() => {
       const prepared = prepareBatch(operations, this.#options);
+      const remote = this.#shared?.remote;
+      if (remote !== undefined) return remote.call('batch', [operations]) as Promise<void>;
       // A delete of a key that is not live (at that point of the batch) writes nothing.
       const live = new Map<string, boolean>();
       const needed = prepared.filter((op) => {
@@ -262,7 +325,10 @@ export class Store<V = unknown> {
 
   /** Resolves when every write made before it is durable (fdatasync), whatever the sync mode. */
   sync(): Promise<void> {
-    return this.#guard(() => this.#writer.sync());
+    return this.#guard(() => {
+      const remote = this.#shared?.remote;
+      return remote !== undefined ? remote.call('sync', []) as Promise<void> : this.#writer.sync();
+    });
   }
 
   /**
@@ -274,6 +340,8 @@ export class Store<V = unknown> {
   compact(options: CompactOptions = {}): Promise<CompactionResult> {
     return this.#guard(() => {
       checkCompactOptions(options);
+      const remote = this.#shared?.remote;
+      if (remote !== undefined) return remote.call('compact', [options]) as Promise<CompactionResult>;
       return this.#compactions.start(options);
     });
   }
@@ -287,18 +355,20 @@ export class Store<V = unknown> {
   close(): Promise<void> {
     if (this.#closing === undefined) {
       this.#status = 'closing';
-      this.#closing = this.#shutdown();
+      this.#closing = this.#shared === undefined ? this.#shutdown(true)
+        : this.#shared.close((snapshot) => this.#shutdown(snapshot), () => { this.#status = 'closed'; });
     }
     return this.#closing;
   }
 
-  async #shutdown(): Promise<void> {
+  /** The last word to the disk; `snapshot`: leave the keydir for the next open (not while other processes go on). */
+  async #shutdown(snapshot: boolean): Promise<void> {
     this.#writer.stopSyncTimer();
     await this.#compactions.stop();
     let failure: unknown;
     try {
       await this.#writer.finish();
-      if (this.#writer.failure === undefined) await this.#writeSnapshot();
+      if (this.#writer.failure === undefined && snapshot) await this.#writeSnapshot();
     } catch (err) {
       failure = err;
     } finally {
@@ -316,6 +386,12 @@ export class Store<V = unknown> {
     } catch {
       // The next open replays the log instead.
     }
+  }
+
+  /** A read of a shared store that had to wait for the log: the store may have closed meanwhile. */
+  async #waited(wait: Promise<void>): Promise<void> {
+    await wait;
+    this.#checkOpen();
   }
 
   #checkOpen(): void {

@@ -54,6 +54,8 @@ export interface SwitchRooms {
   index: KeyIndex;
   writer: LogWriter;
   reader: Reader;
+  /** Called at the end of every switch (a shared store's owner tells its clients: lib/shared/role.ts). */
+  afterSwitch?: () => void;
 }
 
 /** Set while a switch runs: the inputs, and keys a failed write put back into one of them. */
@@ -193,6 +195,7 @@ export class CompactionSwitch {
     writer.watchRestores(undefined);
     this.#switching = undefined;
     segments.recount();
+    this.#rooms.afterSwitch?.();
   }
 
   // ---------------------------------------------------------------- 4. before removal

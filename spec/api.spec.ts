@@ -674,6 +674,7 @@ describe('a rejected call writes nothing and changes nothing', () => {
     expect(codes).to.deep.equal([
       'LOGKV_KEY_EXISTS', 'LOGKV_KEY_NOT_FOUND', 'LOGKV_INVALID_KEY', 'LOGKV_INVALID_VALUE', 'LOGKV_INVALID_ARGUMENT',
       'LOGKV_LOCKED', 'LOGKV_LOCK_LOST', 'LOGKV_CLOSED', 'LOGKV_CORRUPTION', 'LOGKV_STORE_FULL', 'LOGKV_IO',
+      'LOGKV_OUTCOME_UNKNOWN',
     ]);
     const err = new LogkvError(ErrorCodes.IO, 'm', { file: 'f' }, new Error('cause'));
     expect(err).to.be.instanceOf(Error);
