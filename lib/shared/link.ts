@@ -13,6 +13,8 @@ export interface CallEvents {
   failed(id: number, err: LogkvError): void;
   retry(id: number): void;
   callback(id: number, path: [number, string], args: unknown[]): void;
+  /** The owner is closing: calls not sent yet wait for the next owner. The link has answered `left`. */
+  leaving(): void;
   /** The connection is gone (the owner closed it, died, or answered something that is not the protocol). */
   closed(): void;
 }
@@ -21,6 +23,7 @@ export class OwnerLink {
   readonly #socket: net.Socket;
   readonly #out: FrameWriter;
   #closed = false;
+  #leaving = false;
   readonly epoch: number;
   readonly ownerPid: number;
 
@@ -83,6 +86,11 @@ export class OwnerLink {
             case 'failed': events.failed(message.id, fromWireError(message.e)); break;
             case 'retry': events.retry(message.id); break;
             case 'cb': events.callback(message.id, message.p, message.a); break;
+            case 'leaving':
+              link!.#leaving = true;
+              out.send({ t: 'left' });
+              events.leaving();
+              break;
             default: break;
           }
         }
@@ -92,6 +100,11 @@ export class OwnerLink {
 
   get closed(): boolean {
     return this.#closed || this.#socket.destroyed;
+  }
+
+  /** The owner said it is leaving: nothing more may be sent on this link. */
+  get leaving(): boolean {
+    return this.#leaving;
   }
 
   /** Sends a call. The caller has made sure `args` can be encoded. */
@@ -112,7 +125,7 @@ export class OwnerLink {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#out.send({ t: 'bye' });
+    if (!this.#leaving) this.#out.send({ t: 'bye' });
     this.#out.flush();
     this.#socket.end();
   }

@@ -13,6 +13,7 @@
  *     client -> owner   hello  {v, pid, nonce}        the first message; nonce from the head file
  *                       call   {id, m, a}             run Store method m with arguments a
  *                       bye    {}                     the client closes: it sends nothing more
+ *                       left   {}                     answer to leaving: it sends nothing more
  *     owner -> client   welcome {v, pid, epoch}       hello accepted
  *                       refused {e}                   hello refused (a version or a nonce mismatch)
  *                       done   {id, r}                call id resolved with r
@@ -22,6 +23,10 @@
  *                       cb     {id, p, a}             call id's argument p[0], property p[1] (a
  *                                                     function, such as compact's onProgress), is
  *                                                     called with arguments a
+ *                       leaving {}                    the owner closes: it answers every call it gets
+ *                                                     from now on `retry`, and ends the connection
+ *                                                     once the client said `left` (so no call is
+ *                                                     on its way when it does)
  *
  *   A call's function-valued option properties travel as the marker {$fn: 1}; the owner passes
  *   a function in their place that sends `cb` messages.
@@ -43,6 +48,8 @@ export type Message =
   | { t: 'hello'; v: number; pid: number; nonce: string }
   | { t: 'call'; id: number; m: string; a: unknown[] }
   | { t: 'bye' }
+  | { t: 'left' }
+  | { t: 'leaving' }
   | { t: 'welcome'; v: number; pid: number; epoch: number }
   | { t: 'refused'; e: WireError }
   | { t: 'done'; id: number; r: unknown }

@@ -261,7 +261,7 @@ class Sharing implements SharedRole {
       settled: promise.then(() => undefined, () => undefined),
     };
     this.#pending.set(call.id, call);
-    if (this.#link !== undefined && this.#queue.length === 0) this.#send(call);
+    if (this.#link !== undefined && !this.#link.leaving && this.#queue.length === 0) this.#send(call);
     else this.#queue.push(call);
     return promise;
   }
@@ -407,6 +407,7 @@ class Sharing implements SharedRole {
           // An application's progress callback that throws does not fail the call.
         }
       },
+      leaving: () => undefined,
       closed: () => {
         if (this.#ready) this.#ownerGone();
       },

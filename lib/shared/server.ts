@@ -25,7 +25,14 @@ interface Connection {
   socket: net.Socket;
   out: FrameWriter;
   helloed: boolean;
+  /** It said bye or left (or went away): nothing more comes from it. */
+  done: boolean;
+  /** It said left: it stays a participant of the store, and will take it over. */
+  left: boolean;
 }
+
+/** How long a closing owner waits for a client to say `left` (one that hangs must not hold it forever). */
+const LEAVING_TIMEOUT_MS = 2000;
 
 export class OwnerServer {
   readonly #address: string;
@@ -46,10 +53,10 @@ export class OwnerServer {
     this.#server = net.createServer((socket) => this.#accept(socket));
   }
 
-  /** Clients that said hello and have not left. */
+  /** Clients that are connected and did not say bye (one that said `left` will take over). */
   get clients(): number {
     let count = 0;
-    for (const connection of this.#connections) if (connection.helloed) count++;
+    for (const connection of this.#connections) if (connection.helloed && (!connection.done || connection.left)) count++;
     return count;
   }
 
@@ -77,11 +84,30 @@ export class OwnerServer {
     }
   }
 
-  /** Stops running new calls; resolves once every call started has been answered. */
+  /**
+   * Stops running new calls and tells every client the owner is leaving; resolves once every call
+   * started has been answered and every client said `left` (after which no call of it can be on
+   * its way), or went away, or a timeout passed.
+   */
   drain(): Promise<void> {
     this.#draining = true;
-    if (this.#inflight === 0) return Promise.resolve();
-    return new Promise((resolve) => { this.#drained = resolve; });
+    for (const connection of this.#connections) {
+      if (connection.helloed && !connection.done) connection.out.send({ t: 'leaving' });
+    }
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => finish(), LEAVING_TIMEOUT_MS);
+      const finish = (): void => {
+        clearTimeout(timer);
+        this.#drained = undefined;
+        resolve();
+      };
+      this.#drained = () => {
+        if (this.#inflight > 0) return;
+        for (const connection of this.#connections) if (connection.helloed && !connection.done) return;
+        finish();
+      };
+      this.#drained();
+    });
   }
 
   /** Ends every connection (answers already written go out first) and stops listening. */
@@ -96,7 +122,10 @@ export class OwnerServer {
   }
 
   #accept(socket: net.Socket): void {
-    const connection: Connection = { socket, out: new FrameWriter((bytes) => { if (!socket.destroyed) socket.write(bytes); }), helloed: false };
+    const connection: Connection = {
+      socket, out: new FrameWriter((bytes) => { if (!socket.destroyed && socket.writable) socket.write(bytes); }), helloed: false, done: false, left: false,
+    };
+    socket.unref();
     this.#connections.add(connection);
     const reader = new FrameReader();
     socket.on('data', (chunk: Buffer) => {
@@ -110,7 +139,12 @@ export class OwnerServer {
       for (const message of messages) this.#receive(connection, message);
     });
     socket.on('error', () => undefined);
-    socket.on('close', () => this.#connections.delete(connection));
+    socket.on('close', () => {
+      connection.done = true;
+      connection.left = false;
+      this.#connections.delete(connection);
+      this.#drained?.();
+    });
   }
 
   #receive(connection: Connection, message: Message): void {
@@ -122,8 +156,10 @@ export class OwnerServer {
       this.#hello(connection, message);
       return;
     }
-    if (message.t === 'bye') {
-      connection.helloed = false;
+    if (message.t === 'bye' || message.t === 'left') {
+      connection.done = true;
+      connection.left = message.t === 'left';
+      this.#drained?.();
       return;
     }
     if (message.t !== 'call') return;
@@ -175,12 +211,7 @@ export class OwnerServer {
       connection.out.send({ t: 'failed', id, e: toWireError(new LogkvError(ErrorCodes.IO, 'the result cannot be sent to the client')) });
     }).finally(() => {
       this.#inflight--;
-      if (this.#inflight === 0 && this.#drained !== undefined) {
-        const drained = this.#drained;
-        this.#drained = undefined;
-        connection.out.flush();
-        drained();
-      }
+      this.#drained?.();
     });
   }
 }
