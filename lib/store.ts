@@ -87,6 +87,11 @@ export interface SharedRole {
    * (the synchronous size and stats()), never.
    */
   beforeRead(key: string | undefined, wait: boolean): Promise<void> | undefined;
+  /**
+   * For an iteration reaching `key`: a promise if this client has writes of the key in flight
+   * (the key is then read once they settled), else undefined. No I/O.
+   */
+  ownWrites(key: string): Promise<void> | undefined;
   /** close() of a shared store; `shutdown` is the single-process one, `snapshot` whether it leaves one. */
   close(shutdown: (snapshot: boolean) => Promise<void>, closed: () => void): Promise<void>;
 }
@@ -214,6 +219,8 @@ export class Store<V = unknown> {
     if (wait !== undefined) await this.#waited(wait);
     for (const key of this.#index.keys(prefix)) {
       this.#checkOpen();
+      const own = this.#shared?.ownWrites(key);
+      if (own !== undefined) await this.#waited(own);
       if (this.#index.live(key) === undefined) continue;
       yield key;
     }
@@ -227,6 +234,8 @@ export class Store<V = unknown> {
     if (wait !== undefined) await this.#waited(wait);
     for (const key of this.#index.keys(prefix)) {
       this.#checkOpen();
+      const own = this.#shared?.ownWrites(key);
+      if (own !== undefined) await this.#waited(own);
       const entry = this.#index.live(key);
       if (entry === undefined) continue;
       yield [key, this.#reader.read(key, entry) as V];

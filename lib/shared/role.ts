@@ -236,16 +236,21 @@ class Sharing implements SharedRole {
 
   beforeRead(key: string | undefined, wait: boolean): Promise<void> | undefined {
     if (this.#role === 'owner') return undefined;
-    const follower = this.#follower!;
-    if (wait && this.#pending.size > 0) {
-      const waits: Array<Promise<void>> = [];
-      for (const call of this.#pending.values()) {
-        if (call.keys === null || (call.keys.length > 0 && (key === undefined || call.keys.includes(key)))) waits.push(call.settled);
-      }
-      if (waits.length > 0) return Promise.all(waits).then(() => this.beforeRead(key, false));
-    }
-    const caught = follower.catchUp();
+    const own = wait ? this.ownWrites(key) : undefined;
+    if (own !== undefined) return own;
+    const caught = this.#follower!.catchUp();
     return wait ? caught : undefined;
+  }
+
+  ownWrites(key: string | undefined): Promise<void> | undefined {
+    if (this.#role === 'owner' || this.#pending.size === 0) return undefined;
+    const waits: Array<Promise<void>> = [];
+    for (const call of this.#pending.values()) {
+      if (call.keys === null || (call.keys.length > 0 && (key === undefined || call.keys.includes(key)))) waits.push(call.settled);
+    }
+    if (waits.length === 0) return undefined;
+    // Settled means answered, and an answer brings the index up to the head first.
+    return Promise.all(waits).then(() => this.beforeRead(key, false));
   }
 
   /** Runs `method` at the owner (or here, once this process is the owner); resolves or rejects as it does there. */
