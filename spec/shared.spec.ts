@@ -276,6 +276,28 @@ describe('shared access (processes and threads)', function () {
     }
   });
 
+  it('the Keyv adapter with shared: true works in every worker of a cluster', async () => {
+    const dir = tempDir();
+    const workers = processes.slice(0, 3);
+    const keyv = (p: Participant, method: string, ...args: unknown[]): Promise<unknown> =>
+      p.command({ op: 'keyv', dir, method, args }).then((a) => {
+        if (!a.ok) throw new Error(`${method}: ${a.code}`);
+        return a.value;
+      });
+    try {
+      await Promise.all(workers.map((p, i) => keyv(p, 'set', `sessions:w${i}`, { worker: i }, 60_000)));
+      for (const p of workers) {
+        expect(await keyv(p, 'getMany', ['sessions:w0', 'sessions:w1', 'sessions:w2'])).to.deep.equal([{ worker: 0 }, { worker: 1 }, { worker: 2 }]);
+      }
+      expect(await keyv(workers[1], 'delete', 'sessions:w0')).to.equal(true);
+      expect(await keyv(workers[2], 'has', 'sessions:w0')).to.equal(false);
+      expect((await keyv(workers[0], 'iterator', 'sessions') as unknown[]).length).to.equal(2);
+    } finally {
+      for (const p of workers.slice(1)) await keyv(p, 'disconnect');
+      await keyv(workers[0], 'disconnect');
+    }
+  });
+
   it('without shared, a second opener gets LOGKV_LOCKED naming the owner; a shared opener does too when the owner is not shared', async () => {
     const dir = tempDir();
     await processes[0].open(dir);

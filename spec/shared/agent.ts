@@ -6,11 +6,18 @@
  */
 import { open } from '../../lib';
 import type { OpenOptions, Store } from '../../lib';
+import { KeyvLogkv } from '../../lib/keyv';
 import { roleOf } from '../../lib/shared/role';
+
+async function collect<T>(iterator: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const item of iterator) out.push(item);
+  return out;
+}
 
 export interface Command {
   id: number;
-  op: 'open' | 'call' | 'dump' | 'role' | 'close' | 'size' | 'stats' | 'exit';
+  op: 'open' | 'call' | 'dump' | 'role' | 'close' | 'size' | 'stats' | 'keyv' | 'exit';
   dir?: string;
   options?: OpenOptions;
   method?: string;
@@ -25,6 +32,8 @@ export interface Answer {
 }
 
 let store: Store<unknown> | undefined;
+/** A Keyv adapter over a shared store, as each worker of a cluster makes one. */
+let adapter: KeyvLogkv | undefined;
 
 /** Runs one command; the answer comes when it settles (calls of one participant may overlap). */
 export async function run(command: Command): Promise<Answer> {
@@ -55,6 +64,14 @@ export async function run(command: Command): Promise<Answer> {
         await store?.close();
         store = undefined;
         return { id, ok: true };
+      case 'keyv': {
+        adapter ??= new KeyvLogkv({ dir: command.dir, shared: true, sync: 'never' });
+        const target = adapter as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
+        const value = command.method === 'iterator' ? await collect(adapter.iterator(command.args?.[0] as string | undefined))
+          : await target[command.method!](...(command.args ?? []));
+        if (command.method === 'disconnect') adapter = undefined;
+        return { id, ok: true, value: value === undefined ? null : value };
+      }
       case 'exit':
         return { id, ok: true };
     }
