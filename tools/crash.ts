@@ -1,23 +1,26 @@
 /**
  * The crash-recovery harness, from the command line:
  *
- *   npm run crashtest -- --minutes N [--mode kill|power] [--seed S] [--sync always|interval|never]
+ *   npm run crashtest -- --minutes N [--mode kill|power|shared] [--seed S] [--sync always|interval|never]
  *                        [--runs N] [--ops N] [--keep DIR]
  *
  * --mode power  crashes a scripted workload at every write/sync/rename boundary of the in-memory
  *               medium and recovers from every disk a power loss could leave (the ALICE method);
  * --mode kill   SIGKILLs a workload process on a real directory at random moments;
- * no --mode     runs both, half the time each.
+ * --mode shared several writer processes share a store (issue 11); the owner is SIGKILLed again
+ *               and again while the others write as clients and take over (tools/crash/shared.ts);
+ * no --mode     runs power and kill, half the time each.
  *
  * It prints its figures last and exits 1 if anything was lost, wrong, resurrected or failed to
  * open, keeping the failing stores (under --keep, or a directory it names) and printing the seed.
  */
 import { SYNC_MODES, report, runHarness } from './crash/main';
+import { runSharedHarness, sharedReport } from './crash/shared';
 import type { SyncMode } from '../lib';
 
 interface Args {
   minutes?: number;
-  mode?: 'kill' | 'power';
+  mode?: 'kill' | 'power' | 'shared';
   seed?: number;
   sync?: SyncMode;
   runs?: number;
@@ -26,7 +29,7 @@ interface Args {
 }
 
 function usage(problem: string): never {
-  process.stderr.write(`${problem}\nusage: npm run crashtest -- --minutes N [--mode kill|power] [--seed S] ` +
+  process.stderr.write(`${problem}\nusage: npm run crashtest -- --minutes N [--mode kill|power|shared] [--seed S] ` +
     '[--sync always|interval|never] [--runs N] [--ops N] [--keep DIR]\n');
   process.exit(64);
 }
@@ -49,7 +52,7 @@ function parse(argv: string[]): Args {
       case '--ops': args.ops = number(); break;
       case '--keep': args.keep = value; break;
       case '--mode':
-        if (value !== 'kill' && value !== 'power') usage(`--mode is kill or power, received ${value}`);
+        if (value !== 'kill' && value !== 'power' && value !== 'shared') usage(`--mode is kill, power or shared, received ${value}`);
         args.mode = value;
         break;
       case '--sync':
@@ -66,7 +69,17 @@ function parse(argv: string[]): Args {
 
 async function main(): Promise<void> {
   const args = parse(process.argv.slice(2));
-  const modes: Array<'kill' | 'power'> = args.mode === undefined ? ['power', 'kill'] : [args.mode];
+  if (args.mode === 'shared') {
+    const log = (line: string): void => { process.stderr.write(line + '\n'); };
+    const result = await runSharedHarness({
+      durationMs: args.minutes === undefined ? undefined : args.minutes * 60_000, rounds: args.runs, seed: args.seed, sync: args.sync,
+      failDir: args.keep, log,
+    });
+    process.stdout.write(sharedReport(result.figures, result.seed, result.elapsedMs / 60_000, result.failDir).join('\n') + '\n');
+    process.exitCode = result.figures.failed ? 1 : 0;
+    return;
+  }
+  const modes: Array<'kill' | 'power'> = args.mode === undefined ? ['power', 'kill'] : [args.mode as 'kill' | 'power'];
   const durationMs = args.minutes === undefined ? undefined : (args.minutes * 60_000) / modes.length;
   const log = (line: string): void => { process.stderr.write(line + '\n'); };
   let failed = false;

@@ -507,7 +507,8 @@ class Sharing implements SharedRole {
     this.#queue = [];
     for (const call of queued) {
       this.#settle(call);
-      call.resolve(this.#run(call.method, call.args));
+      // Settled through then(), as a call made here is, so calls settle in the order they were made.
+      this.#run(call.method, call.args).then(call.resolve, call.reject);
     }
     await this.#listen();
   }
