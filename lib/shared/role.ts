@@ -272,6 +272,16 @@ class Sharing implements SharedRole {
   }
 
   async close(shutdown: (snapshot: boolean) => Promise<void>, closed: () => void): Promise<void> {
+    // A close in progress keeps the process alive, whatever sockets it waits on.
+    const alive = setInterval(() => undefined, 1000);
+    try {
+      await this.#close(shutdown, closed);
+    } finally {
+      clearInterval(alive);
+    }
+  }
+
+  async #close(shutdown: (snapshot: boolean) => Promise<void>, closed: () => void): Promise<void> {
     this.#closeRequested = true;
     // Calls already made finish first, here or at an owner, whatever happens to the owner meanwhile.
     for (;;) {
@@ -436,9 +446,14 @@ class Sharing implements SharedRole {
 
   #failover(): void {
     if (this.#transition !== undefined) return;
+    // Calls waiting for an owner keep the process alive, as calls in flight do (link.hold).
+    const alive = setInterval(() => undefined, 1000);
     this.#transition = this.#findOwner()
       .catch((err: unknown) => this.#fail(err))
-      .finally(() => { this.#transition = undefined; });
+      .finally(() => {
+        clearInterval(alive);
+        this.#transition = undefined;
+      });
   }
 
   /** Takes the lock, or connects to whoever took it; keeps trying until one succeeds. */

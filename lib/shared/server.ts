@@ -115,7 +115,9 @@ export class OwnerServer {
     this.#draining = true;
     for (const connection of this.#connections) {
       connection.out.flush();
-      connection.socket.end();
+      // Once what was written is out, the connection is done: the client sends nothing more after
+      // `left`, and its end must not have to come back before this owner is gone.
+      connection.socket.end(() => connection.socket.destroy());
     }
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));
     if (isSocketFile(this.#address)) fs.rmSync(this.#address, { force: true });
