@@ -8,9 +8,9 @@
  *   hint if it has one, else by walking it: sealed segments to their end, the head's segment only
  *   to the head's end. Past it the owner may be appending this very moment, and a half-written
  *   group must not be mistaken for a torn tail, or applied. Nothing is removed, cut or written.
- * - Tail: before a read, the head is read (one pread, cached until the current synchronous run
- *   ends: a microtask clears it) and the records between what was applied and the head are walked
- *   and applied. Write segments follow each other by id, so a rotation is a move to the next id,
+ * - Tail: before a read, the head is read (one pread, cached until the current task of the event
+ *   loop ends: see head()) and the records between what was applied and the head are walked and
+ *   applied. Write segments follow each other by id, so a rotation is a move to the next id,
  *   finishing the sealed one to its end first.
  * - Compaction: the owner raises the floor when a compaction switch ends. Outputs (ids between the
  *   floor and the next write segment) are read, from their hints, and every key whose entry points
@@ -53,6 +53,11 @@ interface Position {
   /** The newest write segment it has applied records of, and where they end. */
   tailId: number;
   tailEnd: number;
+}
+
+/** Clears a follower's cached head (a function of its own, so a tick allocates no closure). */
+function forget(follower: Follower): void {
+  follower.forgetHead();
 }
 
 /** A segment this process needed is gone: the index must be built again from the files. */
@@ -109,16 +114,28 @@ export class Follower {
     return this.#rooms;
   }
 
-  /** The head, read at most once per synchronous run of the event loop. */
+  /**
+   * The head, read at most once per task of the event loop (an I/O callback, a timer, an
+   * immediate, with the promise jobs that follow it).
+   *
+   * The promise is about what the application can know: a write that resolved in another process
+   * reaches this one only as an event (a socket's data, a message from a worker, a timer that
+   * polled), and every event is its own task. Node runs each task's process.nextTick queue and
+   * promise jobs to the end before it starts the next task, and a tick queued from a promise job
+   * runs only once the promise jobs queued so far are done. So a cache cleared by a tick lives
+   * through one task, promise jobs included, and never into the next: a loop of awaited reads
+   * pays one read of the head, a request handler one per request. (A microtask would clear it
+   * between the awaited reads of one task too, at one pread each; setImmediate would be wrong:
+   * the I/O callbacks of a loop iteration all run before it.) What a task learns synchronously
+   * (a readFileSync of a file another process wrote) is outside the promise: docs/sharing.md.
+   */
   head(): Head {
     let head = this.#cachedHead;
     if (head === undefined) {
       head = this.#head.read();
       if (head === undefined) throw new LogkvError(ErrorCodes.IO, `the head file of ${this.#dir} is unreadable`, { file: this.#dir });
       this.#cachedHead = head;
-      // Cleared in a microtask, not a later macrotask: the I/O callback that tells the application
-      // another process's write resolved runs before any setImmediate, and must see a new head.
-      queueMicrotask(() => { this.#cachedHead = undefined; });
+      process.nextTick(forget, this);
     }
     return head;
   }

@@ -9,6 +9,8 @@ import { FrameReader, FrameWriter, Message, PROTOCOL_VERSION, fromWireError } fr
 
 /** What the link tells its user about a call. */
 export interface CallEvents {
+  /** Messages from the owner arrived (one chunk of them): what it published before it sent them is in the head. */
+  arrived(): void;
   done(id: number, result: unknown): void;
   failed(id: number, err: LogkvError): void;
   retry(id: number): void;
@@ -68,6 +70,7 @@ export class OwnerLink {
           socket.destroy();
           return;
         }
+        if (link !== undefined && messages.length > 0) events.arrived();
         for (const message of messages) {
           if (link === undefined) {
             if (message.t === 'welcome') {

@@ -381,6 +381,7 @@ class Sharing implements SharedRole {
 
   #events(): Parameters<typeof OwnerLink.connect>[3] {
     return {
+      arrived: () => this.#follower?.forgetHead(),
       done: (id, result) => {
         const call = this.#pending.get(id);
         if (call === undefined) return;
@@ -388,11 +389,11 @@ class Sharing implements SharedRole {
         if (call.method === 'compact' && typeof result === 'object' && result !== null && !(result as CompactionResult).dryRun) {
           this.#lastCompaction = result as CompactionResult;
         }
-        // The write is in the log, up to the head the owner published before it answered: read
-        // up to there before the caller hears of it, so its next read sees it.
+        // The write is in the log, up to the head the owner published before it answered (read
+        // afresh once per chunk of answers: arrived()): read up to there before the caller hears
+        // of it, so its next read sees it.
         let caught: Promise<void> | undefined;
         try {
-          this.#follower!.forgetHead();
           caught = this.#follower!.catchUp();
         } catch {
           // The next read reports what failed.
