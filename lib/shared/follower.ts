@@ -55,6 +55,9 @@ interface Position {
   tailEnd: number;
 }
 
+/** How often a client that does not read brings its index up to the head anyway. */
+const IDLE_FOLLOW_MS = 50;
+
 /** Clears a follower's cached head (a function of its own, so a tick allocates no closure). */
 function forget(follower: Follower): void {
   follower.forgetHead();
@@ -90,6 +93,7 @@ export class Follower {
   #rebuilding: Promise<void> | undefined;
   #failure: LogkvError | undefined;
   #closed = false;
+  readonly #idleTimer: NodeJS.Timeout;
   readonly #onRebuilt: (rooms: FollowerRooms) => void;
   readonly report: RecoveryReport;
 
@@ -101,6 +105,8 @@ export class Follower {
     this.#at = built.at;
     this.report = built.report;
     this.#onRebuilt = onRebuilt;
+    this.#idleTimer = setInterval(() => this.#followInBackground(), IDLE_FOLLOW_MS);
+    this.#idleTimer.unref();
   }
 
   /** Builds a follower of the store in `dir`, whose owner publishes `head`. */
@@ -187,7 +193,23 @@ export class Follower {
   /** Stops following; the files stay open (the rooms are the caller's to close or hand on). */
   stop(): void {
     this.#closed = true;
+    clearInterval(this.#idleTimer);
     this.#head.close();
+  }
+
+  /**
+   * Keeps the index near the head while this process does not read: a takeover then recovers
+   * only what was written in the last moments, not everything since the last read (the failover
+   * time must not grow with the writes a quiet client missed), and the next read has little to do.
+   */
+  #followInBackground(): void {
+    if (this.#closed || this.#failure !== undefined) return;
+    try {
+      this.forgetHead();
+      this.catchUp()?.catch(() => undefined);
+    } catch {
+      // The next read reports what failed.
+    }
   }
 
   // ---------------------------------------------------------------- tailing
