@@ -13,25 +13,30 @@
  *
  * How problems are classed:
  * - 'corruption': what makes open() refuse the store (a bad record or header in any segment but
- *   the newest write segment), and a value that passes its CRC but does not decode (open() does
- *   not decode values; reading that key fails). Data is at risk.
+ *   the newest write segment, or the marker of a backup into this directory that never
+ *   completed), and a value that passes its CRC but does not decode (open() does not decode
+ *   values; reading that key fails). Data is at risk. Also record versions out of
+ *   order (within a segment they rise strictly; in a write segment none is below its floor):
+ *   logkv never writes them so, and compare-and-set relies on it.
  * - 'hint': a hint file that fails its checks or disagrees with its segment. open() ignores it and
  *   scans the segment instead, so no data is at risk, but the file is damaged.
  * - 'notice': what open() repairs on its own: a torn tail of the newest write segment (a crash
  *   mid-write; open() cuts it, keeping its bytes in a sidecar unless they are zeros), an
  *   interrupted segment creation, leftovers of an interrupted compaction, a stale hint, and the
- *   sidecars earlier opens left.
+ *   sidecars earlier opens left; and zero padding after a segment's records (preallocated space,
+ *   which open() keeps and appends over).
  * A store is healthy (`ok`) when there is no 'corruption' and no 'hint' problem.
  */
 import * as path from 'path';
+import { BACKUP_MARKER_NAME } from './backup';
 import { decodeValue } from './codec';
 import { ErrorCodes, LogkvError, ioError, isErrno } from './errors';
-import { RecordHeader, RecordLayout, SEGMENT_HEADER_BYTES, TYPE_SET } from './format';
+import { FileHeader, RecordHeader, SEGMENT_HEADER_BYTES, TYPE_SET } from './format';
 import { hintName, parseHintName, readHint } from './hint';
 import { DirLock, currentOwner } from './lock';
 import { fileSystem } from './medium/fs';
 import type { Medium, MediumFile } from './medium/types';
-import { TEMP_SUFFIX, cutName, parseCutName, parseSegmentName, segmentName } from './segment';
+import { TEMP_SUFFIX, cutName, isWriteSegmentId, parseCutName, parseSegmentName, segmentName } from './segment';
 import { Head, HeadReader } from './shared/head';
 import { Damage, SegmentWalker, isAllZero, judgeWalk, mayBeTorn, readSegmentStart } from './walk';
 
@@ -79,6 +84,14 @@ interface SeenRecord {
   key: string;
   length: number;
   expiresAt: number;
+  /** Its version (not in a hint's entries, which carry only the segment's highest). */
+  version?: number;
+}
+
+/** A sound segment's records, and its header, for the hint check. */
+interface SeenSegment {
+  header: FileHeader;
+  records: SeenRecord[];
 }
 
 /**
@@ -159,7 +172,7 @@ async function checkFiles(medium: Medium, dir: string, names: string[],
 
   for (let i = 0; i < ids.length; i++) {
     const id = ids[i];
-    let seen: SeenRecord[] | undefined;
+    let seen: SeenSegment | undefined;
     try {
       seen = await checkSegment(medium, dir, id, mayBeTorn(id, i === ids.length - 1), hintIds.has(id), report, sizes.get(id)!);
     } catch (err) {
@@ -168,10 +181,15 @@ async function checkFiles(medium: Medium, dir: string, names: string[],
     }
     report.bytes += sizes.get(id)!;
     onProgress?.(report.bytes, total);
-    if (seen !== undefined) await checkHint(medium, dir, id, sizes.get(id)!, seen, report);
+    if (seen !== undefined) await checkHint(medium, dir, id, sizes.get(id)!, seen.header, seen.records, report);
   }
   for (const name of names) {
     const file = path.join(dir, name);
+    if (name === BACKUP_MARKER_NAME) {
+      report.problems.push({ severity: 'corruption', file, offset: 0,
+        problem: 'an incomplete backup: a backup into this directory was interrupted, so its files are not a ' +
+          'consistent store; open() refuses it; back up into it again to complete it' });
+    }
     if (name.endsWith(TEMP_SUFFIX) && head === undefined) {
       report.problems.push({ severity: 'notice', file, offset: 0,
         problem: 'leftover of an interrupted compaction, snapshot or sidecar; open() removes it' });
@@ -209,7 +227,7 @@ async function fileSize(medium: Medium, file: string): Promise<number> {
  * undefined.
  */
 async function checkSegment(medium: Medium, dir: string, id: number, torn: boolean, hasHint: boolean,
-                            report: CheckReport, limit = Infinity): Promise<SeenRecord[] | undefined> {
+                            report: CheckReport, limit = Infinity): Promise<SeenSegment | undefined> {
   const file = path.join(dir, segmentName(id));
   const handle = await medium.open(file, { readOnly: true });
   try {
@@ -230,7 +248,8 @@ async function checkSegment(medium: Medium, dir: string, id: number, torn: boole
       }
       return undefined;
     }
-    return walkSegment(handle, start.layout, id, file, size, torn, hasHint, report);
+    const records = walkSegment(handle, start.header, id, file, size, torn, hasHint, report);
+    return records === undefined ? undefined : { header: start.header, records };
   } finally {
     await handle.close();
   }
@@ -240,18 +259,20 @@ async function checkSegment(medium: Medium, dir: string, id: number, torn: boole
  * Reads every good record of a segment, decoding values, and reports its damage as open() would
  * judge it. Returns the records for the hint check when the segment is sound and has a hint.
  */
-function walkSegment(handle: MediumFile, layout: RecordLayout, id: number, file: string, size: number, torn: boolean,
+function walkSegment(handle: MediumFile, fileHeader: FileHeader, id: number, file: string, size: number, torn: boolean,
                      hasHint: boolean, report: CheckReport): SeenRecord[] | undefined {
   const seen: SeenRecord[] = [];
   const undecodable: CheckProblem[] = [];
   const damages: Damage[] = [];
   let visitedAfterDamage = 0;
-  const walker = new SegmentWalker(handle, size, layout, { policy: 'report', onDamage: (d) => damages.push(d) });
+  const order = new VersionOrder(file, isWriteSegmentId(id) ? fileHeader.floor : 0);
+  const walker = new SegmentWalker(handle, size, fileHeader.layout, { policy: 'report', onDamage: (d) => damages.push(d) });
   const outcome = walker.walkAll((offset: number, header: RecordHeader, buf: Buffer, pos: number) => {
     if (damages.length > 0) visitedAfterDamage++;
     const keyStart = pos + header.headerLength;
     const key = buf.toString('utf8', keyStart, keyStart + header.keyLength);
-    if (hasHint) seen.push({ offset, key, length: header.totalLength, expiresAt: header.expiresAt });
+    order.see(header.version, offset);
+    if (hasHint) seen.push({ offset, key, length: header.totalLength, expiresAt: header.expiresAt, version: header.version });
     if (header.type !== TYPE_SET) return;
     try {
       decodeValue(buf.subarray(keyStart + header.keyLength, pos + header.totalLength));
@@ -262,14 +283,20 @@ function walkSegment(handle: MediumFile, layout: RecordLayout, id: number, file:
   });
   report.records += outcome.records;
   const verdict = judgeWalk(outcome, size, torn);
+  if (outcome.paddingFrom !== undefined && verdict.action === 'keep') {
+    report.problems.push({ severity: 'notice', file, offset: outcome.paddingFrom,
+      problem: `zero padding after the records (${size - outcome.paddingFrom} bytes): preallocated space; ` +
+        'open() keeps it, and appends over it when this segment takes writes' });
+  }
   if (verdict.action === 'cut') {
     // open() cuts here: what follows is not part of the store, whatever it holds.
     report.problems.push(...undecodable.filter((p) => p.offset < verdict.offset));
+    report.problems.push(...order.problems.filter((p) => p.offset < verdict.offset));
     report.problems.push({ severity: 'notice', file, offset: verdict.offset,
       problem: tornTail(handle, id, verdict.offset, size, verdict.reason, visitedAfterDamage) });
     return undefined;
   }
-  const problems = [...undecodable];
+  const problems = [...undecodable, ...order.problems];
   for (const damage of damages) {
     problems.push({ severity: 'corruption', file, offset: damage.offset,
       problem: `bad record (${damage.reason})` + (damage.next === undefined ? ' and nothing readable after it'
@@ -282,6 +309,28 @@ function walkSegment(handle: MediumFile, layout: RecordLayout, id: number, file:
   }
   report.problems.push(...problems.sort((a, b) => a.offset - b.offset));
   return verdict.action === 'keep' && hasHint && undecodable.length === 0 ? seen : undefined;
+}
+
+/**
+ * The order of a segment's record versions: each non-zero version above the one before (log
+ * order is version order, and compaction keeps the order), and none below `floor` (a write
+ * segment's: its first record's version). Zero is a record from before versions: it may repeat.
+ */
+class VersionOrder {
+  readonly problems: CheckProblem[] = [];
+  #last = 0;
+
+  constructor(readonly file: string, readonly floor: number) {}
+
+  see(version: number, offset: number): void {
+    if (version === 0) return;
+    if (version <= this.#last || version < this.floor) {
+      this.problems.push({ severity: 'corruption', file: this.file, offset,
+        problem: `record version ${version} is out of order (after ${this.#last}, floor ${this.floor}): ` +
+          'versions no longer rise strictly, so compare-and-set could be misled' });
+    }
+    this.#last = Math.max(this.#last, version);
+  }
 }
 
 const REFUSES = 'open() refuses the store (only the newest write segment can have a torn tail)';
@@ -305,22 +354,29 @@ const SIZE_MISMATCH = /^describes a segment of (\d+) bytes, found (\d+)$/;
  * segment is stale, not damaged: the store reopened with that compaction output as its newest
  * segment and appended to it. Then the hint is checked against the part it describes.
  */
-async function checkHint(medium: Medium, dir: string, id: number, segmentSize: number, seen: SeenRecord[],
-                         report: CheckReport): Promise<void> {
+async function checkHint(medium: Medium, dir: string, id: number, segmentSize: number, segment: FileHeader,
+                         seen: SeenRecord[], report: CheckReport): Promise<void> {
   const file = path.join(dir, hintName(id));
   const unused = '; open() ignores it and scans the segment instead (compaction writes a new one)';
   let described = segmentSize;
-  let hinted = await readHintEntries(medium, file, id, described);
-  const stale = typeof hinted === 'string' ? SIZE_MISMATCH.exec(hinted) : null;
+  let read = await readHintEntries(medium, file, id, described, segment);
+  const stale = typeof read === 'string' ? SIZE_MISMATCH.exec(read) : null;
   if (stale !== null && Number(stale[1]) < segmentSize) {
     described = Number(stale[1]);
-    hinted = await readHintEntries(medium, file, id, described);
+    read = await readHintEntries(medium, file, id, described, segment);
   }
-  if (typeof hinted === 'string') {
-    report.problems.push({ severity: 'hint', file, offset: 0, problem: `hint file is unusable: ${hinted}${unused}` });
+  if (typeof read === 'string') {
+    report.problems.push({ severity: 'hint', file, offset: 0, problem: `hint file is unusable: ${read}${unused}` });
     return;
   }
+  const hinted = read.entries;
   const expected = seen.filter((r) => r.offset < described);
+  const maxVersion = expected.reduce((max, r) => Math.max(max, r.version ?? 0), 0);
+  if (read.maxVersion !== maxVersion) {
+    report.problems.push({ severity: 'hint', file, offset: 0,
+      problem: `hint says the highest version is ${read.maxVersion}, the segment holds ${maxVersion}${unused}` });
+    return;
+  }
   for (let i = 0; i < Math.max(expected.length, hinted.length); i++) {
     const a = expected[i];
     const b = hinted[i];
@@ -338,18 +394,18 @@ async function checkHint(medium: Medium, dir: string, id: number, segmentSize: n
   }
 }
 
-/** The hint's entries, or the reason it cannot be used. */
-async function readHintEntries(medium: Medium, file: string, id: number, segmentSize: number):
-    Promise<SeenRecord[] | string> {
+/** The hint's entries and the highest version it names, or the reason it cannot be used. */
+async function readHintEntries(medium: Medium, file: string, id: number, segmentSize: number, segment: FileHeader):
+    Promise<{ entries: SeenRecord[]; maxVersion: number } | string> {
   const entries: SeenRecord[] = [];
   try {
     const handle = await medium.open(file, { readOnly: true });
     try {
-      const reason = readHint(handle, file, id, segmentSize, (bytes, keyStart, keyLength, entry) => {
+      const read = readHint(handle, file, id, segmentSize, segment, (bytes, keyStart, keyLength, entry) => {
         const key = bytes.toString('utf8', keyStart, keyStart + keyLength);
         entries.push({ key, offset: entry.offset, length: entry.length, expiresAt: entry.expiresAt });
       });
-      return reason ?? entries;
+      return typeof read === 'string' ? read : { entries, maxVersion: read };
     } finally {
       await handle.close();
     }

@@ -18,6 +18,13 @@
  *     undo entries, and anything a failed write put back, move too, and the inputs are forgotten.
  *  5. Remove the inputs, oldest first, fsyncing the directory after each.
  *
+ * Versions: a copied record keeps its version (its bytes are copied; a version-1 record is
+ * re-encoded as version 2 with version 0). Each output's header carries the version floor of
+ * the inputs (the highest of their floors and of 1 + every version they held, dropped records
+ * included), so a reopen never issues again a version whose record compaction dropped. A
+ * compaction whose inputs held records but that keeps none still writes one output, holding no
+ * record, for its floor; one whose inputs hold no record changes nothing.
+ *
  * Output ids sit between the newest input's id and the new active segment's id, so on replay
  * they come after every input and before every later write. An output only holds copies of
  * records that were the newest for their key among the inputs, so replaying inputs + outputs
@@ -31,7 +38,8 @@ import * as path from 'path';
 import { crc32 } from './crc';
 import { ErrorCodes, LogkvError, ioError } from './errors';
 import {
-  FLAG_BATCH_CONT, SEGMENT_HEADER_BYTES, TYPE_SET, encodeSegmentHeader,
+  FLAG_BATCH_CONT, FORMAT_VERSION, KIND_SEGMENT, RECORD_HEADER_BYTES, RecordHeader, SEGMENT_HEADER_BYTES, TYPE_SET, encodeRecord,
+  encodeSegmentHeader,
 } from './format';
 import { HintWriter, hintName } from './hint';
 import type { KeyIndex } from './keyindex';
@@ -103,6 +111,7 @@ interface Kept {
   keyStart: number;
   keyLength: number;
   expiresAt: number;
+  version: number;
 }
 
 export async function compact(host: CompactionHost, options: CompactOptions): Promise<CompactionResult> {
@@ -115,9 +124,10 @@ export async function compact(host: CompactionHost, options: CompactOptions): Pr
   const job = new Job(host, inputs, options, bytesTotal);
   try {
     await job.copy();
-    if (options.dryRun) {
+    if (options.dryRun || job.recordsKept + job.recordsDropped === 0) {
+      // Inputs that hold no record (an earlier compaction's output kept for its floor) stay as they are.
       await job.discard();
-      return job.result(started, segmentsBefore, bytesBefore, true);
+      return job.result(started, segmentsBefore, bytesBefore, options.dryRun === true);
     }
     await job.commit();
   } catch (err) {
@@ -138,6 +148,8 @@ class Job {
   reserved = 0;
   #nextId: number;
   #keptBytes = 0;
+  /** The outputs' version floor: the inputs' floors and 1 + every version they held. */
+  #floor = 0;
 
   constructor(private readonly host: CompactionHost, private readonly inputs: Segment[],
               private readonly options: CompactOptions, private readonly bytesTotal: number) {
@@ -150,7 +162,8 @@ class Job {
     for (const input of this.inputs) {
       // The walker stops at the first bad record; the input's header names its record layout.
       const walker = SegmentWalker.forSegment(input.file!, input.path, input.id, input.flushed);
-      this.bytesDone += SEGMENT_HEADER_BYTES; // so bytesDone reaches bytesTotal, which counts whole files
+      this.bytesDone += input.headerBytes; // so bytesDone reaches bytesTotal, which counts whole files
+      this.#floor = Math.max(this.#floor, input.floor);
       let offset = walker.offset;
       while (!walker.done) {
         const undoRefs = this.host.protocol.undoRefs(input.id);
@@ -159,9 +172,10 @@ class Job {
         walker.walk((at, header, buf, pos) => {
           const keyStart = pos + header.headerLength;
           const key = buf.toString('utf8', keyStart, keyStart + header.keyLength);
+          if (header.version >= this.#floor) this.#floor = header.version + 1;
           if (header.type === TYPE_SET && this.host.protocol.mustKeep(key, input.id, at, undoRefs)) {
-            kept.push({ at, keyStart: header.headerLength, keyLength: header.keyLength, expiresAt: header.expiresAt,
-              bytes: Buffer.from(buf.subarray(pos, pos + header.totalLength)) });
+            kept.push({ at, keyStart: RECORD_HEADER_BYTES, keyLength: header.keyLength, expiresAt: header.expiresAt,
+              version: header.version, bytes: copyRecord(header, buf, pos, input.layout.version) });
           } else {
             this.recordsDropped++;
           }
@@ -181,6 +195,8 @@ class Job {
         await new Promise<void>((resolve) => setImmediate(resolve));
       }
     }
+    // Inputs held records but none is kept: one output without records carries their floor.
+    if (this.outputs.length === 0 && this.recordsDropped > 0 && !this.options.dryRun) await this.#startOutput();
     for (const output of this.outputs) await this.#flush(output);
   }
 
@@ -205,7 +221,7 @@ class Job {
     output.buffered.push(bytes);
     output.bufferedBytes += bytes.length;
     output.size += bytes.length;
-    output.hint.add(bytes, record.keyStart, record.keyLength, bytes.length, record.expiresAt);
+    output.hint.add(bytes, record.keyStart, record.keyLength, bytes.length, record.expiresAt, record.version);
     output.fromSegment.push(fromSegment);
     output.fromOffset.push(record.at);
     if (output.bufferedBytes >= SLICE_BYTES) await this.#flush(output);
@@ -219,11 +235,12 @@ class Job {
     this.reserved += SEGMENT_HEADER_BYTES;
     const file = await this.host.medium.open(tempPath, { create: true });
     const output: Output = {
-      id, tempPath, file, size: SEGMENT_HEADER_BYTES, hint: new HintWriter(), fromSegment: [], fromOffset: [],
+      id, tempPath, file, size: SEGMENT_HEADER_BYTES, floor: 0, hint: new HintWriter(), fromSegment: [], fromOffset: [],
       buffered: [], bufferedBytes: 0,
     };
     this.outputs.push(output);
     await file.truncate(0);
+    // The floor is known once every input is read: commit() writes the header again with it.
     await file.write([encodeSegmentHeader(id)], 0);
     return output;
   }
@@ -241,8 +258,10 @@ class Job {
   async commit(): Promise<void> {
     const { medium, dir } = this.host;
     for (const output of this.outputs) {
+      await output.file.write([encodeSegmentHeader(output.id, KIND_SEGMENT, this.#floor)], 0);
       await output.file.sync();
-      const hint = output.hint.finish(output.id, output.size);
+      output.floor = this.#floor;
+      const hint = output.hint.finish(output.id, output.size, this.#floor);
       const hintTemp = path.join(dir, hintName(output.id) + TEMP_SUFFIX);
       const hintFile = await medium.open(hintTemp, { create: true });
       try {
@@ -298,8 +317,23 @@ class Job {
   }
 }
 
+/**
+ * A copy of the record at `buf[pos ..]` as a version-2 record: its bytes as they are if its
+ * segment is of version 2 (the caller clears BATCH_CONT), else re-encoded with version 0.
+ */
+function copyRecord(header: RecordHeader, buf: Buffer, pos: number, segmentVersion: number): Buffer {
+  if (segmentVersion === FORMAT_VERSION) return Buffer.from(buf.subarray(pos, pos + header.totalLength));
+  const keyStart = pos + header.headerLength;
+  const valueStart = keyStart + header.keyLength;
+  return encodeRecord(header.type, header.flags & ~FLAG_BATCH_CONT, buf.subarray(keyStart, valueStart),
+    buf.subarray(valueStart, pos + header.totalLength), header.expiresAt, 0);
+}
+
 /** Step 5: remove the inputs oldest first, each removal durable before the next. */
 async function removeInputs(host: CompactionHost, inputs: Segment[]): Promise<void> {
+  // A backup whose cut holds these files may still be opening them (lib/backup.ts): it pins the
+  // segment set for that long (milliseconds), never for its copy.
+  await host.segments.whenUnpinned();
   for (let i = 0; i < inputs.length; i++) {
     const input = inputs[i];
     await input.file?.close().catch(() => undefined);
@@ -324,11 +358,13 @@ async function removeInputs(host: CompactionHost, inputs: Segment[]): Promise<vo
 async function removeGarbage(host: CompactionHost): Promise<void> {
   if (host.garbage.length === 0) return;
   try {
+    // Oldest first, each removal durable before the next, as removeInputs does: a power loss
+    // must never keep the removal of a newer leftover (holding a tombstone) without the older's.
     while (host.garbage.length > 0) {
       await host.medium.remove(host.garbage[0]);
+      await host.medium.syncDir(host.dir);
       host.garbage.shift();
     }
-    await host.medium.syncDir(host.dir);
   } catch (err) {
     throw ioError(err, 'removing files left by an earlier compaction', host.garbage[0]);
   }

@@ -23,6 +23,13 @@ export const ErrorCodes = {
    * was paused past lockStaleMs), or someone removed it. Final: close the store and reopen it.
    */
   LOCK_LOST: 'LOGKV_LOCK_LOST',
+  /**
+   * A write with `ifVersion` (compare-and-set) found its key not live with exactly that version,
+   * so it wrote nothing; a batch with one such operation writes none of them.
+   */
+  VERSION_MISMATCH: 'LOGKV_VERSION_MISMATCH',
+  /** A watcher fell more than its `maxBuffered` events behind; it ends after the events it held. */
+  WATCH_OVERFLOW: 'LOGKV_WATCH_OVERFLOW',
   /** The store is closed (or closing). */
   CLOSED: 'LOGKV_CLOSED',
   /** A record or file failed its checks; `details` names the file and offset. */
@@ -37,6 +44,11 @@ export const ErrorCodes = {
    * and never will be; read the key to learn which (docs/sharing.md).
    */
   OUTCOME_UNKNOWN: 'LOGKV_OUTCOME_UNKNOWN',
+  /**
+   * `open()` of a directory a backup was writing into when it was interrupted (a crash, a kill,
+   * a full disk): its files are not a consistent store. Run the backup again to complete it.
+   */
+  INCOMPLETE_BACKUP: 'LOGKV_INCOMPLETE_BACKUP',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

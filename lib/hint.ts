@@ -2,31 +2,38 @@
  * Hint files: for a segment written by compaction, the key, record length and expiry of every
  * record in it, so open can rebuild the keydir without reading values. A hint is only ever an
  * optimisation: a missing, torn or corrupt hint, or one that does not match its segment's size,
- * is ignored and the segment is scanned instead.
+ * format version or version floor, is ignored and the segment is scanned instead.
  *
- * Layout (little-endian), file `<segment id>.hint` beside `<segment id>.seg`:
+ * Layout, version 2 (little-endian), file `<segment id>.hint` beside `<segment id>.seg`:
  *
  *   off  size  field
- *   0    20    file header, as for segments (format.ts) with kind = 2 and the segment's id
- *   20   8     segment size u64 (low word first): the exact size of the segment described
- *   28   4     entry count u32
- *   32   ...   entries, one per record of the segment, in file order:
+ *   0    28    file header, as for segments (format.ts) with kind = 2, the segment's id and its
+ *              version floor
+ *   28   8     segment size u64 (low word first): the exact size of the segment described
+ *   36   8     highest version u64: the highest record version in the segment (0 if none)
+ *   44   4     entry count u32
+ *   48   ...   entries, one per record of the segment, in file order:
  *                2  key length u16
  *                4  record length u32 (header + key + value)
  *                8  expires at u64 (low word first), 0 = never
  *                k  key, UTF-8
- *   end-4 4    crc u32: CRC-32 of bytes 20 .. end-4
+ *   end-4 4    crc u32: CRC-32 of bytes 28 .. end-4
+ *
+ * Version 1 (read, never written; it describes a version-1 segment): a 20-byte file header, then
+ * segment size u64 at 20, entry count u32 at 28, entries from 32, crc of bytes 20 .. end-4. It has
+ * no highest version: a version-1 segment's records all have version 0.
  *
  * Record offsets are not stored: the first record starts right after the segment header and each
  * next one right after the previous, because compaction writes its outputs densely.
  */
 import { crc32 } from './crc';
-import { RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES, checkSegmentHeader, encodeSegmentHeader } from './format';
+import { FileHeader, SEGMENT_HEADER_BYTES, checkSegmentHeader, encodeSegmentHeader } from './format';
 import { Entry } from './keydir';
 import type { MediumFile } from './medium/types';
 
 export const KIND_HINT = 2;
-const FIXED_BYTES = SEGMENT_HEADER_BYTES + 12;
+/** Bytes before the first entry of a version-2 hint (what this build writes). */
+const FIXED_BYTES = SEGMENT_HEADER_BYTES + 20;
 const ENTRY_FIXED_BYTES = 14;
 const U32 = 0x100000000;
 
@@ -50,13 +57,15 @@ export class HintWriter {
   #buf = Buffer.allocUnsafe(64 * 1024);
   #at = FIXED_BYTES;
   #count = 0;
+  #maxVersion = 0;
 
   get count(): number {
     return this.#count;
   }
 
-  /** Adds the entry of a record whose key is `key[start .. start + keyLength)`. */
-  add(key: Buffer, start: number, keyLength: number, length: number, expiresAt: number): void {
+  /** Adds the entry of a record whose key is `key[start .. start + keyLength)`, of version `version`. */
+  add(key: Buffer, start: number, keyLength: number, length: number, expiresAt: number, version: number): void {
+    if (version > this.#maxVersion) this.#maxVersion = version;
     const need = this.#at + ENTRY_FIXED_BYTES + keyLength + 4;
     if (need > this.#buf.length) {
       const bigger = Buffer.allocUnsafe(Math.max(need, this.#buf.length * 2));
@@ -74,13 +83,13 @@ export class HintWriter {
     this.#count++;
   }
 
-  /** The whole hint file for segment `segmentId` of `segmentSize` bytes. */
-  finish(segmentId: number, segmentSize: number): Buffer {
+  /** The whole hint file for segment `segmentId` of `segmentSize` bytes, whose version floor is `floor`. */
+  finish(segmentId: number, segmentSize: number, floor: number): Buffer {
     const buf = this.#buf;
-    encodeSegmentHeader(segmentId, KIND_HINT).copy(buf, 0);
-    buf.writeUInt32LE(segmentSize % U32, 20);
-    buf.writeUInt32LE(Math.floor(segmentSize / U32), 24);
-    buf.writeUInt32LE(this.#count, 28);
+    encodeSegmentHeader(segmentId, KIND_HINT, floor).copy(buf, 0);
+    writeU64(buf, segmentSize, SEGMENT_HEADER_BYTES);
+    writeU64(buf, this.#maxVersion, SEGMENT_HEADER_BYTES + 8);
+    buf.writeUInt32LE(this.#count, SEGMENT_HEADER_BYTES + 16);
     buf.writeUInt32LE(crc32(buf.subarray(SEGMENT_HEADER_BYTES, this.#at)), this.#at);
     return buf.subarray(0, this.#at + 4);
   }
@@ -119,36 +128,46 @@ export function startOfHints(): HintCursor {
 }
 
 /**
- * Reads a hint file and calls `visit` for each record of its segment, or returns a reason why
- * the hint cannot be used (then nothing was visited). `segmentSize` is the segment file's size.
+ * Reads a hint file and calls `visit` for each record of its segment; returns the highest record
+ * version in the segment, or a reason why the hint cannot be used (then nothing was visited).
+ * `segmentSize` is the segment file's size, `segment` its checked file header: the hint must be
+ * of the same format version and carry the same version floor.
  */
-export function readHint(file: MediumFile, path: string, segmentId: number, segmentSize: number,
+export function readHint(file: MediumFile, path: string, segmentId: number, segmentSize: number, segment: FileHeader,
                          visit: (bytes: Buffer, start: number, length: number, entry: Entry) => void,
-                         reserve?: (count: number) => void): string | undefined {
+                         reserve?: (count: number) => void): number | string {
   const size = file.sizeSync();
-  if (size < FIXED_BYTES + 4) return 'truncated';
   const buf = Buffer.allocUnsafe(size);
   if (file.readSync(buf, 0, size, 0) !== size) return 'truncated';
+  let header: FileHeader;
   try {
-    checkSegmentHeader(buf, path, segmentId, KIND_HINT);
+    header = checkSegmentHeader(buf, path, segmentId, KIND_HINT);
   } catch (err) {
     return (err as Error).message;
   }
-  if (buf.readUInt32LE(size - 4) !== crc32(buf.subarray(SEGMENT_HEADER_BYTES, size - 4))) return 'checksum mismatch';
-  const describedSize = buf.readUInt32LE(20) + buf.readUInt32LE(24) * U32;
+  if (header.version !== segment.version) return `a version ${header.version} hint for a version ${segment.version} segment`;
+  if (header.floor !== segment.floor) return `version floor ${header.floor}, the segment says ${segment.floor}`;
+  // Version 2 has the highest version between the size and the count; version 1 has none.
+  const fixed = header.bytes + (header.version === 1 ? 12 : 20);
+  if (size < fixed + 4) return 'truncated';
+  if (buf.readUInt32LE(size - 4) !== crc32(buf.subarray(header.bytes, size - 4))) return 'checksum mismatch';
+  const describedSize = readU64(buf, header.bytes);
   if (describedSize !== segmentSize) return `describes a segment of ${describedSize} bytes, found ${segmentSize}`;
-  const count = buf.readUInt32LE(28);
+  const maxVersion = header.version === 1 ? 0 : readU64(buf, header.bytes + 8);
+  if (maxVersion > Number.MAX_SAFE_INTEGER) return 'implausible highest version';
+  const count = buf.readUInt32LE(fixed - 4);
   // Everything is checked before the keydir is touched (a bad hint must leave no trace), in a
   // first pass that allocates nothing; the second pass reads the same entries again to apply them.
-  let at = FIXED_BYTES;
-  let offset = SEGMENT_HEADER_BYTES;
+  const recordHeaderBytes = header.layout.headerBytes;
+  let at = fixed;
+  let offset = header.layout.fileHeaderBytes;
   for (let i = 0; i < count; i++) {
     if (at + ENTRY_FIXED_BYTES > size - 4) return 'entries overrun the file';
     const keyLength = buf.readUInt16LE(at);
     const length = buf.readUInt32LE(at + 2);
     const keyStart = at + ENTRY_FIXED_BYTES;
     if (keyLength === 0 || keyStart + keyLength > size - 4) return 'entries overrun the file';
-    if (length < RECORD_HEADER_BYTES + keyLength) return 'implausible record length';
+    if (length < recordHeaderBytes + keyLength) return 'implausible record length';
     if (buf.readUInt32LE(at + 10) > MAX_EXPIRES_HIGH) return 'implausible expiry';
     offset += length;
     at = keyStart + keyLength;
@@ -156,8 +175,8 @@ export function readHint(file: MediumFile, path: string, segmentId: number, segm
   if (at !== size - 4) return 'trailing bytes';
   if (offset !== segmentSize) return 'record lengths do not add up to the segment size';
   reserve?.(count);
-  at = FIXED_BYTES;
-  offset = SEGMENT_HEADER_BYTES;
+  at = fixed;
+  offset = header.layout.fileHeaderBytes;
   for (let i = 0; i < count; i++) {
     const keyLength = buf.readUInt16LE(at);
     const length = buf.readUInt32LE(at + 2);
@@ -166,7 +185,16 @@ export function readHint(file: MediumFile, path: string, segmentId: number, segm
     offset += length;
     at += ENTRY_FIXED_BYTES + keyLength;
   }
-  return undefined;
+  return maxVersion;
+}
+
+function readU64(buf: Buffer, at: number): number {
+  return buf.readUInt32LE(at) + buf.readUInt32LE(at + 4) * U32;
+}
+
+function writeU64(buf: Buffer, value: number, at: number): void {
+  buf.writeUInt32LE(value % U32, at);
+  buf.writeUInt32LE(Math.floor(value / U32), at + 4);
 }
 
 /** The high word of the largest expiry a record may carry (format.ts MAX_EXPIRES_AT). */

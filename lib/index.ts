@@ -11,13 +11,17 @@
  */
 export { open, defaultDir } from './open';
 export { Store } from './store';
-export type { BatchOperation, IterateOptions, StoreEntry, StoreStats, WriteOptions } from './store';
+export type {
+  BatchOperation, ChangeEvent, DeleteOptions, IfVersion, IterateOptions, SetOptions, StoreEntry, StoreStats, TouchOptions,
+  WatchOptions, WriteOptions,
+} from './store';
 export { ErrorCodes, LogkvError } from './errors';
 export type { ErrorCode, ErrorDetails } from './errors';
 export type { OpenOptions, SyncMode } from './options';
 export type { Medium, MediumFile, OpenFileOptions } from './medium/types';
 export type { RecoveryReport, TruncationReport } from './recovery';
 export type { CompactOptions, CompactionProgress, CompactionResult } from './compactor';
+export type { BackupOptions, BackupProgress, BackupResult } from './backup';
 export { checkStore } from './check';
 export type { CheckOptions, CheckProblem, CheckReport, CheckSeverity } from './check';
 export { FORMAT_VERSION } from './format';

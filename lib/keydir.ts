@@ -15,12 +15,16 @@
  *   keyAt     Uint32Array per record: where the key's bytes start in `arena`
  *   hash      Uint32Array per record: the key's hash (compared before the key; no rehash on resize)
  *   arena     the keys' UTF-8 bytes, each preceded by its length (1 byte below 128, else 3)
- *   expires   Map<record, ms> for the few records with an expiry
+ *   expiry    an ExpiryHeap (expiry.ts) of the records with an expiry, made when the first one
+ *             comes: about 8 bytes per such record (12 if their expiries span more than
+ *             49 days), and 4 per record once it exists
  *
  * About 20 bytes per record plus the key, plus 4 bytes per slot (at most 70% full).
  * Deleted records' indices are reused (unless an iteration is running); the arena is rebuilt
  * when more than half of it is deleted keys.
  */
+
+import { ExpiryHeap, type HeapTimes } from './expiry';
 
 export class Entry {
   constructor(
@@ -46,7 +50,14 @@ export class KeyDir {
   #count = 0;
   /** Record indices handed out so far (live or free). */
   #high = 0;
-  #free: number[] = [];
+  /**
+   * Freed records, linked through their `offset` column (unused while a record is free) from
+   * #freeHead, -1 when there is none. A list that costs no memory and never grows: a purge of a
+   * million expired keys frees a million records in a row, and a JS array of them put 8 MB on the
+   * JS heap, a typed one stalled the purge each time it doubled (page faults in fresh memory).
+   */
+  #freeHead = -1;
+  #freeCount = 0;
   #segment = new Uint32Array(MIN_SLOTS);
   #offset = new Uint32Array(MIN_SLOTS);
   #length = new Uint32Array(MIN_SLOTS);
@@ -56,7 +67,8 @@ export class KeyDir {
   #arena = new Uint8Array(MIN_SLOTS * 16);
   #arenaUsed = 0;
   #arenaGarbage = 0;
-  readonly #expires = new Map<number, number>();
+  /** The records with an expiry, by expiry; undefined until the first record with one arrives. */
+  #expiry: ExpiryHeap | undefined;
   readonly #segmentIds: number[] = [];
   readonly #segmentIndex = new Map<number, number>();
   /** Running iterations; while any runs, freed record indices are not reused (see keys()). */
@@ -140,9 +152,90 @@ export class KeyDir {
     }
   }
 
+  // ---------------------------------------------------------------- expiry
+
+  /*
+   * A key's expiry comes with its entry (get() and friends); put() with an entry whose expiresAt
+   * is not 0 gives the key that expiry, with 0 takes it away. The keydir never drops a key because
+   * it expired: it has no clock. These methods let the index find the keys that have expired by a
+   * time it gives, without looking at any other key. n is the number of keys with an expiry.
+   */
+
+  /** The number of live keys with an expiry. O(1). */
+  get expiringCount(): number {
+    return this.#expiry?.length ?? 0;
+  }
+
+  /** The earliest expiry of any live key, or Infinity if none has one. O(1). */
+  nextExpiry(): number {
+    return this.#expiry?.earliest() ?? Infinity;
+  }
+
+  /**
+   * How many live keys expire at or before `now` (0 < expiresAt <= now). O(k) for k such keys,
+   * O(1) when there are none: it never looks at a key that has not expired.
+   */
+  countExpired(now: number): number {
+    return this.#expiry?.countBy(now) ?? 0;
+  }
+
+  /** The total record length of the keys countExpired(now) counts. O(k). */
+  expiredLength(now: number): number {
+    let total = 0;
+    const lengths = this.#length;
+    this.#expiry?.forEachBy(now, (record) => { total += lengths[record]; });
+    return total;
+  }
+
+  /**
+   * Removes up to `limit` keys that expire at or before `now`, earliest first, and returns how
+   * many it removed. `visit(record, length)` is called for each just before it is removed (its
+   * key and entry are still there); it must not change the keydir. O(limit · log n).
+   */
+  takeExpired(now: number, limit: number, visit?: (record: number, length: number) => void): number {
+    const expiry = this.#expiry;
+    if (expiry === undefined) return 0;
+    let taken = 0;
+    for (; taken < limit; taken++) {
+      const record = expiry.earliestRecordBy(now);
+      if (record < 0) break;
+      visit?.(record, this.#length[record]);
+      this.#remove(this.#slotOf(record), record);
+    }
+    return taken;
+  }
+
+  /**
+   * Removes every key with an expiry whose record lies in one of `segmentIds`, calling `visit`
+   * as takeExpired() does; returns how many it removed. For the end of a compaction switch, where
+   * keys still pointing into the inputs are those the copy dropped as expired, whatever the clock
+   * says now. O(n) over typed arrays, plus O(log n) per key removed.
+   */
+  removeExpiringIn(segmentIds: ReadonlySet<number>, visit?: (record: number, length: number) => void): number {
+    const expiry = this.#expiry;
+    if (expiry === undefined || segmentIds.size === 0) return 0;
+    const listed = new Uint8Array(this.#segmentIds.length);
+    let any = false;
+    this.#segmentIds.forEach((id, index) => {
+      if (!segmentIds.has(id)) return;
+      listed[index] = 1;
+      any = true;
+    });
+    if (!any) return 0;
+    const segment = this.#segment;
+    const doomed: number[] = [];
+    expiry.forEach((record) => { if (listed[segment[record]] === 1) doomed.push(record); });
+    for (const record of doomed) {
+      visit?.(record, this.#length[record]);
+      this.#remove(this.#slotOf(record), record);
+    }
+    return doomed.length;
+  }
+
   /** Bytes of JS-invisible memory the table holds, for stats and benchmarks. */
   get memoryBytes(): number {
-    return this.#slots.byteLength + this.#arena.byteLength + this.#segment.byteLength * 4;
+    return this.#slots.byteLength + this.#arena.byteLength + this.#segment.byteLength * 5 +
+      (this.#expiry?.memoryBytes ?? 0);
   }
 
   // ---------------------------------------------------------------- snapshot
@@ -154,27 +247,25 @@ export class KeyDir {
    */
   toBytes(): Buffer[] {
     const high = this.#high;
-    const fixed = Buffer.alloc(40);
+    const fixed = Buffer.alloc(FIXED_BYTES);
     fixed.writeUInt32LE(this.#count, 0);
     fixed.writeUInt32LE(high, 4);
     fixed.writeUInt32LE(this.#slots.length, 8);
     fixed.writeUInt32LE(this.#arenaUsed, 12);
     fixed.writeUInt32LE(this.#arenaGarbage, 16);
-    fixed.writeUInt32LE(this.#free.length, 20);
+    fixed.writeUInt32LE(this.#freeCount, 20);
     fixed.writeUInt32LE(this.#segmentIds.length, 24);
-    fixed.writeUInt32LE(this.#expires.size, 28);
+    fixed.writeUInt32LE(this.expiringCount, 28);
+    fixed.writeUInt32LE(TABLE_LAYOUT, 32);
+    const heap = this.#expiry?.toBytes();
+    fixed.writeDoubleLE(heap?.base ?? 0, 40);
     const view = (array: ArrayBufferView, bytes: number) => Buffer.from(array.buffer, array.byteOffset, bytes);
     const segmentIds = Buffer.alloc(this.#segmentIds.length * 8);
     this.#segmentIds.forEach((id, i) => segmentIds.writeDoubleLE(id, i * 8));
-    const expires = Buffer.alloc(this.#expires.size * 12);
-    let at = 0;
-    for (const [record, expiresAt] of this.#expires) {
-      expires.writeUInt32LE(record, at);
-      expires.writeDoubleLE(expiresAt, at + 4);
-      at += 12;
-    }
     return [
       fixed,
+      // The expiry heap first: its times then start 8-byte aligned in the file.
+      ...(heap === undefined ? [] : [heap.times, heap.records]),
       view(this.#slots, this.#slots.byteLength),
       view(this.#segment, high * 4),
       view(this.#offset, high * 4),
@@ -182,16 +273,34 @@ export class KeyDir {
       view(this.#keyAt, high * 4),
       view(this.#hash, high * 4),
       view(this.#arena, this.#arenaUsed),
-      Buffer.from(Uint32Array.from(this.#free).buffer),
       segmentIds,
-      expires,
     ];
   }
 
-  /** A table from toBytes() output; throws if the bytes are inconsistent. */
-  static fromBytes(buf: Buffer): KeyDir {
+  /**
+   * Where a table's expiry heap lies, from the first FIXED_BYTES (48) of its toBytes() output, so
+   * that a snapshot reader can read the heap straight into its arrays (ExpiryHeap.arraysFor()) and
+   * the rest of the table apart: the heap's bytes (times, then records) follow the fixed part.
+   * Throws if the layout is not this one.
+   */
+  static heapSection(fixed: Uint8Array): { count: number; base: number; timeBytes: number; recordBytes: number } {
+    const view = Buffer.from(fixed.buffer, fixed.byteOffset, fixed.length);
+    if (view.length < FIXED_BYTES) throw new Error('keydir snapshot: truncated');
+    if (view.readUInt32LE(32) !== TABLE_LAYOUT) throw new Error(`keydir snapshot: table layout ${view.readUInt32LE(32)}, expected ${TABLE_LAYOUT}`);
+    const count = view.readUInt32LE(28);
+    const base = view.readDoubleLE(40);
+    return { count, base, timeBytes: count * (base === 0 ? 8 : 4), recordBytes: count * 4 };
+  }
+
+  /**
+   * A table from toBytes() output; throws if the bytes are inconsistent. With `heap`, the heap's
+   * bytes were read into those arrays (see heapSection()) and `buf` is the table without them.
+   */
+  static fromBytes(buf: Buffer, heap?: { time: HeapTimes; record: Int32Array<ArrayBuffer> }): KeyDir {
     const fail = (why: string): never => { throw new Error(`keydir snapshot: ${why}`); };
-    if (buf.length < 40) fail('truncated');
+    if (buf.length < FIXED_BYTES) fail('truncated');
+    // First of all, so that no other byte of a table laid out otherwise is ever read as this one.
+    if (buf.readUInt32LE(32) !== TABLE_LAYOUT) fail(`table layout ${buf.readUInt32LE(32)}, expected ${TABLE_LAYOUT}`);
     const count = buf.readUInt32LE(0);
     const high = buf.readUInt32LE(4);
     const slotCount = buf.readUInt32LE(8);
@@ -199,12 +308,21 @@ export class KeyDir {
     const freeCount = buf.readUInt32LE(20);
     const segmentCount = buf.readUInt32LE(24);
     const expiresCount = buf.readUInt32LE(28);
+    const heapBase = buf.readDoubleLE(40);
+    const heapBytes = heap !== undefined ? 0 : expiresCount * (heapBase === 0 ? 12 : 8);
     if (slotCount < MIN_SLOTS || (slotCount & (slotCount - 1)) !== 0 || count > slotCount * MAX_LOAD ||
-        count + freeCount !== high) fail('inconsistent counts');
-    const expected = 40 + slotCount * 4 + high * 20 + arenaUsed + freeCount * 4 + segmentCount * 8 + expiresCount * 12;
+        count + freeCount !== high || (expiresCount === 0 && heapBase !== 0)) fail('inconsistent counts');
+    const expected = FIXED_BYTES + heapBytes + slotCount * 4 + high * 20 + arenaUsed + segmentCount * 8;
     if (buf.length !== expected) fail('wrong size');
     const keydir = new KeyDir();
-    let at = 40;
+    let at = FIXED_BYTES;
+    if (heap === undefined && expiresCount > 0) {
+      heap = ExpiryHeap.arraysFor(expiresCount, heapBase);
+      const timeBytes = heapBytes - expiresCount * 4;
+      new Uint8Array(heap.time.buffer, 0, timeBytes).set(buf.subarray(at, at + timeBytes));
+      new Uint8Array(heap.record.buffer, 0, expiresCount * 4).set(buf.subarray(at + timeBytes, at + heapBytes));
+    }
+    at += heapBytes;
     const take = (bytes: number): Uint8Array<ArrayBuffer> => {
       const copy = new Uint8Array(bytes);
       copy.set(buf.subarray(at, at + bytes));
@@ -239,12 +357,11 @@ export class KeyDir {
     keydir.#arena = arena;
     keydir.#arenaUsed = arenaUsed;
     keydir.#arenaGarbage = buf.readUInt32LE(16);
-    keydir.#free = Array.from(new Uint32Array(take(freeCount * 4).buffer));
+    keydir.#freeCount = freeCount;
     for (let i = 0; i < segmentCount; i++, at += 8) {
       keydir.#segmentIds.push(buf.readDoubleLE(at));
       keydir.#segmentIndex.set(buf.readDoubleLE(at), i);
     }
-    for (let i = 0; i < expiresCount; i++, at += 12) keydir.#expires.set(buf.readUInt32LE(at), buf.readDoubleLE(at + 4));
     keydir.#count = count;
     keydir.#high = high;
     // The snapshot's CRC vouches for its bytes; these checks vouch that the bytes are a table
@@ -252,17 +369,23 @@ export class KeyDir {
     // fails here rather than serve lookups. The hash slots are not walked: at 2 slots per key that
     // costs more than the rest of the load, and a slot naming a wrong record only makes a lookup
     // miss, since every hit compares the key bytes.
-    // One pass over the records checks them and gathers what open() needs: the live bytes and
-    // the segments in use.
+    // One pass over the records checks them, links the free ones (the table does not list them),
+    // and gathers what open() needs: the live bytes and the segments in use.
     const keyAt = keydir.#keyAt;
     const segment = keydir.#segment;
     const lengths = keydir.#length;
+    const offsets = keydir.#offset;
     const used = new Uint8Array(segmentCount);
     let totalLength = 0;
     let live = 0;
-    for (let record = 0; record < high; record++) {
+    let freeHead = -1;
+    for (let record = high - 1; record >= 0; record--) {
       const at = keyAt[record];
-      if (at === FREE) continue;
+      if (at === FREE) {
+        offsets[record] = freeHead < 0 ? FREE : freeHead;
+        freeHead = record;
+        continue;
+      }
       live++;
       if (at >= arenaUsed || segment[record] >= segmentCount) fail('a record points outside the table');
       const first = arena[at];
@@ -272,6 +395,11 @@ export class KeyDir {
       used[segment[record]] = 1;
     }
     if (live !== count) fail('live record count mismatch');
+    keydir.#freeHead = freeHead;
+    if (expiresCount > 0) {
+      keydir.#expiry = ExpiryHeap.adopt(heap!.time, heap!.record, expiresCount, heapBase, records,
+        (record) => record < high && keyAt[record] !== FREE);
+    }
     const segmentsInUse = new Set<number>();
     used.forEach((flag, index) => { if (flag === 1) segmentsInUse.add(keydir.#segmentIds[index]); });
     keydir.loaded = { totalLength, segmentsInUse };
@@ -281,16 +409,12 @@ export class KeyDir {
   /** For a table made by fromBytes(): what the check found, as it was at load time. */
   loaded: { totalLength: number; segmentsInUse: Set<number> } | undefined;
 
-  /** Calls `visit` for every record with an expiry (for the store's expiry set). */
-  forEachExpiring(visit: (key: string, expiresAt: number) => void): void {
-    for (const [record, expiresAt] of this.#expires) visit(this.#keyString(record), expiresAt);
-  }
-
   // ---------------------------------------------------------------- internals
 
   #entry(record: number): Entry {
+    const expiry = this.#expiry;
     return new Entry(this.#segmentIds[this.#segment[record]], this.#offset[record], this.#length[record],
-      this.#expires.size === 0 ? 0 : this.#expires.get(record) ?? 0);
+      expiry === undefined ? 0 : expiry.get(record));
   }
 
   #store(record: number, entry: Entry): void {
@@ -302,8 +426,8 @@ export class KeyDir {
     this.#segment[record] = index;
     this.#offset[record] = entry.offset;
     this.#length[record] = entry.length;
-    if (entry.expiresAt !== 0) this.#expires.set(record, entry.expiresAt);
-    else if (this.#expires.size > 0) this.#expires.delete(record);
+    if (entry.expiresAt !== 0) (this.#expiry ??= new ExpiryHeap(this.#segment.length)).set(record, entry.expiresAt);
+    else this.#expiry?.delete(record);
   }
 
   /**
@@ -376,7 +500,15 @@ export class KeyDir {
   }
 
   #allocate(bytes: Uint8Array, start: number, length: number): number {
-    const record = this.#iterations === 0 && this.#free.length > 0 ? this.#free.pop()! : this.#high++;
+    let record: number;
+    if (this.#iterations === 0 && this.#freeHead >= 0) {
+      record = this.#freeHead;
+      const next = this.#offset[record];
+      this.#freeHead = next === FREE ? -1 : next;
+      this.#freeCount--;
+    } else {
+      record = this.#high++;
+    }
     if (record >= this.#segment.length) this.#growRecords(this.#segment.length * 2);
     const need = length + (length < 0x80 ? 1 : 3);
     if (this.#arenaUsed + need > this.#arena.length) this.#growArena(need);
@@ -396,11 +528,18 @@ export class KeyDir {
 
   /** Removes the record in `slot`, shifting later members of its cluster back (no tombstones). */
   #remove(slot: number, record: number): void {
-    const [, length] = this.#keyBounds(record);
+    // The key's length, read as #keyBounds() does but without its array: a purge removes a
+    // million keys in a row, and a million small arrays are work for the GC mid-purge.
+    const arena = this.#arena;
+    const at = this.#keyAt[record];
+    const first = arena[at];
+    const length = first < 0x80 ? first : ((first & 0x7f) << 16) | (arena[at + 1] << 8) | arena[at + 2];
     this.#arenaGarbage += length + (length < 0x80 ? 1 : 3);
     this.#keyAt[record] = FREE;
-    this.#expires.delete(record);
-    this.#free.push(record);
+    this.#expiry?.delete(record);
+    this.#offset[record] = this.#freeHead < 0 ? FREE : this.#freeHead;
+    this.#freeHead = record;
+    this.#freeCount++;
     this.#count--;
     const slots = this.#slots;
     const mask = this.#mask;
@@ -415,6 +554,17 @@ export class KeyDir {
       }
     }
     slots[hole] = 0;
+  }
+
+  /** The slot holding a live record: its probe sequence, comparing record numbers only. */
+  #slotOf(record: number): number {
+    const slots = this.#slots;
+    const mask = this.#mask;
+    for (let at = this.#home(record); ; at = (at + 1) & mask) {
+      const value = slots[at];
+      if (value === record + 1) return at;
+      if (value === 0) throw new Error(`keydir: record ${record} is not in the table`);
+    }
   }
 
   #home(record: number): number {
@@ -444,6 +594,7 @@ export class KeyDir {
     this.#length = grow(this.#length);
     this.#keyAt = grow(this.#keyAt);
     this.#hash = grow(this.#hash);
+    this.#expiry?.growRecords(capacity);
   }
 
   /** Makes room for `need` more bytes: rebuilds without deleted keys if that frees enough, else grows. */
@@ -472,6 +623,20 @@ export class KeyDir {
     this.#arenaGarbage = 0;
   }
 }
+
+/**
+ * The layout of toBytes(), written at byte 32 of its fixed part. 0 (those bytes were zero) was
+ * the layout before the expiry heap, with expiries as (record, time) pairs after the segment
+ * table; 1 stores the heap. A table of any other layout is refused, never read.
+ */
+export const TABLE_LAYOUT = 1;
+
+/**
+ * Bytes of counts at the start of toBytes(). 40 in layout 0: a reader of layout 0 computes a
+ * different size for a layout-1 table and refuses it too.
+ */
+export const TABLE_FIXED_BYTES = 48;
+const FIXED_BYTES = TABLE_FIXED_BYTES;
 
 /** Marks a free record in keyAt; no key starts there because the arena is never that large. */
 const FREE = 0xffffffff;

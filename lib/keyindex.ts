@@ -4,25 +4,43 @@
  * they are queued), from recovery (as they replay) and from the compaction switch (as they move),
  * and it answers the Store's questions (is this key live, where is it, how many keys are there).
  *
- * Expiry is lazy: an expired key stays in the keydir until something looks at it (live(), the
- * sweep in size(), an iteration reaching it), and is dropped then. The expiry bookkeeping and the
- * order of key iteration are this room's alone: the expiry structure and an ordered index plug in
- * here (and in keydir.ts), and nothing outside changes.
+ * Expiries live in the keydir, off the JS heap (a heap of expiry times, expiry.ts). An expired key
+ * stays in the keydir until something looks at it (live(), an iteration reaching it) or the
+ * sweeper removes it in the background, a few ms at a time; counts (size, liveBytes) leave
+ * expired keys out at once, at a cost of the number expired and not yet removed.
  */
+import { ExpirySweeper } from './expiry';
 import { RECORD_HEADER_BYTES } from './format';
 import { Entry, KeyDir } from './keydir';
 
 export class KeyIndex {
   #keydir = new KeyDir();
-  /** Keys whose entry has an expiry, so expired ones can be found without a full scan. */
-  readonly #expiring = new Set<string>();
-  /** Bytes of the records the live keys point at (expired ones included until they are dropped). */
+  /** Bytes of the records the keys in the keydir point at (expired ones included until removed). */
   #liveBytes = 0;
   readonly #clock: () => number;
+  /** Removes expired keys in the background, a few ms at a time (expiry.ts); runs between start() and stop(). */
+  readonly #sweeper: ExpirySweeper;
+  /** Takes a removed record's bytes out of the live count. */
+  readonly #forget = (_record: number, length: number): void => { this.#liveBytes -= length; };
 
   /** `clock` is the wall clock in ms since the epoch, read only when an entry with an expiry is looked at. */
   constructor(clock: () => number) {
     this.#clock = clock;
+    this.#sweeper = new ExpirySweeper({
+      clock,
+      nextExpiry: () => this.#keydir.nextExpiry(),
+      purge: (now, limit) => this.#keydir.takeExpired(now, limit, this.#forget),
+    });
+  }
+
+  /** Starts removing expired keys in the background (once the index is built). */
+  start(): void {
+    this.#sweeper.start();
+  }
+
+  /** Stops the background removal: no slice runs after this returns. */
+  stop(): void {
+    this.#sweeper.stop();
   }
 
   // ---------------------------------------------------------------- building it (recovery)
@@ -32,24 +50,17 @@ export class KeyIndex {
     this.#keydir.reserve(count);
   }
 
-  /** Replays a record during recovery; the key is UTF-8 bytes, decoded only if it expires. */
+  /** Replays a record during recovery; the key is UTF-8 bytes. */
   applyBytes(bytes: Buffer, start: number, length: number, entry: Entry | undefined): void {
     const previous = this.#keydir.putBytes(bytes, start, length, entry);
     if (previous !== undefined) this.#liveBytes -= previous.length;
     if (entry !== undefined) this.#liveBytes += entry.length;
-    if ((previous !== undefined && previous.expiresAt !== 0) || (entry !== undefined && entry.expiresAt !== 0)) {
-      const key = bytes.toString('utf8', start, start + length);
-      if (entry !== undefined && entry.expiresAt !== 0) this.#expiring.add(key);
-      else this.#expiring.delete(key);
-    }
   }
 
   /** Takes a keydir loaded whole from a snapshot (KeyDir.fromBytes), in place of the replay. */
   load(keydir: KeyDir): void {
     this.#keydir = keydir;
     this.#liveBytes = keydir.loaded!.totalLength;
-    this.#expiring.clear();
-    keydir.forEachExpiring((key) => this.#expiring.add(key));
   }
 
   // ---------------------------------------------------------------- questions
@@ -80,15 +91,24 @@ export class KeyIndex {
       (entry.expiresAt === 0 || entry.expiresAt > this.#clock());
   }
 
-  /** The number of live keys (expired ones are dropped first). */
+  /** The number of live keys: O(1), plus O(k) for k keys expired and not yet removed. */
   size(): number {
-    this.purgeExpired();
-    return this.#keydir.size;
+    return this.#keydir.size - this.#countExpired(this.#clock());
   }
 
-  /** Bytes of the records the keys point at. Call size() first to leave expired keys out. */
+  /** Bytes of the records the live keys point at (expired ones left out, as in size()). */
   get liveBytes(): number {
-    return this.#liveBytes;
+    return this.#liveBytes - this.#keydir.expiredLength(this.#clock());
+  }
+
+  /**
+   * Keys that expired by `now` but are still in the keydir. Finding any wakes the sweeper, should
+   * the clock have jumped past expiries its timer does not know have passed.
+   */
+  #countExpired(now: number): number {
+    const expired = this.#keydir.countExpired(now);
+    if (expired > 0) this.#sweeper.wake();
+    return expired;
   }
 
   /**
@@ -112,20 +132,17 @@ export class KeyIndex {
   // ---------------------------------------------------------------- changes
 
   /**
-   * Points `key` at `entry` (or removes it), keeping the byte counts and the expiry set, and
+   * Points `key` at `entry` (or removes it), keeping the byte counts and the sweeper's timer, and
    * returns the entry it replaced. With `record` (the encoded record), the keydir takes the key's
    * bytes from it instead of encoding the key again.
    */
   apply(key: string, entry: Entry | undefined, record?: Buffer): Entry | undefined {
     const previous = record === undefined ? this.#keydir.put(key, entry)
       : this.#keydir.putBytes(record, RECORD_HEADER_BYTES, record.readUInt16LE(6), entry);
-    if (previous !== undefined) {
-      this.#liveBytes -= previous.length;
-      if (previous.expiresAt !== 0 && (entry === undefined || entry.expiresAt === 0)) this.#expiring.delete(key);
-    }
+    if (previous !== undefined) this.#liveBytes -= previous.length;
     if (entry !== undefined) {
       this.#liveBytes += entry.length;
-      if (entry.expiresAt !== 0) this.#expiring.add(key);
+      if (entry.expiresAt !== 0) this.#sweeper.note(entry.expiresAt);
     }
     return previous;
   }
@@ -147,20 +164,6 @@ export class KeyIndex {
    * was not), and their segments are about to go.
    */
   dropExpiringIn(segmentIds: ReadonlySet<number>): void {
-    for (const key of this.#expiring) {
-      const entry = this.#keydir.get(key);
-      if (entry !== undefined && segmentIds.has(entry.segmentId)) this.apply(key, undefined);
-    }
-  }
-
-  /** Drops every expired key, so counts and sizes leave them out. */
-  purgeExpired(): void {
-    if (this.#expiring.size === 0) return;
-    const now = this.#clock();
-    for (const key of this.#expiring) {
-      const entry = this.#keydir.get(key);
-      if (entry === undefined || entry.expiresAt === 0) this.#expiring.delete(key);
-      else if (entry.expiresAt <= now) this.apply(key, undefined);
-    }
+    this.#keydir.removeExpiringIn(segmentIds, this.#forget);
   }
 }

@@ -11,7 +11,9 @@
  * - TTL: `set(key, value, ttl)` becomes logkv's `{ ttl }`, so the key expires in the store itself
  *   (gone for get, has, iteration and size, and after reopen), not only in Keyv's wrapper.
  * - Namespaces: Keyv prefixes each key with `<namespace>:`. `clear()` deletes the keys with this
- *   adapter's namespace prefix, in one atomic batch; without a namespace it deletes every key.
+ *   adapter's namespace prefix (without a namespace, every key), in batches of bounded size: a
+ *   batch must fit in one segment (maxSegmentBytes), so a clear of millions of keys is not one
+ *   atomic batch. A crash in the middle leaves some of the keys; the next clear() takes the rest.
  *   `iterator(namespace)` yields the keys with that prefix.
  * - One store per directory per process: logkv allows one open per directory, so adapters
  *   constructed for the same directory in one process share one open store (opened with the first
@@ -145,13 +147,23 @@ export class KeyvLogkv extends EventEmitter {
     return keys.length > 0 && live.every(Boolean);
   }
 
-  /** Deletes every key of this adapter's namespace (every key, without one), atomically. */
+  /**
+   * Deletes every key of this adapter's namespace (every key, without one), in batches of at most
+   * CLEAR_BATCH_KEYS deletes, each atomic; a batch the store finds too large for a segment is
+   * split in halves until it fits.
+   */
   async clear(): Promise<void> {
     const store = await this.getStore();
     const prefix = this.namespace === undefined ? undefined : `${this.namespace}:`;
-    const doomed: Array<BatchOperation<unknown>> = [];
-    for await (const key of store.keys({ prefix })) doomed.push({ type: 'delete', key });
-    if (doomed.length > 0) await store.batch(doomed);
+    let doomed: Array<BatchOperation<unknown>> = [];
+    for await (const key of store.keys({ prefix })) {
+      doomed.push({ type: 'delete', key });
+      if (doomed.length === CLEAR_BATCH_KEYS) {
+        await deleteInBatches(store, doomed);
+        doomed = [];
+      }
+    }
+    if (doomed.length > 0) await deleteInBatches(store, doomed);
   }
 
   /** Yields the [key, value] pairs of `namespace` (every pair, without one). */
@@ -177,6 +189,25 @@ export class KeyvLogkv extends EventEmitter {
     shared.delete(where);
     const store = await entry.ready.catch(() => undefined);
     await store?.close();
+  }
+}
+
+/** Most deletes clear() puts in one batch: bounded, so a batch stays small whatever the store holds. */
+const CLEAR_BATCH_KEYS = 1000;
+
+/**
+ * Deletes in one batch, or, if the store finds the batch too large for one segment (a store opened
+ * with a small maxSegmentBytes), in two halves, recursively. A single delete always fits.
+ */
+async function deleteInBatches(store: Store<unknown>, deletes: Array<BatchOperation<unknown>>): Promise<void> {
+  try {
+    await store.batch(deletes);
+  } catch (err) {
+    const tooLarge = err instanceof LogkvError && err.code === ErrorCodes.INVALID_ARGUMENT && err.details.option === 'maxSegmentBytes';
+    if (!tooLarge || deletes.length < 2) throw err;
+    const half = Math.ceil(deletes.length / 2);
+    await deleteInBatches(store, deletes.slice(0, half));
+    await deleteInBatches(store, deletes.slice(half));
   }
 }
 

@@ -6,13 +6,15 @@
  *  3. recovery replays the segments (or loads the snapshot) into a fresh index, cutting a torn
  *     tail off the newest segment;
  *  4. the rooms are built over what recovery found (buildStore): the segment set, the reader,
- *     the writer, the compaction switch and the compactions, then the Store over them.
+ *     the writer (with the version counter recovery found), the compaction switch, the
+ *     compactions and the change feed, then the Store over them.
  *
  * Only this module makes Stores (storeOver), so a Store a user holds is always one that open()
  * built and started, once.
  */
 import * as os from 'os';
 import * as path from 'path';
+import { Backups, refuseIncompleteBackup } from './backup';
 import { Compactions } from './compactor';
 import { ErrorCodes, LogkvError, ioError, isErrno } from './errors';
 import { KeyIndex } from './keyindex';
@@ -27,6 +29,7 @@ import { SegmentSet } from './segments';
 import { openShared } from './shared/role';
 import { Rooms, Store, storeOver } from './store';
 import { CompactionSwitch } from './switch';
+import { ChangeFeed } from './watch';
 import { LogWriter } from './writer';
 
 /** What the store needs of its directory's lock. */
@@ -94,48 +97,74 @@ export interface OwnerHooks {
   afterGroup?: () => void;
   /** Right after a compaction switch ended, before its inputs are removed. */
   afterSwitch?: () => void;
+  /**
+   * The change feed to serve watch() from: a shared store keeps one through its changes of role
+   * (lib/shared/role.ts), and tells the writer itself when to publish to it (writer.onCommit).
+   * Absent: a new feed, wired to the writer.
+   */
+  feed?: ChangeFeed;
 }
 
 /** recover() into a fresh index, and the rooms over it. On failure the lock is released. */
 export async function recoverRooms(medium: Medium, dir: string, options: ResolvedOptions, lock: HeldLock,
                                    hooks: OwnerHooks = {}): Promise<Rooms> {
   try {
+    await refuseIncompleteBackup(medium, dir);
     const index = new KeyIndex(options.clock);
     const recovered = await recover(medium, dir,
       (bytes, start, length, entry) => index.applyBytes(bytes, start, length, entry),
       (count) => index.reserve(count));
     if (recovered.keydir !== undefined) index.load(recovered.keydir);
-    index.purgeExpired();
     const segments = new SegmentSet(dir, recovered.segments);
     const reader = new Reader(segments, options.cacheBytes);
-    return writeRooms(medium, dir, options, lock, { index, segments, reader, recovery: recovered.report }, hooks);
+    return writeRooms(medium, dir, options, lock,
+      { index, segments, reader, recovery: recovered.report, nextVersion: recovered.nextVersion }, hooks);
   } catch (err) {
     await lock.release();
     throw ioError(err, `opening ${dir}`, dir);
   }
 }
 
+/** What the rooms that write are built over (writeRooms). */
+export interface ReadRooms extends Pick<Rooms, 'index' | 'segments' | 'reader' | 'recovery'> {
+  /** The version the next write gets: above every version the store's files ever held. */
+  nextVersion: number;
+}
+
 /**
- * The rooms that write (the writer, the compaction switch, the compactions) over an index, a
- * segment set and a reader that hold the whole log: recovery's, or a shared store's client's
- * that takes the store over.
+ * The rooms that write (the writer, the compaction switch, the compactions, the backups and the
+ * change feed's source) over an index, a segment set and a reader that hold the whole log:
+ * recovery's, or a shared store's client's that takes the store over. Starts the sync timer and
+ * the index's expiry sweeper.
  */
 export function writeRooms(medium: Medium, dir: string, options: ResolvedOptions, lock: HeldLock,
-                           read: Pick<Rooms, 'index' | 'segments' | 'reader' | 'recovery'>, hooks: OwnerHooks = {}): Rooms {
+                           read: ReadRooms, hooks: OwnerHooks = {}): Rooms {
   const { index, segments, reader } = read;
-  const writer = new LogWriter({ dir, medium, options, segments, index, reader, mayWrite: lock.mayWrite });
+  const writer = new LogWriter({
+    dir, medium, options, segments, index, reader, mayWrite: lock.mayWrite, nextVersion: read.nextVersion,
+  });
   const protocol = new CompactionSwitch({
     dir, maxStoreBytes: options.maxStoreBytes, segments, index, writer, reader, afterSwitch: hooks.afterSwitch,
   });
   const compactions = new Compactions({ dir, medium, options, segments, index, writer, protocol });
+  const backups = new Backups({
+    dir, medium, segments, failure: () => writer.failure, now: () => options.clock(),
+    prepareDir: (dest) => makeDurableDir(medium, dest),
+    lockDir: (dest) => takeLock(medium, dest, options.lockStaleMs),
+  });
   // The writer calls this right after it resolves a group's promise, synchronously, so the
   // promise's continuations (the caller's code, an answer to a client) all run after it.
   writer.afterEachGroup(() => {
     hooks.afterGroup?.();
     compactions.maybeStartAuto();
   });
+  // The writer tells the feed of committed writes only while someone watches.
+  const feed: ChangeFeed = hooks.feed ?? new ChangeFeed((active) => writer.onCommit(active ? (records) => feed.publish(records) : undefined));
   writer.startSyncTimer();
-  return { dir, medium, options, index, segments, reader, writer, compactions, recovery: read.recovery, release: lock.release };
+  index.start();
+  return {
+    dir, medium, options, index, segments, reader, writer, compactions, backups, feed, recovery: read.recovery, release: lock.release,
+  };
 }
 
 /**

@@ -13,14 +13,17 @@
 import { BlockCache } from './cache';
 import { decodeValue } from './codec';
 import { ErrorCodes, LogkvError, corruption, ioError } from './errors';
-import { RECORD_HEADER_BYTES, TYPE_SET, parseRecordHeader, recordCrcMatches } from './format';
+import { RecordHeader, TYPE_SET, emptyRecordHeader, recordCrcMatches } from './format';
 import type { Entry } from './keydir';
 import { describe } from './options';
+import type { Segment } from './segment';
 import type { SegmentLookup } from './segments';
 
 export class Reader {
   readonly #segments: SegmentLookup;
   readonly #cache: BlockCache;
+  /** The header of the record #fetch() checked last; reads are synchronous, so one object serves all. */
+  readonly #header: RecordHeader = emptyRecordHeader();
 
   constructor(segments: SegmentLookup, cacheBytes: number) {
     this.#segments = segments;
@@ -32,8 +35,54 @@ export class Reader {
    * short, fails a check or does not decode, and LOGKV_IO if it cannot be read at all.
    */
   read(key: string, entry: Entry): unknown {
+    const bytes = this.#fetch(key, entry);
+    return this.#decode(key, entry, bytes);
+  }
+
+  /** The value of `key` and its record's version, from one read; throws as read() does. */
+  readEntry(key: string, entry: Entry): { value: unknown; version: number } {
+    const bytes = this.#fetch(key, entry);
+    const version = this.#header.version;
+    return { value: this.#decode(key, entry, bytes), version };
+  }
+
+  /**
+   * The version of the record `entry` names (0 for a record written before versions existed),
+   * checked as read() checks it, without decoding the value. Throws as read() does.
+   */
+  version(key: string, entry: Entry): number {
+    this.#fetch(key, entry);
+    return this.#header.version;
+  }
+
+  /** A copy of the encoded value of the record `entry` names, checked as read() checks it. */
+  valueBytes(key: string, entry: Entry): Buffer {
+    const bytes = this.#fetch(key, entry);
+    const header = this.#header;
+    return Buffer.from(bytes.subarray(header.headerLength + header.keyLength, header.totalLength));
+  }
+
+  /**
+   * The bytes of the record `entry` names, checked (header plausible in its segment's layout,
+   * length as the entry says, a SET, CRC, key): a view valid until the next read. Its header is
+   * left in #header.
+   */
+  #fetch(key: string, entry: Entry): Buffer {
     const segment = this.#segments.get(entry.segmentId);
     if (segment === undefined) throw new LogkvError(ErrorCodes.IO, `segment ${entry.segmentId} is gone`, { key });
+    const bytes = this.#bytes(key, entry, segment);
+    const header = this.#header;
+    if (!segment.layout.parse(bytes, 0, header) || header.totalLength !== entry.length || header.type !== TYPE_SET ||
+        !recordCrcMatches(bytes, 0, header) || !recordKeyIs(bytes, header.headerLength, header.keyLength, key)) {
+      // Forget the cached blocks, so a read after the file is repaired (or was misread) reads it again.
+      this.#cache.drop(segment.id, entry.offset);
+      throw corruption(`record for key ${describe(key)} fails its checks`, segment.path, entry.offset, { key });
+    }
+    return bytes;
+  }
+
+  /** The record's bytes: queued, in a cached block, or read from the file. */
+  #bytes(key: string, entry: Entry, segment: Segment): Buffer {
     let bytes: Buffer | undefined;
     if (entry.offset >= segment.flushed) {
       bytes = segment.findPending(entry.offset);
@@ -51,17 +100,16 @@ export class Reader {
       }
     }
     if (bytes === undefined) throw new LogkvError(ErrorCodes.IO, 'record not found where the keydir says', { key });
-    const header = parseRecordHeader(bytes, 0);
-    if (header === null || header.totalLength !== entry.length || header.type !== TYPE_SET ||
-        !recordCrcMatches(bytes, 0, header) || !recordKeyIs(bytes, header.keyLength, key)) {
-      // Forget the cached blocks, so a read after the file is repaired (or was misread) reads it again.
-      this.#cache.drop(segment.id, entry.offset);
-      throw corruption(`record for key ${describe(key)} fails its checks`, segment.path, entry.offset, { key });
-    }
+    return bytes;
+  }
+
+  #decode(key: string, entry: Entry, bytes: Buffer): unknown {
+    const header = this.#header;
     try {
-      return decodeValue(bytes.subarray(RECORD_HEADER_BYTES + header.keyLength));
+      return decodeValue(bytes.subarray(header.headerLength + header.keyLength, header.totalLength));
     } catch (err) {
-      throw corruption(`value of key ${describe(key)} does not decode`, segment.path, entry.offset, { key });
+      const segment = this.#segments.get(entry.segmentId);
+      throw corruption(`value of key ${describe(key)} does not decode`, segment?.path ?? '', entry.offset, { key });
     }
   }
 
@@ -74,16 +122,16 @@ export class Reader {
   }
 }
 
-/** Whether the record's key bytes are `key`, compared without making a string when it is ASCII. */
-function recordKeyIs(record: Buffer, keyLength: number, key: string): boolean {
+/** Whether the record's key bytes (from `keyStart`) are `key`, compared without making a string when it is ASCII. */
+function recordKeyIs(record: Buffer, keyStart: number, keyLength: number, key: string): boolean {
   if (key.length === keyLength) {
     let i = 0;
     for (; i < keyLength; i++) {
       const code = key.charCodeAt(i);
       if (code >= 0x80) break;
-      if (record[RECORD_HEADER_BYTES + i] !== code) return false;
+      if (record[keyStart + i] !== code) return false;
     }
     if (i === keyLength) return true;
   }
-  return record.toString('utf8', RECORD_HEADER_BYTES, RECORD_HEADER_BYTES + keyLength) === key;
+  return record.toString('utf8', keyStart, keyStart + keyLength) === key;
 }

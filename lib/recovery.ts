@@ -22,16 +22,23 @@
  * - A newest write segment shorter than its header, or all zeros, or no longer than its header
  *   with a header that fails its CRC (torn), is a segment whose creation was interrupted (its
  *   header is synced before any record is written): it is reset.
+ * - Zero bytes from a record boundary to the end of a version-2 segment are padding (preallocated
+ *   space), not damage: the segment's records end there, and appends go there.
+ * - The version counter starts at the highest of every file header's version floor, 1 + every
+ *   record version replayed, 1 + every hint's highest version, and the snapshot's next version
+ *   (format.ts), so no version issued before, dropped records' included, is issued again.
  */
 import * as path from 'path';
 import { corruption, ioError } from './errors';
-import { RecordHeader, SEGMENT_HEADER_BYTES, TYPE_SET, checkSegmentHeader, encodeSegmentHeader } from './format';
+import {
+  FileHeader, RecordHeader, SEGMENT_HEADER_BYTES, TYPE_SET, checkSegmentHeader, encodeSegmentHeader,
+} from './format';
 import { Entry } from './keydir';
 import type { Medium, MediumFile } from './medium/types';
 import { hintName, parseHintName, readHint } from './hint';
 import type { KeyDir } from './keydir';
 import { SnapshotSegment, takeSnapshot } from './snapshot';
-import { Segment, TEMP_SUFFIX, cutName, parseSegmentName, segmentName } from './segment';
+import { Segment, TEMP_SUFFIX, cutName, isWriteSegmentId, parseSegmentName, segmentName } from './segment';
 import { RecordVisitor, SegmentWalker, isAllZero, judgeWalk, mayBeTorn, readSegmentStart } from './walk';
 
 export interface TruncationReport {
@@ -73,8 +80,17 @@ export interface RecoveryReport {
  */
 export type ApplyRecord = (bytes: Buffer, start: number, length: number, entry: Entry | undefined) => void;
 
+/** What recovery found: the segments oldest first, the report, the keydir if a snapshot gave it whole. */
+export interface Recovered {
+  segments: Segment[];
+  report: RecoveryReport;
+  keydir?: KeyDir;
+  /** The version the store's next write gets: above every version any of its files ever held. */
+  nextVersion: number;
+}
+
 export async function recover(medium: Medium, dir: string, apply: ApplyRecord, reserve?: (count: number) => void):
-    Promise<{ segments: Segment[]; report: RecoveryReport; keydir?: KeyDir }> {
+    Promise<Recovered> {
   const names = await medium.list(dir);
   const ids = names.map(parseSegmentName).filter((id): id is number => id !== undefined).sort((a, b) => a - b);
   const segments: Segment[] = [];
@@ -87,25 +103,39 @@ export async function recover(medium: Medium, dir: string, apply: ApplyRecord, r
     const opened = await openSnapshotSegments(medium, dir, ids, snapshot.segments);
     if (Array.isArray(opened)) {
       report.snapshot = true;
-      return { segments: opened, report, keydir: snapshot.keydir };
+      const nextVersion = opened.reduce((next, s) => Math.max(next, s.floor), Math.max(1, snapshot.nextVersion));
+      return { segments: opened, report, keydir: snapshot.keydir, nextVersion };
     }
     report.snapshotIgnored = opened;
   } else if (snapshot !== 'none') {
     report.snapshotIgnored = snapshot;
   }
   const hinted = new Set(names.map(parseHintName).filter((id): id is number => id !== undefined));
+  const versions: VersionCount = { next: 1 };
   try {
     for (let i = 0; i < ids.length; i++) {
       const torn = mayBeTorn(ids[i], i === ids.length - 1);
-      const fromHint = hinted.has(ids[i]) ? await recoverFromHint(medium, dir, ids[i], apply, report, reserve) : undefined;
-      const segment = fromHint ?? await recoverSegment(medium, dir, ids[i], torn, apply, report);
+      const fromHint = hinted.has(ids[i]) ? await recoverFromHint(medium, dir, ids[i], apply, report, versions, reserve)
+        : undefined;
+      const segment = fromHint ?? await recoverSegment(medium, dir, ids[i], torn, apply, report, versions);
       segments.push(segment);
     }
   } catch (err) {
     await Promise.all(segments.map((s) => s.file?.close()));
     throw err;
   }
-  return { segments, report };
+  return { segments, report, nextVersion: versions.next };
+}
+
+/** The version counter as recovery raises it, segment by segment. */
+export interface VersionCount {
+  /** Above every version seen so far, and at least every floor seen. */
+  next: number;
+}
+
+/** The highest record version a replay saw. */
+export interface VersionSeen {
+  max: number;
 }
 
 /**
@@ -116,15 +146,20 @@ async function openSnapshotSegments(medium: Medium, dir: string, ids: number[], 
     Promise<Segment[] | string> {
   if (ids.length !== expected.length || ids.some((id, i) => expected[i].id !== id)) return 'the segment files differ';
   const segments: Segment[] = [];
-  const header = Buffer.alloc(SEGMENT_HEADER_BYTES);
+  const buf = Buffer.alloc(SEGMENT_HEADER_BYTES);
   try {
     for (let i = 0; i < ids.length; i++) {
       const file = path.join(dir, segmentName(ids[i]));
       const handle = await medium.open(file);
-      segments.push(new Segment(ids[i], file, handle, handle.sizeSync()));
-      if (handle.sizeSync() !== expected[i].size) throw new Error(`${file} changed size`);
-      handle.readSync(header, 0, SEGMENT_HEADER_BYTES, 0);
-      checkSegmentHeader(header, file, ids[i]);
+      try {
+        if (handle.sizeSync() !== expected[i].size) throw new Error(`${file} changed size`);
+        const got = handle.readSync(buf, 0, SEGMENT_HEADER_BYTES, 0);
+        const header = checkSegmentHeader(buf.subarray(0, got), file, ids[i]);
+        segments.push(new Segment(ids[i], file, handle, handle.sizeSync(), header.layout, header.floor));
+      } catch (err) {
+        await handle.close();
+        throw err;
+      }
     }
     return segments;
   } catch (err) {
@@ -138,7 +173,7 @@ async function openSnapshotSegments(medium: Medium, dir: string, ids: number[], 
  * renamed) and hint files whose segment is gone. Syncs the directory if it removed anything.
  */
 export async function removeLeftovers(medium: Medium, dir: string, names: string[], ids: Set<number>,
-                               report: RecoveryReport): Promise<void> {
+                                      report: RecoveryReport): Promise<void> {
   for (const name of names) {
     const hintId = parseHintName(name);
     const orphanHint = hintId !== undefined && !ids.has(hintId);
@@ -151,27 +186,30 @@ export async function removeLeftovers(medium: Medium, dir: string, names: string
 }
 
 /** The segment, its keydir entries applied from its hint; undefined if the hint cannot be used. */
-async function recoverFromHint(medium: Medium, dir: string, id: number, apply: ApplyRecord,
-                               report: RecoveryReport, reserve?: (count: number) => void): Promise<Segment | undefined> {
+async function recoverFromHint(medium: Medium, dir: string, id: number, apply: ApplyRecord, report: RecoveryReport,
+                               versions: VersionCount, reserve?: (count: number) => void): Promise<Segment | undefined> {
   const hintPath = path.join(dir, hintName(id));
   const segmentPath = path.join(dir, segmentName(id));
   const segmentFile = await medium.open(segmentPath);
-  let reason: string | undefined;
+  let reason: string;
   try {
-    const header = Buffer.alloc(SEGMENT_HEADER_BYTES);
-    segmentFile.readSync(header, 0, SEGMENT_HEADER_BYTES, 0);
-    checkSegmentHeader(header, segmentPath, id);
+    const buf = Buffer.alloc(SEGMENT_HEADER_BYTES);
+    const got = segmentFile.readSync(buf, 0, SEGMENT_HEADER_BYTES, 0);
+    const header: FileHeader = checkSegmentHeader(buf.subarray(0, got), segmentPath, id);
     const size = segmentFile.sizeSync();
     const hintFile = await medium.open(hintPath, { readOnly: true });
+    let read: number | string;
     try {
-      reason = readHint(hintFile, hintPath, id, size, apply, reserve);
+      read = readHint(hintFile, hintPath, id, size, header, apply, reserve);
     } finally {
       await hintFile.close();
     }
-    if (reason === undefined) {
+    if (typeof read === 'number') {
       report.hinted++;
-      return new Segment(id, segmentPath, segmentFile, size);
+      versions.next = Math.max(versions.next, header.floor, read + 1);
+      return new Segment(id, segmentPath, segmentFile, size, header.layout, header.floor);
     }
+    reason = read;
   } catch (err) {
     reason = (err as Error).message;
   }
@@ -187,7 +225,7 @@ async function recoverFromHint(medium: Medium, dir: string, id: number, apply: A
  * the store over: lib/shared/role.ts), and the replay starts there.
  */
 export async function recoverSegment(medium: Medium, dir: string, id: number, torn: boolean, apply: ApplyRecord,
-                                     report: RecoveryReport, from?: number): Promise<Segment> {
+                                     report: RecoveryReport, versions: VersionCount, from?: number): Promise<Segment> {
   const file = path.join(dir, segmentName(id));
   const handle = await medium.open(file);
   try {
@@ -195,14 +233,19 @@ export async function recoverSegment(medium: Medium, dir: string, id: number, to
     const resumed = from !== undefined && from > SEGMENT_HEADER_BYTES;
     const start = readSegmentStart(handle, file, id, size, torn && !resumed);
     if (start.kind === 'interrupted') {
-      // Nothing in it was ever acknowledged, and it holds no record to keep (walk.ts).
-      await resetSegment(handle, id);
+      // Nothing in it was ever acknowledged, and it holds no record to keep (walk.ts). It is the
+      // newest segment, so every other has been read: its floor is the counter as it stands.
+      await resetSegment(handle, id, versions.next);
       if (size > 0) report.truncated = { file, offset: 0, bytes: size, reason: 'incomplete segment header' };
-      return new Segment(id, file, handle, SEGMENT_HEADER_BYTES);
+      return new Segment(id, file, handle, SEGMENT_HEADER_BYTES, undefined, versions.next);
     }
-    const walker = new SegmentWalker(handle, size, start.layout, resumed ? { start: from } : {});
-    const outcome = walker.walkAll(replayVisitor(id, apply));
+    const { header, layout } = start;
+    const seen: VersionSeen = { max: 0 };
+    const walker = new SegmentWalker(handle, size, layout, resumed ? { start: from } : {});
+    const outcome = walker.walkAll(replayVisitor(id, apply, seen));
+    const maxVersion = seen.max;
     report.records += outcome.records;
+    versions.next = Math.max(versions.next, header.floor, maxVersion + 1);
     const verdict = judgeWalk(outcome, size, torn);
     if (verdict.action === 'refuse') throw corruption(`bad record in a sealed segment: ${verdict.reason}`, file, verdict.offset);
     if (verdict.action === 'cut') {
@@ -211,12 +254,15 @@ export async function recoverSegment(medium: Medium, dir: string, id: number, to
       await handle.sync();
       report.truncated = { file, offset: verdict.offset, bytes: size - verdict.offset, reason: verdict.reason };
       if (sidecar !== undefined) report.truncated.sidecar = sidecar;
-      return new Segment(id, file, handle, verdict.offset);
+      return new Segment(id, file, handle, verdict.offset, layout, header.floor);
     }
-    // A process killed before it synced may have left records in the page cache only. The store
-    // serves them and counts this segment as synced, so make that true now.
-    if (torn) await handle.sync();
-    return new Segment(id, file, handle, size);
+    // A process killed before it synced may have left records in the page cache only, and a
+    // failed repair may have left a truncate of an older write segment unsynced. The store serves
+    // what the page cache holds and counts every segment as synced, so make that true now, for
+    // every write segment (compaction outputs were synced before they were renamed into place).
+    if (isWriteSegmentId(id)) await handle.sync();
+    // Zero padding stays (preallocated space): the records end where it starts, and appends go there.
+    return new Segment(id, file, handle, outcome.paddingFrom ?? size, layout, header.floor);
   } catch (err) {
     await handle.close();
     throw err;
@@ -228,10 +274,11 @@ export async function recoverSegment(medium: Medium, dir: string, id: number, to
  * points its key at the record, a delete removes it. Shared with the clients of a shared store,
  * which replay the records another process appends (lib/shared/follower.ts).
  */
-export function replayVisitor(id: number, apply: ApplyRecord): RecordVisitor {
+export function replayVisitor(id: number, apply: ApplyRecord, seen?: VersionSeen): RecordVisitor {
   return (offset: number, record: RecordHeader, buf: Buffer, pos: number) => {
     const entry = record.type === TYPE_SET ? new Entry(id, offset, record.totalLength, record.expiresAt) : undefined;
     apply(buf, pos + record.headerLength, record.keyLength, entry);
+    if (seen !== undefined && record.version > seen.max) seen.max = record.version;
   };
 }
 
@@ -278,8 +325,8 @@ export async function keepCutBytes(medium: Medium, dir: string, handle: MediumFi
   return sidecar;
 }
 
-async function resetSegment(handle: MediumFile, id: number): Promise<void> {
+async function resetSegment(handle: MediumFile, id: number, floor: number): Promise<void> {
   await handle.truncate(0);
-  await handle.write([encodeSegmentHeader(id)], 0);
+  await handle.write([encodeSegmentHeader(id, undefined, floor)], 0);
   await handle.sync();
 }

@@ -3,7 +3,7 @@
  * the names of the files that belong to a segment (its own, and the sidecar of bytes recovery cut
  * off it).
  */
-import { SEGMENT_HEADER_BYTES } from './format';
+import { RECORD_LAYOUT_V2, RecordLayout } from './format';
 import type { MediumFile } from './medium/types';
 
 /**
@@ -73,12 +73,28 @@ export class Segment {
   synced: number;
   /** Records at or past `flushed`, in offset order, for reads that arrive before the write. */
   pending: PendingRecord[] = [];
+  /**
+   * The version floor its file header carries (format.ts). For a segment the writer starts, set
+   * when its first record is given a version; for one read from disk, what its header says.
+   */
+  floor: number;
 
-  constructor(readonly id: number, readonly path: string, file: MediumFile | undefined, size: number) {
+  /**
+   * A segment of `size` bytes (where its records end; a file may hold zero padding after them)
+   * whose records have `layout` (the version its file header names; new segments are version 2).
+   */
+  constructor(readonly id: number, readonly path: string, file: MediumFile | undefined, size: number,
+              readonly layout: RecordLayout = RECORD_LAYOUT_V2, floor = 0) {
     this.file = file;
-    this.tail = file === undefined ? SEGMENT_HEADER_BYTES : size;
+    this.tail = file === undefined ? layout.fileHeaderBytes : size;
     this.flushed = file === undefined ? 0 : size;
     this.synced = this.flushed;
+    this.floor = floor;
+  }
+
+  /** Bytes of its file header: where its first record starts. */
+  get headerBytes(): number {
+    return this.layout.fileHeaderBytes;
   }
 
   /** The queued record at `offset`, or undefined. */

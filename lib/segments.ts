@@ -12,12 +12,12 @@
  * here: the writer creates and writes files, and tells this set what it did.
  */
 import * as path from 'path';
-import { SEGMENT_HEADER_BYTES } from './format';
+import { FORMAT_VERSION } from './format';
 import { SEGMENT_ID_STEP, Segment, isWriteSegmentId, nextWriteSegmentId, segmentName } from './segment';
 
 /** A segment with no file and nothing queued for it: it takes no disk space yet. */
 export function isUnborn(segment: Segment): boolean {
-  return segment.file === undefined && segment.tail === SEGMENT_HEADER_BYTES;
+  return segment.file === undefined && segment.tail === segment.headerBytes;
 }
 
 /** What a reader needs of a segment set: the segment an entry names. */
@@ -30,17 +30,20 @@ export class SegmentSet implements SegmentLookup {
   readonly #segments = new Map<number, Segment>();
   #active: Segment;
   #diskBytes = 0;
+  #pins = 0;
+  #unpinned: Array<() => void> = [];
 
   /**
    * The set of the segments recovery found (oldest first). The newest takes the writes, unless
-   * it is a compaction output: appending to it would make its hint file stale (and the next open
-   * scan it), so writes start a segment of their own, as they do in an empty store.
+   * it is a compaction output (appending to it would make its hint file stale, and the next open
+   * scan it) or a segment of an older format version (a segment's records all have the layout its
+   * header names): then writes start a segment of their own, as they do in an empty store.
    */
   constructor(dir: string, recovered: Segment[]) {
     this.#dir = dir;
     for (const segment of recovered) this.#segments.set(segment.id, segment);
     const newest = recovered[recovered.length - 1];
-    if (newest !== undefined && isWriteSegmentId(newest.id)) {
+    if (newest !== undefined && isWriteSegmentId(newest.id) && newest.layout.version === FORMAT_VERSION) {
       this.#active = newest;
     } else {
       this.#active = this.#start(newest === undefined ? SEGMENT_ID_STEP : nextWriteSegmentId(newest.id));
@@ -84,6 +87,33 @@ export class SegmentSet implements SegmentLookup {
     this.#segments.delete(id);
   }
 
+  // ---------------------------------------------------------------- pins
+
+  /**
+   * Holds back the removal of segment files (compaction's last step, whenUnpinned) until the
+   * returned function is called. A backup pins the set when it takes its cut and unpins it once
+   * it holds descriptors of its own to the files of the cut, which takes milliseconds: reads,
+   * writes and the rest of a compaction go on meanwhile.
+   */
+  pin(): () => void {
+    this.#pins++;
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      if (--this.#pins > 0) return;
+      const waiters = this.#unpinned;
+      this.#unpinned = [];
+      for (const wake of waiters) wake();
+    };
+  }
+
+  /** Resolves once no pin is held; a compaction awaits it before it removes its inputs. */
+  whenUnpinned(): Promise<void> {
+    if (this.#pins === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#unpinned.push(resolve));
+  }
+
   // ---------------------------------------------------------------- disk bytes
 
   /** Total size of the store's segment files, with those about to exist and what compaction claimed. */
@@ -124,7 +154,9 @@ export class SegmentSet implements SegmentLookup {
 
   /** Bytes of the files that hold no live record: overwritten, deleted, expired, tombstones. */
   deadBytes(liveBytes: number): number {
-    return this.#diskBytes - this.fileCount() * SEGMENT_HEADER_BYTES - liveBytes;
+    let headers = 0;
+    for (const segment of this.#segments.values()) if (!isUnborn(segment)) headers += segment.headerBytes;
+    return this.#diskBytes - headers - liveBytes;
   }
 
   /** Each segment with a file and its size, oldest first, for the snapshot close() leaves. */

@@ -7,12 +7,19 @@
  *   writer    (writer.ts)    the log: offsets in call order, group commit, rotation, undo on failure
  *   segments  (segments.ts)  the segment files, the active one, disk bytes
  *   compactions (compactor.ts, switch.ts)  compaction, one at a time, and its automatic trigger
+ *   backups   (backup.ts)    hot backups into other directories
+ *
+ *   feed      (watch.ts)     the change feed: watch() iterators, fed by the writer as writes commit
  *
  * open() (open.ts) builds the rooms from what recovery found and hands them to the Store with a
  * token only it holds, so a Store cannot be made, or started twice, from outside. A read is
- * synchronous work inside an async method; a write has its place in the log, and is visible to
- * reads, before its method returns. docs/architecture.md walks a set and a get through the rooms.
+ * synchronous work inside an async method; a write has its place in the log, its version, and is
+ * visible to reads, before its method returns. Compare-and-set (ifVersion) is decided there too,
+ * against the version in the key's record header: the index keeps no version per key.
+ * docs/architecture.md walks a set and a get through the rooms.
  */
+import * as path from 'path';
+import { BackupOptions, BackupResult, Backups, checkBackupArguments } from './backup';
 import { CompactOptions, CompactionResult, Compactions } from './compactor';
 import { ErrorCodes, LogkvError } from './errors';
 import type { KeyIndex } from './keyindex';
@@ -23,16 +30,25 @@ import type { RecoveryReport } from './recovery';
 import type { SegmentSet } from './segments';
 import { writeSnapshot } from './snapshot';
 import {
-  BatchOperation, IterateOptions, WriteOptions, checkCompactOptions, checkKey, deletion, iteratePrefix, prepareBatch,
-  prepareSet,
+  BatchOperation, DeleteOptions, IterateOptions, PreparedWrite, SetOptions, TouchOptions, WatchOptions, WriteOptions,
+  checkCompactOptions, checkKey, deletion, iteratePrefix, noIfVersion, prepareBatch, prepareSet, touchExpiry, watchOptions,
 } from './validate';
+import type { ChangeEvent, ChangeFeed } from './watch';
 import type { LogWriter } from './writer';
 
-export type { BatchOperation, IterateOptions, WriteOptions } from './validate';
+export type {
+  BatchOperation, DeleteOptions, IfVersion, IterateOptions, SetOptions, TouchOptions, WatchOptions, WriteOptions,
+} from './validate';
+export type { ChangeEvent } from './watch';
 
 /** What getEntry() returns for a live key. */
 export interface StoreEntry<V> {
   value: V;
+  /**
+   * The version of the write that made this value: store-wide, strictly increasing, unchanged by
+   * compaction and reopening; 0 for a value written before versions existed (a version-1 store).
+   */
+  version: number;
   /** When the key expires, in ms since the epoch; absent if it never does. */
   expiresAt?: number;
 }
@@ -68,6 +84,8 @@ export interface Rooms {
   reader: Reader;
   writer: LogWriter;
   compactions: Compactions;
+  backups: Backups;
+  feed: ChangeFeed;
   recovery: RecoveryReport;
   /** Releases the directory's lock. */
   release: () => Promise<void>;
@@ -119,6 +137,8 @@ export class Store<V = unknown> {
   #reader: Reader;
   #writer: LogWriter;
   #compactions: Compactions;
+  #backups: Backups;
+  readonly #feed: ChangeFeed;
   readonly #recovery: RecoveryReport;
   #release: () => Promise<void>;
   readonly #shared: SharedRole | undefined;
@@ -133,6 +153,7 @@ export class Store<V = unknown> {
       if (rooms.reader !== undefined) store.#reader = rooms.reader;
       if (rooms.writer !== undefined) store.#writer = rooms.writer;
       if (rooms.compactions !== undefined) store.#compactions = rooms.compactions;
+      if (rooms.backups !== undefined) store.#backups = rooms.backups;
       if (rooms.release !== undefined) store.#release = rooms.release;
     };
   }
@@ -148,6 +169,8 @@ export class Store<V = unknown> {
     this.#reader = rooms.reader;
     this.#writer = rooms.writer;
     this.#compactions = rooms.compactions;
+    this.#backups = rooms.backups;
+    this.#feed = rooms.feed;
     this.#recovery = rooms.recovery;
     this.#release = rooms.release;
     this.#shared = shared;
@@ -186,7 +209,7 @@ export class Store<V = unknown> {
     return entry === undefined ? undefined : (this.#reader.read(key, entry) as V);
   }
 
-  /** The value of `key` with its expiry, or undefined if it is missing or expired. */
+  /** The value of `key` with its version and expiry, or undefined if it is missing or expired. */
   async getEntry(key: string): Promise<StoreEntry<V> | undefined> {
     this.#checkOpen();
     checkKey(key, this.#options.maxKeyBytes);
@@ -194,8 +217,8 @@ export class Store<V = unknown> {
     if (wait !== undefined) await this.#waited(wait);
     const entry = this.#index.live(key);
     if (entry === undefined) return undefined;
-    const value = this.#reader.read(key, entry) as V;
-    return entry.expiresAt === 0 ? { value } : { value, expiresAt: entry.expiresAt };
+    const { value, version } = this.#reader.readEntry(key, entry);
+    return entry.expiresAt === 0 ? { value: value as V, version } : { value: value as V, version, expiresAt: entry.expiresAt };
   }
 
   /** Whether `key` is live. Does not read the value. */
@@ -246,13 +269,14 @@ export class Store<V = unknown> {
     this.#checkOpen();
     this.#shared?.beforeRead(undefined, false);
     const keys = this.#index.size();
+    const liveBytes = this.#index.liveBytes;
     const last = this.#compactions.last;
     const autoError = this.#compactions.lastAutoError;
     return {
       keys,
       segments: this.#segments.fileCount(),
-      liveBytes: this.#index.liveBytes,
-      deadBytes: this.#segments.deadBytes(this.#index.liveBytes),
+      liveBytes,
+      deadBytes: this.#segments.deadBytes(liveBytes),
       diskBytes: this.#segments.diskBytes,
       compacting: this.#compactions.running,
       ...(last === undefined ? {} : { lastCompaction: last }),
@@ -262,74 +286,171 @@ export class Store<V = unknown> {
 
   // ---------------------------------------------------------------- writes
 
-  /** Sets `key` to `value`, whether or not it exists. */
-  set(key: string, value: V, options?: WriteOptions): Promise<void> {
+  /**
+   * Sets `key` to `value`, whether or not it exists; resolves with the version it wrote. With
+   * `ifVersion`, only if the key is live with exactly that version (else LOGKV_VERSION_MISMATCH).
+   */
+  set(key: string, value: V, options?: SetOptions): Promise<number> {
     try {
       this.#checkOpen();
-      const prepared = prepareSet(key, value, options, this.#options);
+      const set = prepareSet(key, value, options, this.#options);
       const remote = this.#shared?.remote;
-      if (remote !== undefined) return remote.call('set', [key, value, options]) as Promise<void>;
-      return this.#writer.write([prepared]);
+      if (remote !== undefined) return remote.call('set', [key, value, options]) as Promise<number>;
+      if (set.ifVersion !== undefined) this.#expectVersion(key, set.ifVersion);
+      return this.#write(set);
     } catch (err) {
       return Promise.reject(err);
     }
   }
 
-  /** Sets `key` only if it is not live; rejects with LOGKV_KEY_EXISTS otherwise. */
-  create(key: string, value: V, options?: WriteOptions): Promise<void> {
+  /** Sets `key` only if it is not live (else LOGKV_KEY_EXISTS); resolves with the version it wrote. */
+  create(key: string, value: V, options?: WriteOptions): Promise<number> {
     return this.#guard(() => {
+      noIfVersion(options);
       const set = prepareSet(key, value, options, this.#options);
       const remote = this.#shared?.remote;
-      if (remote !== undefined) return remote.call('create', [key, value, options]) as Promise<void>;
+      if (remote !== undefined) return remote.call('create', [key, value, options]) as Promise<number>;
       if (this.#index.live(key) !== undefined) {
         throw new LogkvError(ErrorCodes.KEY_EXISTS, `key ${describe(key)} already exists`, { key });
       }
-      return this.#writer.write([set]);
+      return this.#write(set);
     });
   }
 
-  /** Sets `key` only if it is live; rejects with LOGKV_KEY_NOT_FOUND otherwise. */
-  update(key: string, value: V, options?: WriteOptions): Promise<void> {
+  /**
+   * Sets `key` only if it is live (else LOGKV_KEY_NOT_FOUND); resolves with the version it wrote.
+   * With `ifVersion`, only if it is live with exactly that version (else LOGKV_VERSION_MISMATCH,
+   * also when it is not live at all).
+   */
+  update(key: string, value: V, options?: SetOptions): Promise<number> {
     return this.#guard(() => {
       const set = prepareSet(key, value, options, this.#options);
       const remote = this.#shared?.remote;
-      if (remote !== undefined) return remote.call('update', [key, value, options]) as Promise<void>;
-      if (this.#index.live(key) === undefined) {
+      if (remote !== undefined) return remote.call('update', [key, value, options]) as Promise<number>;
+      if (set.ifVersion !== undefined) {
+        this.#expectVersion(key, set.ifVersion);
+      } else if (this.#index.live(key) === undefined) {
         throw new LogkvError(ErrorCodes.KEY_NOT_FOUND, `key ${describe(key)} does not exist`, { key });
       }
-      return this.#writer.write([set]);
+      return this.#write(set);
     });
   }
 
-  /** Deletes `key`; resolves true if it was live, false if there was nothing to delete. */
-  delete(key: string): Promise<boolean> {
+  /**
+   * Deletes `key`; resolves true if it was live, false if there was nothing to delete. With
+   * `ifVersion`, only if it is live with exactly that version (else LOGKV_VERSION_MISMATCH).
+   */
+  delete(key: string, options?: DeleteOptions): Promise<boolean> {
     return this.#guard(() => {
       checkKey(key, this.#options.maxKeyBytes);
+      const deleted = deletion(key, options);
       const remote = this.#shared?.remote;
-      if (remote !== undefined) return remote.call('delete', [key]) as Promise<boolean>;
-      if (this.#index.live(key) === undefined) return Promise.resolve(false);
-      return this.#writer.write([deletion(key)]).then(() => true);
+      if (remote !== undefined) return remote.call('delete', options === undefined ? [key] : [key, options]) as Promise<boolean>;
+      if (deleted.ifVersion !== undefined) this.#expectVersion(key, deleted.ifVersion);
+      else if (this.#index.live(key) === undefined) return Promise.resolve(false);
+      return this.#writer.write([deleted]).then(() => true);
+    });
+  }
+
+  /**
+   * Gives a live key a new expiry (exactly one of `ttl` or `expiresAt`): a write of the same value
+   * with a new version. Resolves true, or false (writing nothing) if the key is not live.
+   */
+  touch(key: string, options: TouchOptions): Promise<boolean> {
+    return this.#guard(() => {
+      checkKey(key, this.#options.maxKeyBytes);
+      const expiresAt = touchExpiry(options, this.#options.clock);
+      const remote = this.#shared?.remote;
+      if (remote !== undefined) return remote.call('touch', [key, options]) as Promise<boolean>;
+      const entry = this.#index.live(key);
+      if (entry === undefined) return Promise.resolve(false);
+      // The value's bytes as they are: touching never re-encodes (or could change) a value.
+      const valueBytes = this.#reader.valueBytes(key, entry);
+      return this.#writer.write([{ key, valueBytes, expiresAt }]).then(() => true);
     });
   }
 
   /**
    * Applies the operations in order, atomically: after a crash either all of them are there or
-   * none. Every operation is validated first; if any is invalid, nothing is written.
+   * none. Every operation is validated first, and every `ifVersion` checked against the key as
+   * it is at that point of the batch; if any fails, nothing is written. Resolves with each
+   * operation's version, in order; a delete of a key that is not live (at that point of the
+   * batch) writes nothing and gets 0. A batch whose records would not fit in one segment
+   * (maxSegmentBytes) is rejected with LOGKV_INVALID_ARGUMENT.
    */
-  batch(operations: ReadonlyArray<BatchOperation<V>>): Promise<void> {
+  batch(operations: ReadonlyArray<BatchOperation<V>>): Promise<number[]> {
     return this.#guard(() => {
       const prepared = prepareBatch(operations, this.#options);
       const remote = this.#shared?.remote;
-      if (remote !== undefined) return remote.call('batch', [operations]) as Promise<void>;
-      // A delete of a key that is not live (at that point of the batch) writes nothing.
-      const live = new Map<string, boolean>();
-      const needed = prepared.filter((op) => {
-        const wasLive = live.has(op.key) ? live.get(op.key)! : this.#index.live(op.key) !== undefined;
-        live.set(op.key, op.valueBytes !== undefined);
-        return op.valueBytes !== undefined || wasLive;
-      });
-      return needed.length === 0 ? Promise.resolve() : this.#writer.write(needed);
+      if (remote !== undefined) return remote.call('batch', [operations]) as Promise<number[]>;
+      const { needed, versions } = this.#planBatch(prepared);
+      if (needed.length === 0) return Promise.resolve(versions);
+      return this.#writer.write(needed).then(() => versions);
     });
+  }
+
+  /**
+   * Which of a batch's operations write (a delete of a key not live at that point writes
+   * nothing) and the version each gets: the writer gives consecutive versions from its next one,
+   * in this order. Throws LOGKV_VERSION_MISMATCH at the first ifVersion that does not hold.
+   */
+  #planBatch(prepared: PreparedWrite[]): { needed: PreparedWrite[]; versions: number[] } {
+    // Each key's version at this point of the batch: undefined when not live, LIVE_UNREAD when
+    // live with the record the index names (whose version is read only if an ifVersion asks).
+    const at = new Map<string, number | undefined>();
+    const needed: PreparedWrite[] = [];
+    const versions: number[] = [];
+    let next = this.#writer.nextVersion;
+    for (const op of prepared) {
+      let current = at.has(op.key) ? at.get(op.key) : (this.#index.live(op.key) === undefined ? undefined : LIVE_UNREAD);
+      if (op.ifVersion !== undefined) {
+        if (current === LIVE_UNREAD) current = this.#reader.version(op.key, this.#index.live(op.key)!);
+        if (current !== op.ifVersion) throw versionMismatch(op.key, op.ifVersion, current);
+      }
+      if (op.valueBytes === undefined && current === undefined) {
+        versions.push(0);
+        continue;
+      }
+      needed.push(op);
+      versions.push(next);
+      at.set(op.key, op.valueBytes === undefined ? undefined : next);
+      next++;
+    }
+    return { needed, versions };
+  }
+
+  /** Writes one set and resolves with its version. */
+  #write(set: PreparedWrite): Promise<number> {
+    const done = this.#writer.write([set]);
+    const version = this.#writer.lastVersion;
+    return done.then(() => version);
+  }
+
+  /** Throws LOGKV_VERSION_MISMATCH unless `key` is live with exactly `ifVersion` (read from its record). */
+  #expectVersion(key: string, ifVersion: number): void {
+    const entry = this.#index.live(key);
+    const version = entry === undefined ? undefined : this.#reader.version(key, entry);
+    if (version !== ifVersion) throw versionMismatch(key, ifVersion, version);
+  }
+
+  // ---------------------------------------------------------------- the change feed
+
+  /**
+   * An async iterator of the changes committed from now on, in commit order:
+   * `{ type: 'set', key, value, expiresAt?, version }` or `{ type: 'delete', key, version }`. A
+   * write is committed when its promise resolves (in the store's sync mode); a write that fails
+   * never appears, a batch's changes come together and in order, touch() is a 'set'. Expiry and
+   * compaction are not changes. A watcher that falls more than `maxBuffered` events behind gets
+   * LOGKV_WATCH_OVERFLOW from next() after the events it holds; `break` (return()) unsubscribes;
+   * close() ends every watcher after the events it holds.
+   */
+  watch(options: WatchOptions = {}): AsyncIterableIterator<ChangeEvent<V>> {
+    this.#checkOpen();
+    const settings = watchOptions(options);
+    // A client's feed is fed as its index follows the log: bring it up to the head first, so the
+    // writes that resolved before this call are behind the new watcher, not in front of it.
+    this.#shared?.beforeRead(undefined, false);
+    return this.#feed.watch<V>(settings);
   }
 
   /** Resolves when every write made before it is durable (fdatasync), whatever the sync mode. */
@@ -355,6 +476,24 @@ export class Store<V = unknown> {
     });
   }
 
+  /**
+   * Copies the store into `destDir` while it goes on serving: a consistent copy of the store as
+   * it is at this call (every write resolved before it is in the copy; none made after it is),
+   * which opens as an ordinary store once the promise resolves. Sealed files are hard-linked
+   * when `destDir` is on the same file system, copied otherwise. Backing up again into the same
+   * directory transfers only what changed. An interrupted backup leaves `destDir` marked
+   * incomplete: open() refuses it (LOGKV_INCOMPLETE_BACKUP) until a backup into it completes.
+   */
+  backup(destDir: string, options: BackupOptions = {}): Promise<BackupResult> {
+    return this.#guard(() => {
+      checkBackupArguments(destDir, options);
+      const remote = this.#shared?.remote;
+      // The owner copies its files; the destination is named as this process sees it.
+      if (remote !== undefined) return remote.call('backup', [path.resolve(destDir), options]) as Promise<BackupResult>;
+      return this.#backups.start(destDir, options);
+    });
+  }
+
   // ---------------------------------------------------------------- lifecycle
 
   /**
@@ -370,17 +509,29 @@ export class Store<V = unknown> {
     return this.#closing;
   }
 
+  /** close(), for `await using store = await open(dir)`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
   /** The last word to the disk; `snapshot`: leave the keydir for the next open (not while other processes go on). */
   async #shutdown(snapshot: boolean): Promise<void> {
     this.#writer.stopSyncTimer();
+    this.#index.stop();
+    await this.#backups.stop();
     await this.#compactions.stop();
     let failure: unknown;
     try {
       await this.#writer.finish();
-      if (this.#writer.failure === undefined && snapshot) await this.#writeSnapshot();
+      // A writer that refused writes after a failure cannot say what the disk holds: close()
+      // must not resolve as if everything acknowledged were durable.
+      if (this.#writer.failure !== undefined) failure = this.#writer.failure;
+      else if (snapshot) await this.#writeSnapshot();
     } catch (err) {
       failure = err;
     } finally {
+      // Every write queued before close() has committed (and been published) or failed by now.
+      this.#feed.closeAll();
       await this.#segments.closeAll();
       this.#status = 'closed';
       await this.#release();
@@ -391,7 +542,7 @@ export class Store<V = unknown> {
   /** Leaves the keydir for the next open to load (snapshot.ts). Best effort: a failure costs only open time. */
   async #writeSnapshot(): Promise<void> {
     try {
-      await writeSnapshot(this.#medium, this.#dir, this.#segments.snapshotList(), this.#index.keydir);
+      await writeSnapshot(this.#medium, this.#dir, this.#segments.snapshotList(), this.#index.keydir, this.#writer.nextVersion);
     } catch {
       // The next open replays the log instead.
     }
@@ -416,4 +567,13 @@ export class Store<V = unknown> {
       return Promise.reject(err);
     }
   }
+}
+
+/** A key live with the record the index names, its version not read yet (versions are never negative). */
+const LIVE_UNREAD = -1;
+
+function versionMismatch(key: string, ifVersion: number, version: number | undefined): LogkvError {
+  const found = version === undefined ? 'it is not live' : `it has version ${version}`;
+  return new LogkvError(ErrorCodes.VERSION_MISMATCH, `key ${describe(key)}: ifVersion ${ifVersion}, but ${found}`,
+    version === undefined ? { key, ifVersion } : { key, ifVersion, version });
 }

@@ -41,6 +41,8 @@ export interface SwitchOutput {
   id: number;
   file: MediumFile;
   size: number;
+  /** The version floor its header carries (compactor.ts). */
+  floor: number;
   hint: HintWriter;
   /** Where each record came from, in output order: input segment id and offset. */
   fromSegment: number[];
@@ -144,7 +146,7 @@ export class CompactionSwitch {
   /** a. The outputs become segments of the store (readable); the inputs stay until the finish. */
   #begin(inputs: Segment[], outputs: SwitchOutput[]): void {
     const { segments, writer, dir } = this.#rooms;
-    for (const o of outputs) segments.add(new Segment(o.id, path.join(dir, segmentName(o.id)), o.file, o.size));
+    for (const o of outputs) segments.add(new Segment(o.id, path.join(dir, segmentName(o.id)), o.file, o.size, undefined, o.floor));
     const switching: Switching = { inputs, inputIds: new Set(inputs.map((s) => s.id)), restored: new Set() };
     this.#switching = switching;
     writer.watchRestores((key, previous) => {

@@ -15,12 +15,14 @@
  *
  * None of this is needed to use logkv, which is why it is not in the root export.
  */
-export { MemoryMedium, DROP_UNSYNCED, KEEP_UNSYNCED, randomCrash } from './medium/memory';
+export { MemoryMedium, DROP_UNSYNCED, KEEP_UNSYNCED, randomCrash, writebackError } from './medium/memory';
 export type {
   ChangeFate, CrashChooser, DataChange, EntryChange, RandomCrashOptions, SystemError, UnsyncedDirectory, UnsyncedFile,
 } from './medium/memory';
 export { FaultyMedium } from './medium/faulty';
-export type { Fault, FaultOperation, FaultPlan, FaultyOptions, OperationEvent, PowerLossOptions } from './medium/faulty';
+export type {
+  Fault, FaultEvent, FaultOperation, FaultPlan, FaultyOptions, OperationEvent, PowerLossOptions, RandomFaultSource, RandomFaults,
+} from './medium/faulty';
 export { seededRandom } from './medium/random';
 export type { Random } from './medium/random';
 export type { Medium, MediumFile, OpenFileOptions } from './medium/types';

@@ -9,8 +9,9 @@
  */
 import { encodeValue, prepareValue } from './codec';
 import { ErrorCodes, LogkvError } from './errors';
-import { MAX_EXPIRES_AT } from './format';
+import { MAX_EXPIRES_AT, MAX_VERSION } from './format';
 import { ResolvedOptions, describe } from './options';
+import type { WatchSettings } from './watch';
 
 export interface WriteOptions {
   /** Time to live in ms from now: a positive finite number. */
@@ -19,9 +20,47 @@ export interface WriteOptions {
   expiresAt?: number;
 }
 
+/** Compare-and-set: the write happens only if the key is live with exactly this version. */
+export interface IfVersion {
+  /**
+   * The version the key must have (getEntry().version, or what the write that made it resolved
+   * with), checked at this call's place in the call order; else the call rejects with
+   * LOGKV_VERSION_MISMATCH and writes nothing. 0 matches a record written before versions
+   * existed (a version-1 store's).
+   */
+  ifVersion?: number;
+}
+
+/** Options of set() and update(). */
+export interface SetOptions extends WriteOptions, IfVersion {}
+
+/** Options of delete(). */
+export interface DeleteOptions extends IfVersion {}
+
+/** Options of touch(): a new expiry, given as exactly one of `ttl` or `expiresAt`. */
+export interface TouchOptions {
+  ttl?: number;
+  expiresAt?: number;
+}
+
 export type BatchOperation<V> =
-  | { type: 'set'; key: string; value: V; ttl?: number; expiresAt?: number }
-  | { type: 'delete'; key: string };
+  | { type: 'set'; key: string; value: V; ttl?: number; expiresAt?: number; ifVersion?: number }
+  | { type: 'delete'; key: string; ifVersion?: number };
+
+export interface WatchOptions {
+  /** Only changes of keys that start with this string. */
+  prefix?: string;
+  /**
+   * Most events the watcher holds for its consumer: one that falls further behind gets
+   * LOGKV_WATCH_OVERFLOW after the events it holds. A whole batch is taken when the buffer is
+   * empty, however large. A positive integer. @default 10000
+   */
+  maxBuffered?: number;
+}
+
+/** The default bound of a watcher's buffer. */
+export const DEFAULT_MAX_BUFFERED = 10_000;
+const MAX_MAX_BUFFERED = 2 ** 31 - 1;
 
 export interface IterateOptions {
   /** Only keys that start with this string. */
@@ -35,6 +74,8 @@ export interface PreparedWrite {
   valueBytes: Buffer | undefined;
   /** Expiry in ms since the epoch; 0 = never. */
   expiresAt: number;
+  /** The version the key must have for the write to happen (compare-and-set); undefined: no condition. */
+  ifVersion?: number;
 }
 
 /** Throws LOGKV_INVALID_KEY unless `key` is a non-empty, well-formed string of at most maxKeyBytes in UTF-8. */
@@ -69,11 +110,12 @@ export function expiryOf(options: WriteOptions | undefined, clock: () => number)
   return 0;
 }
 
-/** Checks a set's key and options and encodes its value, within maxValueBytes. */
-export function prepareSet(key: string, value: unknown, options: WriteOptions | undefined,
+/** Checks a set's key and options (with ifVersion) and encodes its value, within maxValueBytes. */
+export function prepareSet(key: string, value: unknown, options: SetOptions | undefined,
                            limits: ResolvedOptions): PreparedWrite {
   checkKey(key, limits.maxKeyBytes);
   const expiresAt = expiryOf(options, limits.clock);
+  const ifVersion = options === undefined ? undefined : checkIfVersion(options.ifVersion);
   let valueBytes: Buffer;
   const prepared = prepareValue(value, key);
   try {
@@ -85,12 +127,55 @@ export function prepareSet(key: string, value: unknown, options: WriteOptions | 
     throw new LogkvError(ErrorCodes.INVALID_VALUE,
       `value is ${valueBytes.length} bytes encoded; maxValueBytes is ${limits.maxValueBytes}`, { key });
   }
-  return { key, valueBytes, expiresAt };
+  return ifVersion === undefined ? { key, valueBytes, expiresAt } : { key, valueBytes, expiresAt, ifVersion };
 }
 
-/** A delete of a key already checked. */
-export function deletion(key: string): PreparedWrite {
-  return { key, valueBytes: undefined, expiresAt: 0 };
+/** A delete of a key already checked, with delete()'s options checked. */
+export function deletion(key: string, options?: DeleteOptions): PreparedWrite {
+  if (options !== undefined && (typeof options !== 'object' || options === null)) {
+    throw invalidArgument(`delete options must be an object, received ${describe(options)}`);
+  }
+  const ifVersion = options === undefined ? undefined : checkIfVersion(options.ifVersion);
+  return ifVersion === undefined ? { key, valueBytes: undefined, expiresAt: 0 } : { key, valueBytes: undefined, expiresAt: 0, ifVersion };
+}
+
+/** Throws LOGKV_INVALID_ARGUMENT if create() was given an ifVersion (it has a condition of its own). */
+export function noIfVersion(options: SetOptions | undefined): void {
+  if (typeof options === 'object' && options !== null && options.ifVersion !== undefined) {
+    throw invalidArgument('create() takes no ifVersion: it writes only if the key is not live');
+  }
+}
+
+/** An ifVersion option: undefined, or a version (a non-negative safe integer). */
+export function checkIfVersion(ifVersion: unknown): number | undefined {
+  if (ifVersion === undefined) return undefined;
+  if (typeof ifVersion !== 'number' || !Number.isInteger(ifVersion) || ifVersion < 0 || ifVersion > MAX_VERSION) {
+    throw invalidArgument(`ifVersion must be a version (an integer from 0 to 2^53 - 1), received ${describe(ifVersion)}`);
+  }
+  return ifVersion;
+}
+
+/** touch()'s new expiry, in ms since the epoch: exactly one of ttl or expiresAt must be given. */
+export function touchExpiry(options: TouchOptions, clock: () => number): number {
+  if (typeof options !== 'object' || options === null) {
+    throw invalidArgument(`touch() takes { ttl } or { expiresAt }, received ${describe(options)}`);
+  }
+  if (options.ttl === undefined && options.expiresAt === undefined) {
+    throw invalidArgument('touch() needs a new expiry: give ttl or expiresAt');
+  }
+  return expiryOf({ ttl: options.ttl, expiresAt: options.expiresAt }, clock);
+}
+
+/** watch()'s options, checked, with their defaults. */
+export function watchOptions(options: WatchOptions): WatchSettings {
+  if (typeof options !== 'object' || options === null) throw invalidArgument(`watch options must be an object, received ${describe(options)}`);
+  const { prefix, maxBuffered = DEFAULT_MAX_BUFFERED } = options;
+  if (prefix !== undefined && typeof prefix !== 'string') throw invalidArgument(`prefix must be a string, received ${describe(prefix)}`);
+  if (typeof maxBuffered !== 'number' || !Number.isInteger(maxBuffered) || maxBuffered < 1 || maxBuffered > MAX_MAX_BUFFERED) {
+    throw new LogkvError(ErrorCodes.INVALID_ARGUMENT,
+      `maxBuffered must be an integer from 1 to ${MAX_MAX_BUFFERED}, received ${describe(maxBuffered)}`, { option: 'maxBuffered' });
+  }
+  return { prefix: prefix || undefined, maxBuffered };
 }
 
 /**
@@ -105,7 +190,7 @@ export function prepareBatch(operations: unknown, limits: ResolvedOptions): Prep
     if (operation.type === 'set') return prepareSet(operation.key, operation.value, operation, limits);
     if (operation.type === 'delete') {
       checkKey(operation.key, limits.maxKeyBytes);
-      return deletion(operation.key);
+      return deletion(operation.key, { ifVersion: operation.ifVersion });
     }
     throw invalidArgument(`batch operation ${i} has type ${describe((op as { type?: unknown }).type)}; expected 'set' or 'delete'`);
   });

@@ -6,7 +6,9 @@
  * - The record layout. A segment's file header names its format version, and the walker parses
  *   records with that version's RecordLayout (format.ts). A new layout is a new object there.
  * - The checks. A record is good when its header is plausible, it lies wholly inside the file,
- *   and its CRC matches. Anything else is damage, with one of four reasons.
+ *   and its CRC matches. Anything else is damage, with one of four reasons, except zero padding:
+ *   in a layout that allows it (version 2), zero bytes from a record boundary to the end of the
+ *   file end the records (preallocated space) and are no damage.
  * - The damage policy. 'stop' ends the walk at the first bad record (recovery, compaction: what
  *   follows cannot be trusted). 'report' tells the caller and resumes at the next good record
  *   (check, which lists every problem): the next offset, byte by byte, where a plausible header
@@ -26,9 +28,9 @@
  * for a record or batch that needs it), one reused header object, no closure or object per record.
  */
 import {
-  FLAG_BATCH_CONT, RecordHeader, RecordLayout, SEGMENT_HEADER_BYTES, emptyRecordHeader, segmentRecordLayout,
+  FLAG_BATCH_CONT, FileHeader, RecordHeader, RecordLayout, SEGMENT_HEADER_BYTES, checkSegmentHeader, emptyRecordHeader,
+  fileHeaderIsWhole,
 } from './format';
-import { crc32 } from './crc';
 import type { MediumFile } from './medium/types';
 import { isWriteSegmentId } from './segment';
 
@@ -58,7 +60,7 @@ export type RecordVisitor = (offset: number, header: RecordHeader, buf: Buffer, 
 export interface WalkOptions {
   /** @default 'stop' */
   policy?: DamagePolicy;
-  /** Offset of the first record. @default just past the file header */
+  /** Offset of the first record. @default just past the file header (the layout's fileHeaderBytes) */
   start?: number;
   /** Called at each bad record (with 'stop', only the first: the walk ends there). */
   onDamage?: (damage: Damage) => void;
@@ -76,6 +78,11 @@ export interface WalkOutcome {
   damage?: Damage;
   /** The first record of the batch that was open where the walk ended (its last record never came). */
   unfinishedBatch?: number;
+  /**
+   * Where zero padding starts: the records end there, and every byte from there to the end of
+   * the file is zero (version 2 only). Undefined when the records run to the end of the file.
+   */
+  paddingFrom?: number;
   /** Records visited. */
   records: number;
 }
@@ -98,6 +105,7 @@ export class SegmentWalker {
   #cleanEnd = -1;
   #damage: Damage | undefined;
   #unfinishedBatch: number | undefined;
+  #paddingFrom: number | undefined;
   #records = 0;
   #done = false;
 
@@ -108,7 +116,7 @@ export class SegmentWalker {
     this.#layout = layout;
     this.#policy = options.policy ?? 'stop';
     this.#onDamage = options.onDamage;
-    this.#offset = options.start ?? SEGMENT_HEADER_BYTES;
+    this.#offset = options.start ?? layout.fileHeaderBytes;
     this.#chunk = Buffer.allocUnsafe(Math.min(CHUNK_BYTES, Math.max(size - this.#offset, layout.headerBytes)));
   }
 
@@ -119,7 +127,7 @@ export class SegmentWalker {
   static forSegment(file: MediumFile, path: string, id: number, size: number, options: WalkOptions = {}): SegmentWalker {
     const header = Buffer.alloc(SEGMENT_HEADER_BYTES);
     const got = file.readSync(header, 0, SEGMENT_HEADER_BYTES, 0);
-    return new SegmentWalker(file, size, segmentRecordLayout(header.subarray(0, got), path, id), options);
+    return new SegmentWalker(file, size, checkSegmentHeader(header.subarray(0, got), path, id).layout, options);
   }
 
   /** Where the next record will be read: a paused walk resumes here. */
@@ -134,7 +142,11 @@ export class SegmentWalker {
   /** How the walk ended; undefined until it is done. */
   get outcome(): WalkOutcome | undefined {
     if (!this.#done) return undefined;
-    return { cleanEnd: this.#cleanEnd, damage: this.#damage, unfinishedBatch: this.#unfinishedBatch, records: this.#records };
+    const outcome: WalkOutcome = {
+      cleanEnd: this.#cleanEnd, damage: this.#damage, unfinishedBatch: this.#unfinishedBatch, records: this.#records,
+    };
+    if (this.#paddingFrom !== undefined) outcome.paddingFrom = this.#paddingFrom;
+    return outcome;
   }
 
   /**
@@ -177,6 +189,14 @@ export class SegmentWalker {
         }
       }
       if (reason !== undefined) {
+        if (reason !== 'truncated record' && reason !== 'checksum mismatch' && layout.zeroPaddingEnds &&
+            isAllZero(this.#file, offset, size)) {
+          // Preallocated space: the records end here, as if the file did.
+          this.#records += records;
+          this.#paddingFrom = offset;
+          this.#finish(offset, offset);
+          return true;
+        }
         const next = this.#damaged(offset, reason);
         if (next === undefined) {
           // With 'stop' the walk ends at the bad record; with 'report', nothing good follows it.
@@ -257,9 +277,10 @@ export class SegmentWalker {
     return damage.next;
   }
 
-  #finish(offset: number): void {
+  /** Ends the walk at `offset`; `end` is where the records end (the file's size, or where zero padding starts). */
+  #finish(offset: number, end = this.#size): void {
     if (this.#batchStart >= 0 && this.#unfinishedBatch === undefined) this.#unfinishedBatch = this.#batchStart;
-    if (this.#cleanEnd < 0) this.#cleanEnd = this.#batchStart >= 0 ? this.#batchStart : this.#size;
+    if (this.#cleanEnd < 0) this.#cleanEnd = this.#batchStart >= 0 ? this.#batchStart : end;
     this.#batchStart = -1;
     this.#offset = offset;
     this.#done = true;
@@ -318,24 +339,28 @@ export function mayBeTorn(id: number, newest: boolean): boolean {
   return newest && isWriteSegmentId(id);
 }
 
-/** How a segment begins: a sound header and the layout of its records, or an interrupted creation. */
-export type SegmentStart = { kind: 'records'; layout: RecordLayout } | { kind: 'interrupted' };
+/**
+ * How a segment begins: a sound file header (its version names the layout of its records, and it
+ * carries the version floor), or an interrupted creation.
+ */
+export type SegmentStart = { kind: 'records'; header: FileHeader; layout: RecordLayout } | { kind: 'interrupted' };
 
 /**
  * Reads and checks segment `id`'s file header. When the segment may be torn (mayBeTorn), an
- * interrupted creation is recognised: a file shorter than a header, no longer than a header with
- * a header that fails its CRC, or all zeros. A segment's header is synced before any record is
+ * interrupted creation is recognised: a file no longer than a (version 2) header without a whole
+ * header whose CRC matches, or all zeros. A segment's header is synced before any record is
  * written to it, so such a file holds nothing that was ever acknowledged. Throws LOGKV_CORRUPTION
  * for any other bad header.
  */
 export function readSegmentStart(file: MediumFile, path: string, id: number, size: number, torn: boolean): SegmentStart {
-  const header = Buffer.alloc(SEGMENT_HEADER_BYTES);
-  const got = file.readSync(header, 0, SEGMENT_HEADER_BYTES, 0);
+  const buf = Buffer.alloc(SEGMENT_HEADER_BYTES);
+  const got = file.readSync(buf, 0, SEGMENT_HEADER_BYTES, 0);
   if (torn) {
-    const tornHeader = size <= SEGMENT_HEADER_BYTES && header.readUInt32LE(16) !== crc32(header.subarray(0, 16));
-    if (got < SEGMENT_HEADER_BYTES || tornHeader || isAllZero(file, 0, size)) return { kind: 'interrupted' };
+    const tornHeader = size <= SEGMENT_HEADER_BYTES && !fileHeaderIsWhole(buf, got);
+    if (tornHeader || isAllZero(file, 0, size)) return { kind: 'interrupted' };
   }
-  return { kind: 'records', layout: segmentRecordLayout(header.subarray(0, got), path, id) };
+  const header = checkSegmentHeader(buf.subarray(0, got), path, id);
+  return { kind: 'records', header, layout: header.layout };
 }
 
 /** What open() does with a segment it walked: keep it whole, cut a torn tail, or refuse the store. */
@@ -348,10 +373,11 @@ export type Verdict =
  * The rule for a walked segment of `size` bytes. A segment that may be torn is cut where its
  * whole part ends (at a bad record, or at the start of the batch it broke or that never ended).
  * Any other segment with damage, or that ends inside a batch, is corruption: at the bad record,
- * or at the start of the unfinished batch.
+ * or at the start of the unfinished batch. Zero padding after the records is kept: the segment's
+ * records end where it starts (outcome.paddingFrom).
  */
 export function judgeWalk(outcome: WalkOutcome, size: number, torn: boolean): Verdict {
-  if (outcome.cleanEnd >= size) return { action: 'keep' };
+  if (outcome.cleanEnd >= (outcome.paddingFrom ?? size)) return { action: 'keep' };
   const reason = outcome.damage?.reason ?? 'unfinished batch';
   if (torn) return { action: 'cut', offset: outcome.cleanEnd, reason };
   return { action: 'refuse', offset: outcome.damage?.offset ?? outcome.cleanEnd, reason };

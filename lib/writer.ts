@@ -2,12 +2,18 @@
  * The log writer: it gives records their place in the log, hands them to the medium in order,
  * and makes them durable when the sync mode says so.
  *
- * How order is kept: write() encodes the records, gives them offsets at the tail of the active
- * segment, applies them to the index and queues them, all synchronously, before it returns its
- * promise. So calls take effect in the order they are made, and a read made after a write sees it
- * at once (from the queued bytes if they have not reached the file yet). The writer then hands
+ * How order is kept: write() gives the records their versions (the store-wide counter, one per
+ * record), encodes them, gives them offsets at the tail of the active segment, applies them to
+ * the index and queues them, all synchronously, before it returns its promise. So calls take
+ * effect, and get their versions, in the order they are made, and a read made after a write sees
+ * it at once (from the queued bytes if they have not reached the file yet). The writer then hands
  * queued records to the medium in order; with sync 'always' a group of records shares one
- * fdatasync (group commit), and every call of a group shares one promise.
+ * fdatasync (group commit), and every call of a group shares one promise. When a group's promise
+ * resolves (its writes are committed, in the sync mode's sense), the commit hook hears of its
+ * records, in log order: the change feed (watch.ts) starts there.
+ *
+ * Versions are never given back: a write that fails keeps its versions unused, since a reader
+ * may have seen them (getEntry() of a queued write) and must never see one again on other bytes.
  *
  * If a write or sync fails, the failed group and everything queued after it are rejected, their
  * index changes are undone newest first, and the files are truncated back, so a rejected call
@@ -24,7 +30,9 @@
  * makes the same choice).
  */
 import { ErrorCodes, LogkvError, ioError } from './errors';
-import { FLAG_BATCH_CONT, SEGMENT_HEADER_BYTES, TYPE_DELETE, TYPE_SET, encodeRecord, encodeSegmentHeader } from './format';
+import {
+  FLAG_BATCH_CONT, KIND_SEGMENT, SEGMENT_HEADER_BYTES, TYPE_DELETE, TYPE_SET, encodeRecord, encodeSegmentHeader,
+} from './format';
 import { Entry } from './keydir';
 import type { KeyIndex } from './keyindex';
 import type { Medium } from './medium/types';
@@ -73,7 +81,15 @@ export interface WriterInit {
   reader: Reader;
   /** Asked right before every change to the medium; an error refuses it. */
   mayWrite: () => LogkvError | undefined;
+  /** The version the first write gets: recovery's count (recovery.ts). */
+  nextVersion: number;
 }
+
+/**
+ * Hears of each committed write: the records of one write() call (one set, or one whole batch),
+ * as encoded (version-2 records), in log order, right before the call's promise resolves.
+ */
+export type CommitHook = (records: readonly Buffer[]) => void;
 
 export class LogWriter {
   readonly #dir: string;
@@ -94,6 +110,9 @@ export class LogWriter {
   #timer: NodeJS.Timeout | undefined;
   #afterGroup: () => void = () => undefined;
   #onRestore: ((key: string, previous: Entry) => void) | undefined;
+  #onCommit: CommitHook | undefined;
+  /** The version the next record gets. */
+  #nextVersion: number;
 
   constructor(init: WriterInit) {
     this.#dir = init.dir;
@@ -103,6 +122,17 @@ export class LogWriter {
     this.#index = init.index;
     this.#reader = init.reader;
     this.#mayWrite = init.mayWrite;
+    this.#nextVersion = init.nextVersion;
+  }
+
+  /** The version the next record will get. */
+  get nextVersion(): number {
+    return this.#nextVersion;
+  }
+
+  /** The version write() gave the last record it took (0 before any). */
+  get lastVersion(): number {
+    return this.#nextVersion - 1;
   }
 
   /** Set once the writer refuses writes for good (a failure it could not undo); the error it rejects with. */
@@ -113,20 +143,30 @@ export class LogWriter {
   // ---------------------------------------------------------------- taking writes
 
   /**
-   * Gives the prepared writes their place in the log (one batch: consecutive records of one
-   * segment, all or nothing after a crash), applies them to the index and queues them; resolves
-   * when their group is written (and synced, in 'always' mode). Throws, having changed nothing,
-   * if the writer is poisoned, mayWrite() refuses, or the store would exceed maxStoreBytes.
+   * Gives the prepared writes their versions (consecutive, from nextVersion: lastVersion is the
+   * last one's once this returns) and their place in the log (one batch: consecutive records of
+   * one segment, all or nothing after a crash), applies them to the index and queues them;
+   * resolves when their group is written (and synced, in 'always' mode). Throws, having changed
+   * nothing, if the writer is poisoned, mayWrite() refuses, the store would exceed
+   * maxStoreBytes, or a batch of several records would not fit in one segment (LOGKV_INVALID_ARGUMENT).
    */
   write(writes: PreparedWrite[]): Promise<void> {
     if (this.#failure !== undefined) throw this.#failure;
     this.#allowed();
+    const first = this.#nextVersion;
     const chunks = writes.map((w, i) => encodeRecord(
       w.valueBytes === undefined ? TYPE_DELETE : TYPE_SET,
       i < writes.length - 1 ? FLAG_BATCH_CONT : 0,
-      w.key, w.valueBytes, w.expiresAt));
+      w.key, w.valueBytes, w.expiresAt, first + i));
     let length = 0;
     for (const chunk of chunks) length += chunk.length;
+    // A batch never spans segments, and the index holds offsets in 32 bits: a batch larger than a
+    // segment may be would wrap them (a single record larger than that gets a segment of its own).
+    if (writes.length > 1 && length > this.#options.maxSegmentBytes) {
+      throw new LogkvError(ErrorCodes.INVALID_ARGUMENT,
+        `the batch's records take ${length} bytes; a batch must fit in one segment (maxSegmentBytes ${this.#options.maxSegmentBytes})`,
+        { option: 'maxSegmentBytes', bytes: length });
+    }
 
     // A batch never spans segments: start a new one if this would overflow a non-empty segment.
     const active = this.#segments.active;
@@ -140,6 +180,9 @@ export class LogWriter {
         `the store would exceed maxStoreBytes (${this.#options.maxStoreBytes})`, { key: writes[0].key });
     }
     const segment = rotate ? this.#segments.rotate() : active;
+    // A segment's floor is the version of its first record: every record in it has one as high.
+    if (isUnborn(segment)) segment.floor = first;
+    this.#nextVersion = first + writes.length;
     const offset = segment.tail;
     const undo: UndoEntry[] = [];
     let at = offset;
@@ -175,6 +218,14 @@ export class LogWriter {
   /** Calls `hook` after each group is written and its calls resolved (automatic compaction looks then). */
   afterEachGroup(hook: () => void): void {
     this.#afterGroup = hook;
+  }
+
+  /**
+   * While set, `hook` hears of every committed write's records, in log order, right before its
+   * promise resolves (the change feed). A write that fails is never heard of.
+   */
+  onCommit(hook: CommitHook | undefined): void {
+    this.#onCommit = hook;
   }
 
   // ---------------------------------------------------------------- what the compaction switch needs
@@ -248,6 +299,9 @@ export class LogWriter {
       this.#queued = undefined;
       this.#inflight = group;
       try {
+        // Calls made while an earlier group's repair was under way were queued before that
+        // repair could poison the writer; a poisoned writer must not write (or acknowledge) them.
+        if (this.#failure !== undefined) throw this.#failure;
         await this.#writeGroup(group);
       } catch (err) {
         this.#inflight = [];
@@ -255,6 +309,7 @@ export class LogWriter {
         continue;
       }
       this.#inflight = [];
+      this.#committed(group);
       done.resolve();
       this.#afterGroup();
     }
@@ -262,6 +317,20 @@ export class LogWriter {
     const waiters = this.#idleWaiters;
     this.#idleWaiters = [];
     for (const wake of waiters) wake();
+  }
+
+  /** Tells the commit hook, if any, of a written group's writes, in order. */
+  #committed(group: WriteOp[]): void {
+    const hook = this.#onCommit;
+    if (hook === undefined) return;
+    for (const op of group) {
+      if (op.segment === undefined) continue;
+      try {
+        hook(op.chunks);
+      } catch {
+        // The hook is the change feed's, which does not throw; a bug there must not stall the log.
+      }
+    }
   }
 
   /** Writes a group's records in order, one writev per segment, then syncs if it must. */
@@ -315,11 +384,24 @@ export class LogWriter {
       this.#allowed();
       await file.truncate(0); // a leftover from a failed attempt holds nothing acknowledged
       this.#allowed();
-      await file.write([encodeSegmentHeader(segment.id)], 0);
+      await file.write([encodeSegmentHeader(segment.id, KIND_SEGMENT, segment.floor)], 0);
       await syncOrTag(file.sync());
       await syncOrTag(this.#medium.syncDir(this.#dir));
     } catch (err) {
       await file.close().catch(() => undefined);
+      // The file must not stay behind without a sound header: a later group may go on to a later
+      // id, and then it would be a sealed write segment with a bad header, which recovery calls
+      // corruption. If it cannot be removed, the writer is poisoned (nothing is written after it,
+      // so it stays the newest segment, which recovery resets as an interrupted creation).
+      if (!(err instanceof SyncFailed)) {
+        try {
+          this.#allowed();
+          await this.#medium.remove(segment.path);
+          await this.#medium.syncDir(this.#dir);
+        } catch {
+          throw new SyncFailed(err);
+        }
+      }
       throw err;
     }
     segment.file = file;

@@ -12,6 +12,7 @@ import {
   allKeys, coreStats, deleteRecordBytes, dump, expectCode, expectCodeSync, openFast, segmentBytes, segmentFiles,
   setRecordBytes, snapshotSegments, tempDir,
 } from './helpers';
+import { SEGMENT_HEADER_BYTES } from '../lib/format';
 
 /** How a behaviour spec opens a store (spec/shared-api.spec.ts opens clients of a shared store). */
 export type Opener = (dir: string, options?: OpenOptions) => Promise<Store<unknown>>;
@@ -204,15 +205,15 @@ export function storeApiSpecs(openStore: Opener): void {
     expect(await store.has('k')).to.equal(false);
   });
 
-  it('set() inserts and overwrites, resolving undefined', async () => {
-    expect(await store.set('k', 1)).to.equal(undefined);
-    expect(await store.set('k', 2)).to.equal(undefined);
+  it('set() inserts and overwrites, resolving with the version it wrote', async () => {
+    expect(await store.set('k', 1)).to.equal(1);
+    expect(await store.set('k', 2)).to.equal(2);
     expect(await store.get('k')).to.equal(2);
     expect(store.size).to.equal(1);
   });
 
   it('create() inserts a missing key and rejects a live one with LOGKV_KEY_EXISTS', async () => {
-    expect(await store.create('k', 'first')).to.equal(undefined);
+    expect(await store.create('k', 'first')).to.equal(1);
     const err = await expectCode(store.create('k', 'second'), ErrorCodes.KEY_EXISTS);
     expect(err.details.key).to.equal('k');
     expect(await store.get('k')).to.equal('first');
@@ -229,7 +230,7 @@ export function storeApiSpecs(openStore: Opener): void {
     const err = await expectCode(store.update('k', 1), ErrorCodes.KEY_NOT_FOUND);
     expect(err.details.key).to.equal('k');
     await store.set('k', 1);
-    expect(await store.update('k', 2)).to.equal(undefined);
+    expect(await store.update('k', 2)).to.equal(2);
     expect(await store.get('k')).to.equal(2);
     await store.delete('k');
     await expectCode(store.update('k', 3), ErrorCodes.KEY_NOT_FOUND);
@@ -270,21 +271,21 @@ export function storeApiSpecs(openStore: Opener): void {
     await store.set('k', 1);
     await store.sync();
     const before = snapshotSegments(dir);
-    expect(await store.batch([])).to.equal(undefined);
-    expect(await store.batch([{ type: 'delete', key: 'missing' }, { type: 'delete', key: 'gone' }])).to.equal(undefined);
+    expect(await store.batch([])).to.deep.equal([]);
+    expect(await store.batch([{ type: 'delete', key: 'missing' }, { type: 'delete', key: 'gone' }])).to.deep.equal([0, 0]);
     await store.sync();
     expect(snapshotSegments(dir)).to.deep.equal(before);
   });
 
   it('batch() writes only the deletes of keys live at that point of the batch', async () => {
     await store.sync();
-    const before = segmentBytes(dir) || 20;
+    const before = segmentBytes(dir) || SEGMENT_HEADER_BYTES;
     // 'x' is not live before the batch; it is after the set, so the second delete is needed.
-    await store.batch([
+    expect(await store.batch([
       { type: 'delete', key: 'x' },
       { type: 'set', key: 'x', value: 1 },
       { type: 'delete', key: 'x' },
-    ]);
+    ])).to.deep.equal([0, 1, 2]);
     await store.sync();
     expect(segmentBytes(dir)).to.equal(before + setRecordBytes('x', 1) + deleteRecordBytes('x'));
     expect(await store.has('x')).to.equal(false);
@@ -384,7 +385,7 @@ export function storeApiSpecs(openStore: Opener): void {
     void store.set('a', 1);
     void store.set('b', 2);
     expect(await store.sync()).to.equal(undefined);
-    expect(segmentBytes(dir)).to.equal(20 + setRecordBytes('a', 1) + setRecordBytes('b', 2));
+    expect(segmentBytes(dir)).to.equal(SEGMENT_HEADER_BYTES + setRecordBytes('a', 1) + setRecordBytes('b', 2));
   });
 
   it('sync() on a store that never wrote resolves and creates no segment', async () => {
@@ -397,7 +398,7 @@ export function storeApiSpecs(openStore: Opener): void {
     for (let i = 0; i < 100; i++) writes.push(store.set(`k${i}`, i));
     writes.push(store.delete('k0'));
     await store.close();
-    expect(await Promise.all(writes)).to.deep.equal([...Array(100).fill(undefined), true]);
+    expect(await Promise.all(writes)).to.deep.equal([...Array.from({ length: 100 }, (_, i) => i + 1), true]);
     store = await openStore(dir);
     expect(store.size).to.equal(99);
     expect(await store.get('k99')).to.equal(99);
@@ -405,7 +406,7 @@ export function storeApiSpecs(openStore: Opener): void {
   });
 
   it('stats() counts keys, segments, live, dead and disk bytes exactly', async () => {
-    const h = 20;
+    const h = SEGMENT_HEADER_BYTES;
     // A store that never wrote has no segment file yet.
     expect(coreStats(store)).to.deep.equal({ keys: 0, segments: 0, liveBytes: 0, deadBytes: 0, diskBytes: 0 });
     const a1 = setRecordBytes('a', 'first');
@@ -435,11 +436,11 @@ export function storeApiSpecs(openStore: Opener): void {
     store = await openStore(dir, { maxSegmentBytes: 1024 });
     const value = 'v'.repeat(200);
     const record = setRecordBytes('k00', value);
-    // Each 1024-byte segment holds 20 header bytes and as many whole records as fit.
-    const perSegment = Math.floor((1024 - 20) / record);
+    // Each 1024-byte segment holds 28 header bytes and as many whole records as fit.
+    const perSegment = Math.floor((1024 - SEGMENT_HEADER_BYTES) / record);
     for (let i = 0; i < 10; i++) await store.set(`k${String(i).padStart(2, '0')}`, value);
     const segments = Math.ceil(10 / perSegment);
-    const expected = { keys: 10, segments, liveBytes: 10 * record, deadBytes: 0, diskBytes: segments * 20 + 10 * record };
+    const expected = { keys: 10, segments, liveBytes: 10 * record, deadBytes: 0, diskBytes: segments * SEGMENT_HEADER_BYTES + 10 * record };
     expect(coreStats(store)).to.deep.equal(expected);
     await store.sync();
     expect(segmentFiles(dir)).to.have.length(segments);
@@ -688,8 +689,8 @@ export function rejectedCallSpecs(openStore: Opener, pick: (index: number) => bo
     const codes = Object.values(ErrorCodes);
     expect(codes).to.deep.equal([
       'LOGKV_KEY_EXISTS', 'LOGKV_KEY_NOT_FOUND', 'LOGKV_INVALID_KEY', 'LOGKV_INVALID_VALUE', 'LOGKV_INVALID_ARGUMENT',
-      'LOGKV_LOCKED', 'LOGKV_LOCK_LOST', 'LOGKV_CLOSED', 'LOGKV_CORRUPTION', 'LOGKV_STORE_FULL', 'LOGKV_IO',
-      'LOGKV_OUTCOME_UNKNOWN',
+      'LOGKV_LOCKED', 'LOGKV_LOCK_LOST', 'LOGKV_VERSION_MISMATCH', 'LOGKV_WATCH_OVERFLOW', 'LOGKV_CLOSED', 'LOGKV_CORRUPTION', 'LOGKV_STORE_FULL', 'LOGKV_IO',
+      'LOGKV_OUTCOME_UNKNOWN', 'LOGKV_INCOMPLETE_BACKUP',
     ]);
     const err = new LogkvError(ErrorCodes.IO, 'm', { file: 'f' }, new Error('cause'));
     expect(err).to.be.instanceOf(Error);

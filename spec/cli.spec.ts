@@ -402,7 +402,7 @@ describe('logkv command line', function () {
       const hint = path.join(dir, hints[0]);
       const segment = hint.replace(/\.hint$/, '.seg');
       const original = fs.readFileSync(segment);
-      fs.appendFileSync(segment, encodeRecord(TYPE_SET, 0, Buffer.from('late'), encodeValue(prepareValue(1)), 0));
+      fs.appendFileSync(segment, encodeRecord(TYPE_SET, 0, Buffer.from('late'), encodeValue(prepareValue(1)), 0, 1_000_000));
       const stale = JSON.parse((await expectExit(logkv(['--dir', dir, 'check', '--json']), 0)).stdout) as
         { ok: boolean; problems: Array<{ severity: string; problem: string }> };
       expect(stale.problems.map((p) => p.severity)).to.deep.equal(['notice']);

@@ -8,7 +8,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { OpenOptions, Store } from '../lib';
 import { encodeValue, prepareValue } from '../lib/codec';
-import { TYPE_SET, encodeRecord } from '../lib/format';
+import { SEGMENT_HEADER_BYTES, TYPE_SET, encodeRecord } from '../lib/format';
 import { fileSystem } from '../lib/medium/fs';
 import type { Medium, MediumFile, OpenFileOptions } from '../lib/medium/types';
 import { dump, expectCode, fsWith, openFast, systemError, tempDir } from './helpers';
@@ -28,7 +28,7 @@ function dropSnapshot(dir: string): void {
 async function fill(store: Store<unknown>, keys: number, rounds: number, tag = 'v'): Promise<Map<string, unknown>> {
   const model = new Map<string, unknown>();
   for (let r = 0; r < rounds; r++) {
-    const writes: Array<Promise<void>> = [];
+    const writes: Array<Promise<unknown>> = [];
     for (let i = 0; i < keys; i++) {
       const value = { tag, r, i, pad: 'p'.repeat(30) };
       writes.push(store.set(`key-${i}`, value));
@@ -200,7 +200,7 @@ describe('compaction', () => {
     const listing = files(dir, '.seg');
     const err = await expectCode(store.compact(), 'LOGKV_CORRUPTION');
     expect(err.details.file).to.equal(oldest);
-    expect(err.details.offset).to.equal(20);
+    expect(err.details.offset).to.equal(SEGMENT_HEADER_BYTES);
     expect(files(dir, '.tmp')).to.deep.equal([]);
     expect(files(dir, '.hint')).to.deep.equal([]);
     // The sealed active segment stays, plus nothing new.
@@ -318,7 +318,7 @@ describe('the switch to the compacted segments', function () {
     const model = new Map<string, unknown>();
     const keys = 50_000; // more than two slices of the switch (20,000 records each)
     for (let round = 0; round < 2; round++) {
-      const writes: Array<Promise<void>> = [];
+      const writes: Array<Promise<unknown>> = [];
       for (let i = 0; i < keys; i++) {
         writes.push(store.set(`k${i}`, round * keys + i));
         model.set(`k${i}`, round * keys + i);
@@ -326,10 +326,10 @@ describe('the switch to the compacted segments', function () {
       await Promise.all(writes);
     }
     let failedCode: string | undefined;
-    let failing: Promise<void> | undefined;
+    let failing: Promise<unknown> | undefined;
     let sawSwitch = false;
     let queuedBeforeSwitch = false;
-    let created: Promise<void> | undefined;
+    let created: Promise<unknown> | undefined;
     await store.compact({
       onProgress: ({ phase }) => {
         if (phase === 'copy' && created === undefined) {
@@ -432,7 +432,7 @@ describe('hint files', () => {
     const { dir, model } = await compactedStore();
     // A valid record appended behind the hint's back (by hand: the store never does this).
     const last = path.join(dir, files(dir, '.seg').pop()!);
-    fs.appendFileSync(last, encodeRecord(TYPE_SET, 0, 'extra', encodeValue(prepareValue(7)), 0));
+    fs.appendFileSync(last, encodeRecord(TYPE_SET, 0, 'extra', encodeValue(prepareValue(7)), 0, 1_000_000));
     model.set('extra', 7);
     const store = await openFast(dir, SMALL);
     expect(store.recovery.hintsIgnored.map((h) => path.basename(h.file))).to.deep.equal([files(dir, '.hint').pop()]);

@@ -1,9 +1,14 @@
 /**
  * A bounded run of the crash harness, so `npm test` guards it: power mode (every crash boundary
- * of a scripted workload, ALICE-style) and kill mode (SIGKILL of a workload process), each sync
- * mode in both. `npm run crashtest -- --minutes N` is the long soak.
+ * of a scripted workload, ALICE-style), io mode (the same with random EIO and ENOSPC, in the
+ * workload, compaction and recovery) and kill mode (SIGKILL of a workload process, with racing
+ * openers), each sync mode in each. `npm run crashtest -- --duration 30m` is the long soak.
  */
 import { expect } from 'chai';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { readHolds, overlaps } from '../tools/crash/kill';
 import { HarnessResult, SYNC_MODES, report, runHarness } from '../tools/crash/main';
 
 function verdict(result: HarnessResult, mode: string): string {
@@ -26,13 +31,51 @@ describe('the crash harness (bounded run)', function () {
     expect(figures.opsVerified).to.be.at.most(figures.opsAcknowledged);
   });
 
-  it('kill mode: a workload process SIGKILLed in each sync mode loses nothing acknowledged', async () => {
-    const result = await runHarness({ mode: 'kill', runs: 2 * SYNC_MODES.length, seed: 7, maxKillDelayMs: 600 });
+  it('io mode: crashes combined with random EIO and ENOSPC, in each sync mode, lose nothing acknowledged', async () => {
+    const result = await runHarness({ mode: 'io', runs: SYNC_MODES.length, ops: 40, seed: 4 });
+    const { figures } = result;
+    expect(figures.failed, verdict(result, 'io')).to.equal(false);
+    expect(figures.runs).to.equal(3);
+    expect(figures.crashPoints).to.be.greaterThan(figures.boundaries);
+    expect(figures.injectedErrors, 'errors were injected').to.be.greaterThan(0);
+    expect(figures.rejectedCalls, 'some calls were rejected by them').to.be.greaterThan(0);
+    expect(figures.retriedOpens, 'some recoveries failed on an injected error and were retried').to.be.greaterThan(0);
+    expect(figures.reopens, 'some stores were reopened in place after errors').to.be.greaterThan(0);
+    expect(figures.nestedCrashes, 'some crash states were taken while a store recovered').to.be.greaterThan(0);
+    expect(figures.opsVerified).to.be.greaterThan(0);
+    expect(figures.opsVerified).to.be.at.most(figures.opsAcknowledged);
+  });
+
+  it('kill mode: a workload process SIGKILLed in each sync mode loses nothing acknowledged, and never shares the store', async () => {
+    const result = await runHarness({ mode: 'kill', runs: 2 * SYNC_MODES.length, seed: 7, maxKillDelayMs: 600, racingChance: 0.5 });
     const { figures } = result;
     expect(figures.failed, verdict(result, 'kill')).to.equal(false);
     expect(figures.runs).to.equal(6);
     expect(figures.kills + figures.cleanExits).to.equal(6);
     expect(figures.kills).to.be.greaterThan(0);
     expect(figures.crashPoints).to.equal(6);
+    expect(figures.racingOpens, 'some rounds had a second process racing to open').to.be.greaterThan(0);
+    expect(figures.doubleHolders).to.equal(0);
+  });
+});
+
+describe('the kill-mode hold journal', () => {
+  const journal = (lines: string[]): string => {
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'logkv-holds-')), 'holds.journal');
+    fs.writeFileSync(file, lines.map((line) => line + '\n').join(''));
+    return file;
+  };
+
+  it('holds that follow each other are no double holders', () => {
+    const holds = readHolds(journal(['1 hold 100', '1 release 200', '2 hold 300', '3 hold 500', '3 release 600']), new Map([[2, 400n]]));
+    expect(holds.map((h) => [h.pid, h.start, h.end])).to.deep.equal([[1, 100n, 200n], [2, 300n, 400n], [3, 500n, 600n]]);
+    expect(overlaps(holds)).to.deep.equal([]);
+  });
+
+  it('a hold that begins before the last holder released, or was killed, is a double holder', () => {
+    expect(overlaps(readHolds(journal(['1 hold 100', '2 hold 150', '1 release 200', '2 release 300']), new Map()))).to.have.length(1);
+    // Process 1 was killed at 400: it held the store until then at least.
+    expect(overlaps(readHolds(journal(['1 hold 100', '2 hold 350', '2 release 500']), new Map([[1, 400n]])))).to.have.length(1);
+    expect(overlaps(readHolds(journal(['1 hold 100', '2 hold 450', '2 release 500']), new Map([[1, 400n]])))).to.have.length(0);
   });
 });

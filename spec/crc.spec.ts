@@ -113,8 +113,8 @@ describe('CRC-32', () => {
       const type = isSet ? format.TYPE_SET : format.TYPE_DELETE;
       const flags = random() < 0.3 ? format.FLAG_BATCH_CONT : 0;
       const expiresAt = random() < 0.5 ? 0 : Math.floor(random() * Number.MAX_SAFE_INTEGER);
-      const mine = format.encodeRecord(type, flags, key, value, expiresAt);
-      const theirs = alt.format.encodeRecord(type, flags, key, value, expiresAt);
+      const mine = format.encodeRecord(type, flags, key, value, expiresAt, i + 1);
+      const theirs = alt.format.encodeRecord(type, flags, key, value, expiresAt, i + 1);
       expect(theirs.equals(mine), `record #${i}, seed 2024`).to.equal(true);
       const header = format.parseRecordHeader(theirs, 0)!;
       expect(format.recordCrcMatches(theirs, 0, header)).to.equal(true);

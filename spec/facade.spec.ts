@@ -21,7 +21,7 @@ describe('the public surface', () => {
 
   it('logkv/testing holds the media, the crash choosers and the seeded generator', () => {
     expect(Object.keys(testing).sort()).to.deep.equal(
-      ['DROP_UNSYNCED', 'FaultyMedium', 'KEEP_UNSYNCED', 'MemoryMedium', 'randomCrash', 'seededRandom']);
+      ['DROP_UNSYNCED', 'FaultyMedium', 'KEEP_UNSYNCED', 'MemoryMedium', 'randomCrash', 'seededRandom', 'writebackError']);
   });
 
   it('a Store cannot be made except by open(), not even with a look-alike token', () => {
@@ -40,9 +40,11 @@ describe('the public surface', () => {
 
   it('a Store has only its public methods: no start, applyRecovered or reserveRecovered to call', async () => {
     expect(Object.getOwnPropertyNames(Store.prototype).sort()).to.deep.equal([
-      'batch', 'close', 'closed', 'compact', 'constructor', 'create', 'delete', 'dir', 'entries', 'get', 'getEntry',
-      'has', 'keys', 'recovery', 'set', 'size', 'stats', 'sync', 'update',
+      'backup', 'batch', 'close', 'closed', 'compact', 'constructor', 'create', 'delete', 'dir', 'entries', 'get', 'getEntry',
+      'has', 'keys', 'recovery', 'set', 'size', 'stats', 'sync', 'touch', 'update', 'watch',
     ]);
+    // And `await using`: Symbol.asyncDispose closes the store.
+    expect(Object.getOwnPropertySymbols(Store.prototype)).to.deep.equal([Symbol.asyncDispose]);
     const store = await open('/db', { medium: new MemoryMedium() });
     for (const internal of ['start', 'applyRecovered', 'reserveRecovered']) expect(internal in store).to.equal(false);
     await store.close();

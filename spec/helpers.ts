@@ -9,6 +9,7 @@ import * as path from 'path';
 import { LogkvError, OpenOptions, Store, open } from '../lib';
 import type { ErrorCode } from '../lib';
 import { encodeValue, prepareValue } from '../lib/codec';
+import { RECORD_HEADER_BYTES } from '../lib/format';
 import { fileSystem } from '../lib/medium/fs';
 import type { Medium, MediumFile, OpenFileOptions } from '../lib/medium/types';
 
@@ -124,14 +125,14 @@ export class FakeClock {
   }
 }
 
-/** The size of a SET record of `key` and `value` on disk: 20-byte header, UTF-8 key, msgpack value. */
+/** The size of a SET record of `key` and `value` on disk: 28-byte header, UTF-8 key, msgpack value. */
 export function setRecordBytes(key: string, value: unknown): number {
-  return 20 + Buffer.byteLength(key, 'utf8') + encodeValue(prepareValue(value)).length;
+  return RECORD_HEADER_BYTES + Buffer.byteLength(key, 'utf8') + encodeValue(prepareValue(value)).length;
 }
 
 /** The size of a DELETE record (a tombstone) of `key`. */
 export function deleteRecordBytes(key: string): number {
-  return 20 + Buffer.byteLength(key, 'utf8');
+  return RECORD_HEADER_BYTES + Buffer.byteLength(key, 'utf8');
 }
 
 /** The byte counts of stats(), without fields other features add (compaction state and the like). */

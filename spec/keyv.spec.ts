@@ -60,6 +60,35 @@ describe('Keyv adapter (logkv/keyv)', () => {
     expect(await two.get('k')).to.equal(2);
   });
 
+  it('clear() deletes in bounded batches, so it works where one batch of every key would not fit in a segment', async () => {
+    // 1024-byte segments hold about 30 tombstones: a single batch of 2500 deletes would be
+    // rejected (LOGKV_INVALID_ARGUMENT: a batch must fit in one segment), so clear() splits.
+    const dir = tempDir('keyv');
+    const kv = adapter(dir, { maxSegmentBytes: 1024, autoCompact: false });
+    const keyv = new Keyv({ store: kv, namespace: 'big' });
+    const other = new Keyv({ store: adapter(dir), namespace: 'other' });
+    const store = await kv.getStore();
+    for (let i = 0; i < 2500; i += 10) {
+      await store.batch(Array.from({ length: 10 }, (_, j) => ({ type: 'set' as const, key: `big:${i + j}`, value: i + j })));
+    }
+    await other.set('stays', 1);
+    await expectCode(store.batch(Array.from({ length: 2500 }, (_, i) => ({ type: 'delete' as const, key: `big:${i}` }))),
+      ErrorCodes.INVALID_ARGUMENT);
+    await keyv.clear();
+    expect(store.size).to.equal(1);
+    expect(await other.get('stays')).to.equal(1);
+  });
+
+  it('clear() of a store passed in with small segments splits its batches until they fit', async () => {
+    const store = await open(tempDir('keyv'), { sync: 'never', maxSegmentBytes: 1024, autoCompact: false });
+    const kv = new KeyvLogkv({ store });
+    for (let i = 0; i < 300; i++) await store.set(`k${i}`, i);
+    await kv.clear();
+    expect(store.size).to.equal(0);
+    await kv.disconnect();
+    await store.close();
+  });
+
   it('adapters of one directory share one open store; the last disconnect closes it', async () => {
     const dir = tempDir('keyv');
     const first = new KeyvLogkv({ dir, sync: 'never' });

@@ -7,6 +7,7 @@ import { ErrorCodes, Store } from '../lib';
 import {
   coreStats, deleteRecordBytes, dump, expectCode, openFast, segmentBytes, setRecordBytes, snapshotSegments, tempDir,
 } from './helpers';
+import { SEGMENT_HEADER_BYTES } from '../lib/format';
 
 describe('maxKeyBytes counts UTF-8 bytes', () => {
   const cases: Array<{ max: number; key: string; ok: boolean }> = [
@@ -137,9 +138,9 @@ describe('maxStoreBytes and LOGKV_STORE_FULL', () => {
     const dir = tempDir();
     const store = await openFast(dir, { maxStoreBytes: MAX });
     const fitted = await fill(store);
-    expect(fitted).to.equal(Math.floor((MAX - RESERVE - 20) / record));
+    expect(fitted).to.equal(Math.floor((MAX - RESERVE - SEGMENT_HEADER_BYTES) / record));
     const stats = coreStats(store);
-    expect(stats.diskBytes).to.equal(20 + fitted * record);
+    expect(stats.diskBytes).to.equal(SEGMENT_HEADER_BYTES + fitted * record);
     expect(stats.diskBytes + record).to.be.greaterThan(MAX - RESERVE);
     await store.sync();
     expect(segmentBytes(dir)).to.equal(stats.diskBytes);
@@ -223,7 +224,7 @@ describe('maxStoreBytes and LOGKV_STORE_FULL', () => {
     const fitted = await fill(store);
     const stats = coreStats(store);
     expect(stats.segments).to.be.greaterThan(1);
-    expect(stats.diskBytes).to.equal(stats.segments * 20 + fitted * record);
+    expect(stats.diskBytes).to.equal(stats.segments * SEGMENT_HEADER_BYTES + fitted * record);
     expect(stats.diskBytes).to.be.at.most(MAX - RESERVE);
     await store.sync();
     expect(segmentBytes(dir)).to.equal(stats.diskBytes);
@@ -231,17 +232,17 @@ describe('maxStoreBytes and LOGKV_STORE_FULL', () => {
   });
 
   it('a full store of large values can be emptied completely by deletes', async () => {
-    // With a 16 KiB cap the reserve (1 KiB) holds a tombstone for each of these 400-byte values.
+    // With a 16 KiB cap the reserve (1 KiB) holds a tombstone for each of these 500-byte values.
     const dir = tempDir();
     let store = await openFast(dir, { maxStoreBytes: 16384 });
     let fitted = 0;
     while (fitted < 100) {
       const key = `k${String(fitted).padStart(2, '0')}`;
-      const refused = await store.set(key, 'v'.repeat(400)).then(() => false, (err) => err.code === ErrorCodes.STORE_FULL);
+      const refused = await store.set(key, 'v'.repeat(500)).then(() => false, (err) => err.code === ErrorCodes.STORE_FULL);
       if (refused) break;
       fitted++;
     }
-    expect(fitted).to.equal(Math.floor((16384 - 1024 - 20) / setRecordBytes('k00', 'v'.repeat(400))));
+    expect(fitted).to.equal(Math.floor((16384 - 1024 - SEGMENT_HEADER_BYTES) / setRecordBytes('k00', 'v'.repeat(500))));
     expect(fitted * deleteRecordBytes('k00')).to.be.at.most(16384 / 16);
     for (let i = 0; i < fitted; i++) expect(await store.delete(`k${String(i).padStart(2, '0')}`)).to.equal(true);
     expect(store.size).to.equal(0);

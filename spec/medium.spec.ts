@@ -6,10 +6,10 @@ import { expect } from 'chai';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { FaultyMedium, OperationEvent } from '../lib/medium/faulty';
+import { FaultEvent, FaultyMedium, OperationEvent } from '../lib/medium/faulty';
 import { fileSystem } from '../lib/medium/fs';
 import {
-  CrashChooser, DROP_UNSYNCED, KEEP_UNSYNCED, MemoryMedium, UnsyncedFile, randomCrash, sectorPieces,
+  CrashChooser, DROP_UNSYNCED, KEEP_UNSYNCED, MemoryMedium, UnsyncedFile, randomCrash, sectorPieces, writebackError,
 } from '../lib/medium/memory';
 import { seededRandom } from '../lib/medium/random';
 import type { Medium } from '../lib/medium/types';
@@ -462,5 +462,109 @@ describe('FaultyMedium', () => {
     ]);
     expect(faulty.mutations).to.equal(4);
     expect(faulty.calls.open).to.equal(2);
+  });
+
+  /** Makes 200 writes and syncs of /db/a through a medium failing at random; which ones failed, with what. */
+  async function randomRun(seed: number, rate: number): Promise<{ failures: string[]; events: FaultEvent[]; fired: number }> {
+    const m = new MemoryMedium();
+    await m.mkdirp('/db');
+    const events: FaultEvent[] = [];
+    const f = new FaultyMedium(m, { seed, onFault: (event) => events.push(event) });
+    const file = await m.open('/db/a', { create: true }).then(() => f.open('/db/a'));
+    const source = f.failRandomly({ rate, ops: ['write', 'sync'] });
+    const failures: string[] = [];
+    for (let i = 0; i < 100; i++) {
+      for (const [op, call] of [['write', () => file.write([bytes('x')], i)], ['sync', () => file.sync()]] as const) {
+        try {
+          await call();
+        } catch (err) {
+          failures.push(`${i}:${op}:${(err as NodeJS.ErrnoException).code}`);
+        }
+      }
+    }
+    return { failures, events, fired: source.fired };
+  }
+
+  it('fails calls at random at a seeded rate, the same ones for the same seed, and tells onFault', async () => {
+    const first = await randomRun(3, 0.1);
+    const again = await randomRun(3, 0.1);
+    expect(first.failures).to.deep.equal(again.failures);
+    expect(first.fired).to.equal(first.failures.length);
+    expect(first.fired).to.be.within(8, 40);
+    expect(first.failures.some((f) => f.endsWith('EIO'))).to.equal(true);
+    expect(first.failures.some((f) => f.endsWith('ENOSPC'))).to.equal(true);
+    expect(first.events.map((e) => e.op)).to.deep.equal(first.failures.map((f) => f.split(':')[1]));
+    expect(first.events.every((e) => e.random && e.path === '/db/a' && !e.lostWrites)).to.equal(true);
+    expect((await randomRun(4, 0.1)).failures).to.not.deep.equal(first.failures);
+    expect((await randomRun(3, 0)).fired).to.equal(0);
+  });
+
+  it('fails nothing at random while paused or once cancelled, and a planned fault comes first', async () => {
+    const events: FaultEvent[] = [];
+    faulty.onFault = (event) => events.push(event);
+    const file = await faulty.open('/db/a', { create: true });
+    const source = faulty.failRandomly({ rate: 1, ops: ['write'], codes: ['ENOSPC'], writtenBytes: 0 });
+    await expectSystemError(() => file.write([bytes('x')], 0), 'ENOSPC');
+    faulty.failNext('write', 'EIO');
+    await expectSystemError(() => file.write([bytes('x')], 0), 'EIO');
+    source.paused = true;
+    await file.write([bytes('p')], 0);
+    source.paused = false;
+    await expectSystemError(() => file.write([bytes('x')], 0), 'ENOSPC');
+    source.cancel();
+    await file.write([bytes('c')], 1);
+    expect(content(memory, '/db/a')).to.equal('pc');
+    expect(source.fired).to.equal(2);
+    expect(events.map((e) => `${e.code}:${e.random}`)).to.deep.equal(['ENOSPC:true', 'EIO:false', 'ENOSPC:true']);
+    expect(() => faulty.failRandomly({ rate: 2 })).to.throw(RangeError);
+  });
+
+  it('a sync that loses its writes leaves them gone from the disk and the page cache, for good', async () => {
+    await durableFile(faulty, '/db/a', 'base');
+    const file = await faulty.open('/db/a');
+    await file.write([bytes('-one')], 4);
+    await file.write([bytes('-two')], 8);
+    const events: FaultEvent[] = [];
+    faulty.onFault = (event) => events.push(event);
+    faulty.fail({ op: 'sync', lostWrites: true });
+    await expectSystemError(() => file.sync(), 'EIO');
+    expect(events).to.deep.equal([{ op: 'sync', path: '/db/a', code: 'EIO', random: false, lostWrites: true }]);
+    // Whatever survived is durable, and the page cache shows just that: a later sync adds nothing.
+    const after = memory.readFile('/db/a').toString('latin1');
+    expect(after.startsWith('base')).to.equal(true);
+    expect(memory.unsynced().dataChanges).to.equal(0);
+    await file.sync();
+    expect(memory.crash(DROP_UNSYNCED).readFile('/db/a').toString('latin1')).to.equal(after);
+    // Over seeds, some writes are lost and some kept.
+    const outcomes = new Set<string>();
+    for (let seed = 0; seed < 40; seed++) {
+      const m = new MemoryMedium();
+      await m.mkdirp('/db');
+      const f = new FaultyMedium(m, { seed });
+      const h = await f.open('/db/b', { create: true });
+      await h.write([bytes('one')], 0);
+      await h.write([bytes('two')], 3);
+      f.fail({ op: 'sync', lostWrites: true });
+      await expectSystemError(() => h.sync(), 'EIO');
+      outcomes.add(m.readFile('/db/b').toString('latin1'));
+    }
+    expect(outcomes).to.include('onetwo');
+    expect(outcomes).to.include('');
+    expect(outcomes.size).to.be.greaterThan(3);
+  });
+
+  it('draws lost writes for a random sync failure at the chance given', async () => {
+    const file = await faulty.open('/db/a', { create: true });
+    const events: FaultEvent[] = [];
+    faulty.onFault = (event) => events.push(event);
+    faulty.failRandomly({ rate: 1, ops: ['sync'], lostWritesChance: 1 });
+    await file.write([bytes('gone')], 0);
+    let caught: NodeJS.ErrnoException | undefined;
+    await file.sync().catch((err: NodeJS.ErrnoException) => { caught = err; });
+    expect(events).to.have.length(1);
+    expect(caught?.code).to.equal(events[0].code);
+    expect(events[0].lostWrites).to.equal(true);
+    expect(memory.unsynced().dataChanges).to.equal(0);
+    expect(() => writebackError({} as never, DROP_UNSYNCED)).to.throw(TypeError);
   });
 });

@@ -23,11 +23,15 @@ interface Pending {
  * Makes `count` random calls on `store` without awaiting any, keeping `model` in step, and
  * returns them with their expected outcomes.
  */
-function fireCalls(store: Store<unknown>, model: Map<string, unknown>, count: number, seed: number): Pending[] {
+function fireCalls(store: Store<unknown>, model: Map<string, unknown>, count: number, seed: number,
+                   versions: { last: number }): Pending[] {
   const random = prng(seed);
   const keys = Array.from({ length: 40 }, (_, i) => `key:${i}`);
   const pick = (): string => keys[Math.floor(random() * keys.length)];
   const calls: Pending[] = [];
+  // Versions are given in call order, one per record written: the model predicts each exactly,
+  // continuing from the last one the store gave (`versions.last`, which it keeps up to date).
+  let version = versions.last;
   const push = (describe: string, promise: Promise<unknown>, expected: Outcome): void => {
     const settled = promise.then(
       (value): PromiseSettledResult<unknown> => ({ status: 'fulfilled', value }),
@@ -39,24 +43,25 @@ function fireCalls(store: Store<unknown>, model: Map<string, unknown>, count: nu
     const value = random() < 0.5 ? i : { i, tag: `v${i}`, list: [i, i + 1] };
     const roll = random();
     if (roll < 0.2) {
-      push(`set ${key}`, store.set(key, value), { value: undefined });
+      push(`set ${key}`, store.set(key, value), { value: ++version });
       model.set(key, value);
     } else if (roll < 0.32) {
       if (model.has(key)) {
         push(`create ${key} (exists)`, store.create(key, value), { code: ErrorCodes.KEY_EXISTS });
       } else {
-        push(`create ${key}`, store.create(key, value), { value: undefined });
+        push(`create ${key}`, store.create(key, value), { value: ++version });
         model.set(key, value);
       }
     } else if (roll < 0.44) {
       if (model.has(key)) {
-        push(`update ${key}`, store.update(key, value), { value: undefined });
+        push(`update ${key}`, store.update(key, value), { value: ++version });
         model.set(key, value);
       } else {
         push(`update ${key} (missing)`, store.update(key, value), { code: ErrorCodes.KEY_NOT_FOUND });
       }
     } else if (roll < 0.58) {
       push(`delete ${key}`, store.delete(key), { value: model.has(key) });
+      if (model.has(key)) version++;
       model.delete(key);
     } else if (roll < 0.68) {
       const ops: Array<BatchOperation<unknown>> = [];
@@ -65,11 +70,14 @@ function fireCalls(store: Store<unknown>, model: Map<string, unknown>, count: nu
         const k = pick();
         ops.push(random() < 0.7 ? { type: 'set', key: k, value: `b${i}.${j}` } : { type: 'delete', key: k });
       }
-      push(`batch of ${n}`, store.batch(ops), { value: undefined });
+      const versions: number[] = [];
       for (const op of ops) {
+        // A delete of a key not live at that point of the batch writes nothing, and gets 0.
+        versions.push(op.type === 'set' || model.has(op.key) ? ++version : 0);
         if (op.type === 'set') model.set(op.key, op.value);
         else model.delete(op.key);
       }
+      push(`batch of ${n}`, store.batch(ops), { value: versions });
     } else if (roll < 0.71) {
       // A batch with a bad operation at its end: nothing of it may apply.
       const bad = [{ type: 'set', key, value: 'never' }, { type: 'set', key: pick(), value: undefined }];
@@ -84,6 +92,7 @@ function fireCalls(store: Store<unknown>, model: Map<string, unknown>, count: nu
       push('sync', store.sync(), { value: undefined });
     }
   }
+  versions.last = version;
   return calls;
 }
 
@@ -118,7 +127,8 @@ describe('call order under thousands of unawaited calls', () => {
       const dir = tempDir();
       let store = await open(dir, run.options);
       const model = new Map<string, unknown>();
-      const calls = fireCalls(store, model, 5000, run.seed);
+      const versions = { last: 0 };
+      const calls = fireCalls(store, model, 5000, run.seed, versions);
       // Every effect is visible at once, before any promise settles.
       expect(store.size, `seed ${run.seed}`).to.equal(model.size);
       expect(await dump(store), `seed ${run.seed}`).to.deep.equal(sorted(model));
@@ -132,7 +142,7 @@ describe('call order under thousands of unawaited calls', () => {
       expect(coreStats(store)).to.deep.equal(stats);
       if (run.options.maxSegmentBytes !== undefined) expect(stats.segments).to.be.greaterThan(10);
       // A second round on the reopened store, continuing from the same model.
-      const more = fireCalls(store, model, 1000, run.seed + 100);
+      const more = fireCalls(store, model, 1000, run.seed + 100, versions);
       await store.close();
       await checkOutcomes(more, run.seed + 100);
       store = await open(dir, run.options);
@@ -163,7 +173,7 @@ describe('a read sees every write called before it', () => {
     const writes = [store.set('k', 1), store.delete('k')];
     expect(await store.get('k')).to.equal(undefined);
     expect(await store.has('k')).to.equal(false);
-    expect(await Promise.all(writes)).to.deep.equal([undefined, true]);
+    expect(await Promise.all(writes)).to.deep.equal([1, true]);
   });
 
   it('create() after an unawaited delete() of the same key succeeds', async () => {
@@ -187,7 +197,7 @@ describe('a read sees every write called before it', () => {
     const update = store.update('k', 2);
     const del = store.delete('k');
     await expectCode(store.update('k', 3), ErrorCodes.KEY_NOT_FOUND);
-    expect(await Promise.all([create, update, del])).to.deep.equal([undefined, undefined, true]);
+    expect(await Promise.all([create, update, del])).to.deep.equal([1, 2, true]);
     expect(await store.has('k')).to.equal(false);
   });
 
@@ -195,7 +205,7 @@ describe('a read sees every write called before it', () => {
     const set = store.set('k', 1);
     const first = store.delete('k');
     const second = store.delete('k');
-    expect(await Promise.all([set, first, second])).to.deep.equal([undefined, true, false]);
+    expect(await Promise.all([set, first, second])).to.deep.equal([1, true, false]);
   });
 
   it('an unawaited batch() is visible at once, in its order', async () => {
@@ -222,7 +232,7 @@ describe('a read sees every write called before it', () => {
     await store.close();
     const dir = tempDir();
     store = await openFast(dir, { maxSegmentBytes: 1024 });
-    const writes: Array<Promise<void>> = [];
+    const writes: Array<Promise<unknown>> = [];
     for (let i = 0; i < 50; i++) writes.push(store.set(`k${i}`, 'x'.repeat(100) + i));
     for (let i = 0; i < 50; i++) expect(await store.get(`k${i}`)).to.equal('x'.repeat(100) + i);
     await Promise.all(writes);
@@ -231,7 +241,7 @@ describe('a read sees every write called before it', () => {
   });
 
   it('queued records are found in any order before they reach the file', async () => {
-    const writes: Array<Promise<void>> = [];
+    const writes: Array<Promise<unknown>> = [];
     for (let i = 0; i < 33; i++) writes.push(store.set(`k${i}`, i));
     // Issued before any write can finish: every read is served from the queue.
     const order = [32, 0, 16, 31, 1, 8, 24, 15, 17, 2, 30];
@@ -252,12 +262,12 @@ describe('a read sees every write called before it', () => {
     expect(events).to.deep.equal(['read value', 'read new 1', 'write']);
   });
 
-  it('a batch larger than maxSegmentBytes stays whole in one segment', async () => {
+  it('a batch larger than the room left in the active segment stays whole in the next one', async () => {
     await store.close();
     const dir = tempDir();
     store = await openFast(dir, { maxSegmentBytes: 1024 });
     await store.set('first', 'x'.repeat(500));
-    const big = 'y'.repeat(600);
+    const big = 'y'.repeat(300);
     await store.batch([1, 2, 3].map((i) => ({ type: 'set' as const, key: `b${i}`, value: big })));
     await store.set('after', 'z'.repeat(500));
     expect(coreStats(store).segments).to.equal(3);

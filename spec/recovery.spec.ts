@@ -9,7 +9,9 @@ import * as path from 'path';
 import { ErrorCodes, Store } from '../lib';
 import { crc32 } from '../lib/crc';
 import { encodeValue, prepareValue } from '../lib/codec';
-import { FORMAT_VERSION, TYPE_SET, encodeRecord, encodeSegmentHeader } from '../lib/format';
+import {
+  FORMAT_VERSION, KIND_SEGMENT, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES, TYPE_SET, encodeRecord, encodeSegmentHeader,
+} from '../lib/format';
 import {
   deleteRecordBytes, dump, expectCode, openAfterCrash, openFast, prng, randomBytes, segmentFiles, setRecordBytes, tempDir,
 } from './helpers';
@@ -17,6 +19,9 @@ import {
 const SEG1 = '000000010000.seg';
 const SEG2 = '000000020000.seg';
 const SEG3 = '000000030000.seg';
+
+/** The first record's offset in a segment this build writes. */
+const H = SEGMENT_HEADER_BYTES;
 
 /** Flips every bit of the byte at `offset` of `file`. */
 function flipByte(file: string, offset: number): void {
@@ -148,7 +153,7 @@ describe('recovery: segments larger than the read chunk', () => {
     expect(await store.get('big')).to.deep.equal(big);
     await store.close();
     const pristine = fs.readFileSync(file);
-    for (const cut of [lastStart + 19, lastStart + 20, lastStart + 1024 * 1024, size - 1]) {
+    for (const cut of [lastStart + 27, lastStart + 28, lastStart + 1024 * 1024, size - 1]) {
       fs.writeFileSync(file, pristine.subarray(0, cut));
       store = await openAfterCrash(dir);
       expect(store.recovery.truncated, `cut at ${cut}`).to.deep.include({ offset: lastStart, bytes: cut - lastStart });
@@ -164,23 +169,25 @@ describe('recovery: a garbage tail', () => {
     tails.push([`${seed * 9} random bytes (seed ${seed})`, () => randomBytes(prng(seed), seed * 9)]);
   }
   tails.push(
-    ['4096 zero bytes', () => Buffer.alloc(4096)],
+    ['4096 zero bytes, then one that is not', () => Buffer.concat([Buffer.alloc(4096), Buffer.from([1])])],
     ['3 bytes of 0xff', () => Buffer.alloc(3, 0xff)],
     ['a plausible header claiming a huge value', () => {
-      const header = Buffer.alloc(20);
+      const header = Buffer.alloc(RECORD_HEADER_BYTES);
       header[4] = 1; // SET
       header.writeUInt16LE(3, 6);
       header.writeUInt32LE(1024 * 1024 * 1024, 8); // the largest value length the format allows
+      header.writeUInt32LE(99, 20); // version
       return Buffer.concat([header, Buffer.from('abc')]);
     }],
     ['a complete record with a wrong checksum', () => {
-      const record = Buffer.alloc(20 + 1 + 2);
+      const record = Buffer.alloc(RECORD_HEADER_BYTES + 1 + 2);
       record[4] = 1;
       record.writeUInt16LE(1, 6);
       record.writeUInt32LE(2, 8);
-      record.write('z', 20);
-      record[21] = 0xa1; // msgpack "a"
-      record[22] = 0x61;
+      record.writeUInt32LE(99, 20); // version
+      record.write('z', RECORD_HEADER_BYTES);
+      record[RECORD_HEADER_BYTES + 1] = 0xa1; // msgpack "a"
+      record[RECORD_HEADER_BYTES + 2] = 0x61;
       record.writeUInt32LE((crc32(record.subarray(4)) ^ 1) >>> 0, 0);
       return record;
     }],
@@ -203,6 +210,23 @@ describe('recovery: a garbage tail', () => {
       await store.close();
     });
   }
+
+  it('zero bytes to the end of the file are padding, not a tail: kept, and new writes go over them', async () => {
+    const { dir, file, size } = await storeWithLast('last', 'value');
+    fs.appendFileSync(file, Buffer.alloc(4096));
+    let store = await openAfterCrash(dir);
+    expect(store.recovery.truncated).to.equal(undefined);
+    await expectBase(store, [['last', 'value']]);
+    expect(fs.statSync(file).size).to.equal(size + 4096);
+    await store.set('after', 1);
+    await store.close();
+    // The write went where the records end, over the zeros; the rest of them are still padding.
+    expect(fs.statSync(file).size).to.equal(size + 4096);
+    store = await openAfterCrash(dir);
+    expect(store.recovery.truncated).to.equal(undefined);
+    await expectBase(store, [['last', 'value'], ['after', 1]]);
+    await store.close();
+  });
 });
 
 describe('recovery: a torn batch', () => {
@@ -275,14 +299,14 @@ describe('recovery: a damaged sealed segment', () => {
     expect(segmentFiles(dir).slice(0, 3)).to.deep.equal([SEG1, SEG2, SEG3]);
     const recordLength = setRecordBytes('key1', `${value}1`);
     // The second record of the first segment: a record with records on both sides.
-    return { dir, file: path.join(dir, SEG1), recordStart: 20 + setRecordBytes('key0', `${value}0`), recordLength };
+    return { dir, file: path.join(dir, SEG1), recordStart: H + setRecordBytes('key0', `${value}0`), recordLength };
   }
 
   it('a flipped byte anywhere in a record: open rejects LOGKV_CORRUPTION naming the file and the record', async () => {
     const { dir, file, recordStart, recordLength } = await threeSegments();
     const pristine = fs.readFileSync(file);
     // Every byte of the record's header and key, and a sample of its value.
-    const positions = [...Array(24).keys()].concat([30, 100, 200, recordLength - 1]).map((i) => recordStart + i);
+    const positions = [...Array(32).keys()].concat([40, 100, 200, recordLength - 1]).map((i) => recordStart + i);
     for (const at of positions) {
       flipByte(file, at);
       const err = await expectCode(openAfterCrash(dir, { maxSegmentBytes: 1024 }), ErrorCodes.CORRUPTION);
@@ -318,20 +342,21 @@ describe('recovery: a damaged sealed segment', () => {
   });
 
   it('a flipped byte in the last record of a sealed segment is corruption, not a torn tail', async () => {
-    const { dir, file } = await threeSegments();
-    flipByte(file, fs.statSync(file).size - 1);
+    const { dir, file, recordLength } = await threeSegments();
+    const size = fs.statSync(file).size;
+    flipByte(file, size - 1);
     const err = await expectCode(openAfterCrash(dir), ErrorCodes.CORRUPTION);
     expect(err.details.file).to.equal(file);
-    expect(err.details.offset).to.equal(20 + 2 * setRecordBytes('key0', 'v'.repeat(300) + '0'));
+    expect(err.details.offset).to.equal(size - recordLength);
   });
 
   it('a sealed segment cut short is corruption', async () => {
-    const { dir, file } = await threeSegments();
+    const { dir, file, recordLength } = await threeSegments();
     const size = fs.statSync(file).size;
     fs.truncateSync(file, size - 5);
     const err = await expectCode(openAfterCrash(dir), ErrorCodes.CORRUPTION);
     expect(err.details.file).to.equal(file);
-    expect(err.details.offset).to.equal(20 + 2 * setRecordBytes('key0', 'v'.repeat(300) + '0'));
+    expect(err.details.offset).to.equal(size - recordLength);
   });
 
   it('garbage appended to a sealed segment is corruption', async () => {
@@ -342,12 +367,12 @@ describe('recovery: a damaged sealed segment', () => {
     expect(err.details).to.deep.include({ file, offset: size });
   });
 
-  it('a flipped byte in a sealed segment header: LOGKV_CORRUPTION at offset 0', async () => {
+  it('a flipped byte in a sealed segment header: LOGKV_CORRUPTION at offset 0 (at 4 in the version, which names the layout)', async () => {
     const { dir, file } = await threeSegments();
-    for (let at = 0; at < 20; at++) {
+    for (let at = 0; at < H; at++) {
       flipByte(file, at);
       const err = await expectCode(openAfterCrash(dir), ErrorCodes.CORRUPTION);
-      expect(err.details, `byte ${at}`).to.deep.include({ file, offset: 0 });
+      expect(err.details, `byte ${at}`).to.deep.include({ file, offset: at === 4 || at === 5 ? 4 : 0 });
       flipByte(file, at);
     }
   });
@@ -379,7 +404,7 @@ describe('recovery: a compaction output is never torn', () => {
     const names = segmentFiles(dir);
     const output = path.join(dir, names[names.length - 1]);
     expect(parseInt(names[names.length - 1], 16) % 0x10000, 'the newest segment is a compaction output').to.not.equal(0);
-    return { dir, output, second: 20 + setRecordBytes('key00', '2'.repeat(120)) };
+    return { dir, output, second: H + setRecordBytes('key00', '2'.repeat(120)) };
   }
 
   it('a flipped byte mid-way through the newest segment, a compaction output without its hint: LOGKV_CORRUPTION', async () => {
@@ -402,7 +427,7 @@ describe('recovery: a compaction output is never torn', () => {
     const size = fs.statSync(newest).size;
     fs.truncateSync(newest, size - 2);
     store = await openAfterCrash(dir, OPTIONS);
-    expect(store.recovery.truncated).to.deep.include({ file: newest, offset: 20, bytes: size - 22 });
+    expect(store.recovery.truncated).to.deep.include({ file: newest, offset: H, bytes: size - H - 2 });
     expect(await store.get('key11')).to.equal('2'.repeat(120));
     expect(await store.has('later')).to.equal(false);
     await store.close();
@@ -410,14 +435,17 @@ describe('recovery: a compaction output is never torn', () => {
 });
 
 describe('recovery: bad segment headers', () => {
-  /** A header with a correct checksum over the given fields. */
-  function header(fields: { magic?: number; version?: number; kind?: number; id: number }): Buffer {
-    const buf = Buffer.alloc(20);
+  /** A header (28 bytes as version 2, 20 as version 1) with a correct checksum over the given fields. */
+  function header(fields: { magic?: number; version?: number; kind?: number; id: number; floor?: number }): Buffer {
+    const version = fields.version ?? FORMAT_VERSION;
+    const bytes = version === 1 ? 20 : 28;
+    const buf = Buffer.alloc(bytes);
     buf.writeUInt32LE(fields.magic ?? 0x53564b4c, 0);
-    buf.writeUInt16LE(fields.version ?? FORMAT_VERSION, 4);
+    buf.writeUInt16LE(version, 4);
     buf.writeUInt16LE(fields.kind ?? 1, 6);
     buf.writeUInt32LE(fields.id, 8);
-    buf.writeUInt32LE(crc32(buf.subarray(0, 16)), 16);
+    if (version !== 1) buf.writeUInt32LE(fields.floor ?? 0, 20);
+    buf.writeUInt32LE(crc32(buf.subarray(0, bytes - 4)), bytes - 4);
     return buf;
   }
 
@@ -426,8 +454,12 @@ describe('recovery: bad segment headers', () => {
     { name: 'version 0', bytes: header({ version: 0, id: 0x10000 }), offset: 4 },
     { name: 'another file kind', bytes: header({ kind: 2, id: 0x10000 }), offset: 6 },
     { name: 'the id of another segment', bytes: header({ id: 0x20000 }), offset: 8 },
+    { name: 'a version floor past 2^53 - 1', bytes: header({ id: 0x10000, floor: 0x200000 }), offset: 16 },
     { name: 'a bad magic number', bytes: header({ magic: 0x12345678, id: 0x10000 }), offset: 0 },
-    { name: 'a bad header checksum', bytes: Buffer.concat([encodeSegmentHeader(0x10000).subarray(0, 16), Buffer.alloc(4, 1)]), offset: 0 },
+    { name: 'a bad header checksum', bytes: Buffer.concat([encodeSegmentHeader(0x10000).subarray(0, 24), Buffer.alloc(4, 1)]), offset: 0 },
+    { name: 'a version 1 header of another file kind', bytes: header({ version: 1, kind: 2, id: 0x10000 }), offset: 6 },
+    { name: 'a version 1 header with the id of another segment', bytes: header({ version: 1, id: 0x20000 }), offset: 8 },
+    { name: 'a version 1 header with a bad checksum', bytes: Buffer.concat([header({ version: 1, id: 0x10000 }).subarray(0, 16), Buffer.alloc(4, 1)]), offset: 0 },
   ];
   for (const c of cases) {
     it(`the newest (only) segment with ${c.name}: LOGKV_CORRUPTION, not a silent reset`, async () => {
@@ -467,7 +499,8 @@ describe('recovery: an interrupted segment creation', () => {
       if (c.truncatedBytes === undefined) expect(store.recovery.truncated).to.equal(undefined);
       else expect(store.recovery.truncated).to.deep.include({ file, offset: 0, bytes: c.truncatedBytes });
       await expectBase(store);
-      expect(fs.readFileSync(file)).to.deep.equal(encodeSegmentHeader(0x20000));
+      // Reset with the version floor the older segment's records leave: the next version.
+      expect(fs.readFileSync(file)).to.deep.equal(encodeSegmentHeader(0x20000, KIND_SEGMENT, BASE.length + 1));
       await store.set('after', 1);
       await store.close();
       expect(segmentFiles(dir)).to.deep.equal([SEG1, SEG2]);
@@ -512,7 +545,7 @@ describe('recovery: damage found after open, with the default options', () => {
     const file = path.join(dir, SEG1);
     flipByte(file, fs.statSync(file).size - 1);
     const err = await expectCode(store.get('b'), ErrorCodes.CORRUPTION);
-    expect(err.details).to.deep.include({ file, offset: 20 + setRecordBytes('a', 'alpha'), key: 'b' });
+    expect(err.details).to.deep.include({ file, offset: H + setRecordBytes('a', 'alpha'), key: 'b' });
     expect(await store.get('a')).to.equal('alpha');
     await store.close();
   });
@@ -521,18 +554,18 @@ describe('recovery: damage found after open, with the default options', () => {
     // Bytes no writer of ours produces, with a valid checksum: the decoder is the last line of
     // defence against returning garbage. (A trailing byte after a complete value counts too.)
     const dir = tempDir();
-    const bad = encodeRecord(TYPE_SET, 0, Buffer.from('bad'), Buffer.from([0x01, 0x02]), 0);
-    const truncated = encodeRecord(TYPE_SET, 0, Buffer.from('cut'), Buffer.from([0xa5, 0x61]), 0);
-    const good = encodeRecord(TYPE_SET, 0, Buffer.from('good'), encodeValue(prepareValue('fine')), 0);
+    const bad = encodeRecord(TYPE_SET, 0, Buffer.from('bad'), Buffer.from([0x01, 0x02]), 0, 1);
+    const truncated = encodeRecord(TYPE_SET, 0, Buffer.from('cut'), Buffer.from([0xa5, 0x61]), 0, 2);
+    const good = encodeRecord(TYPE_SET, 0, Buffer.from('good'), encodeValue(prepareValue('fine')), 0, 3);
     const file = path.join(dir, SEG1);
     fs.writeFileSync(file, Buffer.concat([encodeSegmentHeader(0x10000), bad, truncated, good]));
     const store = await openAfterCrash(dir);
     expect(store.recovery.truncated).to.equal(undefined);
     expect(await store.has('bad')).to.equal(true);
     const err = await expectCode(store.get('bad'), ErrorCodes.CORRUPTION);
-    expect(err.details).to.deep.include({ file, offset: 20, key: 'bad' });
+    expect(err.details).to.deep.include({ file, offset: H, key: 'bad' });
     const err2 = await expectCode(store.get('cut'), ErrorCodes.CORRUPTION);
-    expect(err2.details).to.deep.include({ file, offset: 20 + bad.length, key: 'cut' });
+    expect(err2.details).to.deep.include({ file, offset: H + bad.length, key: 'cut' });
     expect(await store.get('good')).to.equal('fine');
     await store.close();
   });
@@ -543,7 +576,7 @@ describe('recovery: damage found after open', () => {
   let file: string;
   let store: Store<unknown>;
   const b = { name: 'bee', list: [1, 2, 3] };
-  const bStart = 20 + setRecordBytes('a', 'alpha');
+  const bStart = H + setRecordBytes('a', 'alpha');
   const bLength = setRecordBytes('b', b);
 
   beforeEach(async () => {
@@ -597,13 +630,13 @@ describe('recovery: damage found after open', () => {
   it('a record whose bytes were replaced by another key\'s record is caught by the key check', async () => {
     // Same length, valid checksum, wrong key: "a" -> "z" with its CRC recomputed.
     const bytes = fs.readFileSync(file);
-    const aRecord = Buffer.from(bytes.subarray(20, 20 + setRecordBytes('a', 'alpha')));
-    aRecord.write('z', 20);
+    const aRecord = Buffer.from(bytes.subarray(H, H + setRecordBytes('a', 'alpha')));
+    aRecord.write('z', RECORD_HEADER_BYTES);
     aRecord.writeUInt32LE(crc32(aRecord.subarray(4)), 0);
     const fd = fs.openSync(file, 'r+');
-    fs.writeSync(fd, aRecord, 0, aRecord.length, 20);
+    fs.writeSync(fd, aRecord, 0, aRecord.length, H);
     fs.closeSync(fd);
     const err = await expectCode(store.get('a'), ErrorCodes.CORRUPTION);
-    expect(err.details).to.deep.include({ file, offset: 20, key: 'a' });
+    expect(err.details).to.deep.include({ file, offset: H, key: 'a' });
   });
 });

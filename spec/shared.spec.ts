@@ -75,8 +75,10 @@ describe('shared access (processes and threads)', function () {
     calls.push(here.delete('n'), here.create('n', 'created'), here.update('n', 'updated'));
     // Not awaited: the read waits for this client's writes of the key.
     expect(await here.get('n')).to.equal('updated');
-    expect(await Promise.all(calls.slice(300))).to.deep.equal([true, undefined, undefined]);
-    await Promise.all(calls);
+    // Versions in call order: each write of the owner's log gets the next one.
+    const versions = await Promise.all(calls);
+    expect(versions.slice(0, 300)).to.deep.equal(Array.from({ length: 300 }, (_, i) => (versions[0] as number) + i));
+    expect(versions.slice(300)).to.deep.equal([true, (versions[0] as number) + 301, (versions[0] as number) + 302]);
     expect(await processes[0].must('get', 'n')).to.equal('updated');
     // Another client's create right after: the owner has applied ours first.
     await processes[1].open(dir);

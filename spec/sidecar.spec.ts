@@ -14,7 +14,10 @@ import { checkStore } from '../lib/check';
 import { FaultyMedium } from '../lib/medium/faulty';
 import { DROP_UNSYNCED, KEEP_UNSYNCED, MemoryMedium } from '../lib/medium/memory';
 import { cutName } from '../lib/segment';
+import { encodeValue, prepareValue } from '../lib/codec';
+import { TYPE_SET } from '../lib/format';
 import { dump, expectCode, openAfterCrash, setRecordBytes, tempDir } from './helpers';
+import { encodeRecordV1, encodeSegmentHeaderV1 } from './v1';
 
 const SEG1 = '000000010000.seg';
 const ID1 = 0x10000;
@@ -53,15 +56,28 @@ describe('recovery keeps cut bytes in a sidecar', () => {
     }
   });
 
-  const zeroTails: Array<[string, number]> = [['1 zero byte', 1], ['19 zero bytes', 19], ['4096 zero bytes', 4096]];
+  const zeroTails: Array<[string, number]> = [['1 zero byte', 1], ['27 zero bytes', 27], ['4096 zero bytes', 4096]];
   for (const [name, bytes] of zeroTails) {
-    it(`a tail of ${name}: cut, and nothing kept`, async () => {
+    it(`a tail of ${name}: zero padding, neither cut nor kept`, async () => {
       const { dir, file, pristine } = await storeWithLast('v');
       fs.appendFileSync(file, Buffer.alloc(bytes));
       const store = await openAfterCrash(dir);
-      expect(store.recovery.truncated).to.deep.include({ file, offset: pristine.length, bytes });
+      expect(store.recovery.truncated).to.equal(undefined);
+      expect(fs.statSync(file).size).to.equal(pristine.length + bytes);
+      expect(cutFiles(dir)).to.deep.equal([]);
+      await store.close();
+    });
+
+    it(`a tail of ${name} in a version-1 segment (which has no padding): cut, and nothing kept`, async () => {
+      const dir = tempDir();
+      const file = path.join(dir, SEG1);
+      const records = Buffer.concat([encodeSegmentHeaderV1(ID1), encodeRecordV1(TYPE_SET, 0, 'k', encodeValue(prepareValue(1)), 0)]);
+      fs.writeFileSync(file, Buffer.concat([records, Buffer.alloc(bytes)]));
+      const store = await openAfterCrash(dir);
+      expect(store.recovery.truncated).to.deep.include({ file, offset: records.length, bytes });
       expect(store.recovery.truncated!.sidecar).to.equal(undefined);
       expect(cutFiles(dir)).to.deep.equal([]);
+      expect(await store.get('k')).to.equal(1);
       await store.close();
     });
   }

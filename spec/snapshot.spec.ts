@@ -6,7 +6,8 @@ import { expect } from 'chai';
 import * as fs from 'fs';
 import * as path from 'path';
 import { crc32, crc32Js } from '../lib/crc';
-import { Entry, KeyDir } from '../lib/keydir';
+import { MAX_EXPIRES_AT, SEGMENT_HEADER_BYTES } from '../lib/format';
+import { Entry, KeyDir, TABLE_LAYOUT } from '../lib/keydir';
 import { dump, openFast, tempDir } from './helpers';
 
 const SNAPSHOT = 'keydir.snapshot';
@@ -67,6 +68,13 @@ describe('keydir snapshot', () => {
     ['torn', (file) => fs.truncateSync(file, fs.statSync(file).size - 100)],
     ['empty', (file) => fs.truncateSync(file, 0)],
     ['garbage', (file) => fs.writeFileSync(file, Buffer.alloc(5000, 0xab))],
+    // Counts are read before the CRC can vouch for them: one claiming more than the file holds
+    // (here the expiry heap's, in the table's counts after the segment list) is caught by size.
+    ['claiming a huge expiry heap', (file) => {
+      const b = fs.readFileSync(file);
+      b.writeUInt32LE(0x7fffffff, 24 + b.readUInt32LE(20) * 16 + 28);
+      fs.writeFileSync(file, b);
+    }],
   ];
   for (const [name, damage] of damages) {
     it(`is ignored when ${name}, and the log is replayed`, async () => {
@@ -110,13 +118,151 @@ describe('keydir snapshot', () => {
     const wrongCount = Buffer.from(good);
     wrongCount.writeUInt32LE(99, 0);
     expect(() => KeyDir.fromBytes(wrongCount)).to.throw('keydir snapshot');
-    // A record whose key would start past the arena: the first record's keyAt column entry.
+    // A record whose key would start past the arena: the first record's keyAt column entry
+    // (after 48 bytes of counts, no expiry heap, the slots and three columns).
     const badRecord = Buffer.from(good);
     const slots = badRecord.readUInt32LE(8);
     const high = badRecord.readUInt32LE(4);
-    badRecord.writeUInt32LE(badRecord.readUInt32LE(12) + 5, 40 + slots * 4 + high * 12);
+    badRecord.writeUInt32LE(badRecord.readUInt32LE(12) + 5, 48 + slots * 4 + high * 12);
     expect(() => KeyDir.fromBytes(badRecord)).to.throw('keydir snapshot');
     expect(() => KeyDir.fromBytes(good.subarray(0, good.length - 1))).to.throw('keydir snapshot');
+  });
+
+  it('the table lists no free records: they are found by their key offset, and reused after loading', () => {
+    const keydir = new KeyDir();
+    for (let i = 0; i < 100; i++) keydir.put(`key${i}`, new Entry(0x10000, 20 + i * 30, 30, 0));
+    keydir.put('key7', undefined);
+    keydir.put('key8', undefined);
+    const good = Buffer.concat(keydir.toBytes());
+    // 48 bytes of counts (2 free records), the slots, five columns of 100 records, the arena, and
+    // the one segment id: no free list.
+    expect(good.readUInt32LE(20)).to.equal(2);
+    expect(good.length).to.equal(48 + good.readUInt32LE(8) * 4 + 100 * 20 + good.readUInt32LE(12) + 8);
+    const copy = KeyDir.fromBytes(good);
+    copy.put('again1', new Entry(0x10000, 1, 30, 0));
+    copy.put('again2', new Entry(0x10000, 2, 30, 0));
+    copy.put('again3', new Entry(0x10000, 3, 30, 0));
+    expect(copy.get('key9')).to.deep.equal(new Entry(0x10000, 20 + 9 * 30, 30, 0));
+    expect(copy.get('again1')).to.deep.equal(new Entry(0x10000, 1, 30, 0));
+    expect(copy.get('again2')).to.deep.equal(new Entry(0x10000, 2, 30, 0));
+    expect(copy.size).to.equal(101);
+    // Two of the three took the free records 7 and 8; the third a new one: 101 records in all.
+    expect(Buffer.concat(copy.toBytes()).readUInt32LE(4)).to.equal(101);
+  });
+
+  it('a table with expiries round-trips: each expiry, the next one, and how many have passed', () => {
+    const keydir = new KeyDir();
+    for (let i = 0; i < 5000; i++) {
+      const expiresAt = i % 3 === 0 ? 0 : i % 7 === 0 ? MAX_EXPIRES_AT : 1_000_000 + (i % 500);
+      keydir.put(`key${i}`, new Entry(0x10000, 20 + i * 30, 30, expiresAt));
+    }
+    for (let i = 0; i < 5000; i += 5) keydir.put(`key${i}`, undefined);
+    keydir.put('key1', new Entry(0x20000, 20, 30, 0));
+    const bytes = Buffer.concat(keydir.toBytes());
+    expect(bytes.readUInt32LE(32)).to.equal(TABLE_LAYOUT);
+    expect(bytes.readUInt32LE(28)).to.equal(keydir.expiringCount);
+    const copy = KeyDir.fromBytes(bytes);
+    for (let i = 0; i < 5000; i++) expect(copy.get(`key${i}`), `key${i}`).to.deep.equal(keydir.get(`key${i}`));
+    expect(copy.nextExpiry()).to.equal(1_000_001);
+    for (const now of [0, 1_000_000, 1_000_250, 1_000_499, MAX_EXPIRES_AT - 1, MAX_EXPIRES_AT]) {
+      expect(copy.countExpired(now), `countExpired(${now})`).to.equal(keydir.countExpired(now));
+      expect(copy.expiredLength(now), `expiredLength(${now})`).to.equal(keydir.expiredLength(now));
+    }
+    // The copy keeps working as a heap: taking everything empties it in expiry order.
+    let last = 0;
+    copy.takeExpired(MAX_EXPIRES_AT, Infinity, (record) => {
+      expect(record).to.be.a('number');
+      expect(copy.nextExpiry()).to.be.at.least(last);
+      last = copy.nextExpiry();
+    });
+    expect(copy.expiringCount).to.equal(0);
+    // Free records are linked through their offset column, in an order a load may change (it links
+    // them lowest first); once loaded, the table is the same bytes every time, and as long.
+    const loaded = Buffer.concat(KeyDir.fromBytes(bytes).toBytes());
+    expect(loaded.length).to.equal(bytes.length);
+    expect(Buffer.concat(KeyDir.fromBytes(loaded).toBytes())).to.deep.equal(loaded);
+  });
+
+  it('the table refuses any other layout than its own, before reading anything else', () => {
+    const keydir = new KeyDir();
+    for (let i = 0; i < 100; i++) keydir.put(`key${i}`, new Entry(0x10000, 20 + i * 30, 30, 1e12 + i));
+    const good = Buffer.concat(keydir.toBytes());
+    for (const layout of [0, TABLE_LAYOUT + 1, 0xffffffff]) {
+      const other = Buffer.from(good);
+      other.writeUInt32LE(layout, 32);
+      expect(() => KeyDir.fromBytes(other), `layout ${layout}`).to.throw('keydir snapshot');
+    }
+    // A table of the layout before (layout 0: 40 bytes of counts, the last 8 zero, expiries as
+    // (record u32, time f64) pairs at the end) with the same keys is refused for its layout, and
+    // would be for its size even if byte 32 claimed layout 1.
+    expect(good.readDoubleLE(40)).to.be.above(0); // times stored as u32 offsets from a base
+    const old = Buffer.concat([good.subarray(0, 40), good.subarray(48 + 100 * 8), Buffer.alloc(100 * 12)]);
+    old.writeUInt32LE(0, 32);
+    expect(() => KeyDir.fromBytes(old)).to.throw('keydir snapshot');
+    old.writeUInt32LE(TABLE_LAYOUT, 32);
+    expect(() => KeyDir.fromBytes(old)).to.throw('keydir snapshot');
+  });
+
+  it('a snapshot of the layout before the expiry heap is ignored, and the log replayed with every expiry', async () => {
+    // spec/fixtures/snapshot-layout0 was written by commit 41869a9 (table layout 0), with its
+    // clock at 1_700_000_000_000: 'forever' (no expiry), ttl:0..19 expiring at FUTURE + i % 4,
+    // then ttl:5 set again without an expiry and ttl:6 deleted; closed cleanly, so its snapshot
+    // names exactly these segments with exactly their sizes.
+    const FUTURE = 4_102_444_800_000;
+    const fixture = path.join(__dirname, 'fixtures', 'snapshot-layout0');
+    const dir = tempDir('snap-layout0');
+    for (const name of fs.readdirSync(fixture)) fs.copyFileSync(path.join(fixture, name), path.join(dir, name));
+    let now = 1_700_000_000_000;
+    const store = await openFast(dir, { clock: () => now });
+    expect(store.recovery.snapshot).to.equal(false);
+    expect(store.recovery.snapshotIgnored).to.be.a('string');
+    expect(store.recovery.records).to.equal(23);
+    expect(fs.existsSync(path.join(dir, SNAPSHOT))).to.equal(false);
+    expect(store.size).to.equal(20);
+    expect(await store.getEntry('forever')).to.deep.equal({ value: 'f', version: 0 }); // a format-1 record
+    expect(await store.getEntry('ttl:5')).to.deep.equal({ value: 'no longer expires', version: 0 });
+    expect(await store.has('ttl:6')).to.equal(false);
+    for (const i of [0, 1, 2, 3, 19]) expect(await store.getEntry(`ttl:${i}`)).to.deep.equal({ value: i, expiresAt: FUTURE + (i % 4), version: 0 });
+    now = FUTURE + 1;
+    expect(store.size).to.equal(2 + 9); // ttl:i with i % 4 >= 2, except ttl:6
+    now = FUTURE + 3;
+    expect(store.size).to.equal(2);
+    await store.close();
+  });
+
+  it('holds no expired key once the sweeper ran: the store purges in the background', async () => {
+    const dir = tempDir('snap-sweep');
+    const store = await openFast(dir);
+    const writes: Array<Promise<unknown>> = [];
+    for (let i = 0; i < 2000; i++) writes.push(store.set(`t${i}`, i, { ttl: 20 }));
+    for (let i = 0; i < 10; i++) writes.push(store.set(`p${i}`, i));
+    await Promise.all(writes);
+    // Past the expiry and the sweeper's least interval (100 ms), with room for a loaded machine;
+    // nothing here reads a key, so only the sweeper can have removed them.
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    await store.close();
+    const bytes = fs.readFileSync(path.join(dir, SNAPSHOT));
+    const table = SEGMENT_HEADER_BYTES + 4 + bytes.readUInt32LE(SEGMENT_HEADER_BYTES) * 16;
+    expect(bytes.readUInt32LE(table)).to.equal(10); // live records
+    expect(bytes.readUInt32LE(table + 28)).to.equal(0); // records with an expiry
+  });
+
+  it('a size() that finds expired keys wakes the sweeper, though the clock jumped past its timer', async () => {
+    const dir = tempDir('snap-jump');
+    let now = 1_700_000_000_000;
+    const store = await openFast(dir, { clock: () => now });
+    const writes: Array<Promise<unknown>> = [];
+    for (let i = 0; i < 2000; i++) writes.push(store.set(`t${i}`, i, { ttl: 24 * 3600_000 }));
+    writes.push(store.set('p', 1));
+    await Promise.all(writes);
+    now += 2 * 24 * 3600_000; // the sweeper's timer still waits (up to a minute) to look again
+    expect(store.size).to.equal(1);
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    await store.close();
+    const bytes = fs.readFileSync(path.join(dir, SNAPSHOT));
+    const table = SEGMENT_HEADER_BYTES + 4 + bytes.readUInt32LE(SEGMENT_HEADER_BYTES) * 16;
+    expect(bytes.readUInt32LE(table)).to.equal(1);
+    expect(bytes.readUInt32LE(table + 28)).to.equal(0);
   });
 
   it('crc32 keeps its running value across an empty buffer (zlib returns 0 there)', () => {

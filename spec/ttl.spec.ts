@@ -6,6 +6,7 @@ import { expect } from 'chai';
 import * as fs from 'fs';
 import * as path from 'path';
 import { ErrorCodes, Store } from '../lib';
+import { SEGMENT_HEADER_BYTES } from '../lib/format';
 import {
   FakeClock, allKeys, coreStats, dump, expectCode, openFast, segmentFiles, setRecordBytes, tempDir,
 } from './helpers';
@@ -38,8 +39,8 @@ describe('TTL', () => {
   it('getEntry() gives a live key its value and expiry, and nothing once it expired', async () => {
     await store.set('t', { n: 1 }, { ttl: 1000 });
     await store.set('p', 'forever');
-    expect(await store.getEntry('t')).to.deep.equal({ value: { n: 1 }, expiresAt: clock.read() + 1000 });
-    expect(await store.getEntry('p')).to.deep.equal({ value: 'forever' });
+    expect(await store.getEntry('t')).to.deep.equal({ value: { n: 1 }, version: 1, expiresAt: clock.read() + 1000 });
+    expect(await store.getEntry('p')).to.deep.equal({ value: 'forever', version: 2 });
     expect(await store.getEntry('missing')).to.equal(undefined);
     clock.advance(1000);
     expect(await store.getEntry('t')).to.equal(undefined);
@@ -68,7 +69,7 @@ describe('TTL', () => {
     clock.advance(100);
     expect(store.size).to.equal(2);
     expect(coreStats(store)).to.deep.equal({
-      keys: 2, segments: 1, liveBytes: keep + long, deadBytes: expired, diskBytes: 20 + keep + expired + long,
+      keys: 2, segments: 1, liveBytes: keep + long, deadBytes: expired, diskBytes: SEGMENT_HEADER_BYTES + keep + expired + long,
     });
     expect(await allKeys(store)).to.deep.equal(['keep', 'ttl:long']);
     expect(await allKeys(store, 'ttl:')).to.deep.equal(['ttl:long']);
@@ -186,7 +187,7 @@ describe('TTL', () => {
     await store.set('k', 'v', { ttl: 10_000 });
     await store.close();
     const file = path.join(dir, segmentFiles(dir)[0]);
-    expect(storedExpiry(file, 20)).to.equal(start + 10_000);
+    expect(storedExpiry(file, SEGMENT_HEADER_BYTES)).to.equal(start + 10_000);
     clock.advance(5_000);
     store = await openFast(dir, { clock: clock.read });
     expect(await store.get('k')).to.equal('v');
@@ -201,8 +202,8 @@ describe('TTL', () => {
     await store.set('b', 1, { expiresAt: clock.now + 10.2 });
     await store.close();
     const file = path.join(dir, segmentFiles(dir)[0]);
-    const a = 20 + setRecordBytes('a', 1);
-    expect(storedExpiry(file, 20)).to.equal(clock.now + 1);
+    const a = SEGMENT_HEADER_BYTES + setRecordBytes('a', 1);
+    expect(storedExpiry(file, SEGMENT_HEADER_BYTES)).to.equal(clock.now + 1);
     expect(storedExpiry(file, a)).to.equal(clock.now + 11);
     store = await openFast(dir, { clock: clock.read });
     expect(await store.has('a')).to.equal(true);
@@ -215,7 +216,7 @@ describe('TTL', () => {
     await store.set('m', 'v', { expiresAt: Number.MAX_SAFE_INTEGER });
     await store.close();
     const file = path.join(dir, segmentFiles(dir)[0]);
-    expect(storedExpiry(file, 20)).to.equal(Number.MAX_SAFE_INTEGER);
+    expect(storedExpiry(file, SEGMENT_HEADER_BYTES)).to.equal(Number.MAX_SAFE_INTEGER);
     store = await openFast(dir, { clock: clock.read });
     clock.advance(100 * 365 * 24 * 3600 * 1000);
     expect(await store.get('k')).to.equal('v');
@@ -225,7 +226,7 @@ describe('TTL', () => {
   it('a key without ttl is stored with expiry 0 (never)', async () => {
     await store.set('k', 'v');
     await store.close();
-    expect(storedExpiry(path.join(dir, segmentFiles(dir)[0]), 20)).to.equal(0);
+    expect(storedExpiry(path.join(dir, segmentFiles(dir)[0]), SEGMENT_HEADER_BYTES)).to.equal(0);
     store = await openFast(dir, { clock: clock.read });
   });
 

@@ -167,7 +167,7 @@ describe('values round-trip', () => {
   });
 
   it('every value type, read before and after its write reached the file, and after reopen', async () => {
-    const writes: Array<Promise<void>> = [];
+    const writes: Array<Promise<unknown>> = [];
     for (const [name, value] of VALUES) {
       writes.push(store.set(name, value));
       // Not yet written: this read is served from the queued record.

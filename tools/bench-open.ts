@@ -38,7 +38,7 @@ async function fill(): Promise<void> {
   fs.rmSync(dir, { recursive: true, force: true });
   const store = await open(dir, { sync: 'never', autoCompact: false });
   for (let i = 0; i < n; i += 1000) {
-    const writes: Array<Promise<void>> = [];
+    const writes: Array<Promise<unknown>> = [];
     for (let j = i; j < Math.min(n, i + 1000); j++) {
       writes.push(store.set(`key:${String(j).padStart(12, '0')}`, { id: j, name: `user ${j}`, tags: ['a', 'b'], pad: 'x'.repeat(40) }));
     }

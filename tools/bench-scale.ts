@@ -36,13 +36,13 @@ async function main(): Promise<void> {
   let started = performance.now();
   let store = await open(dir, { sync: 'never', autoCompact: false });
   for (let i = 0; i < n; i += 1000) {
-    const writes: Array<Promise<void>> = [];
+    const writes: Array<Promise<unknown>> = [];
     for (let j = i; j < Math.min(n, i + 1000); j++) writes.push(store.set(key(j), { id: j, pad: 'x'.repeat(60) }));
     await Promise.all(writes);
   }
   // Overwrite a tenth, so compaction has something to drop.
   for (let i = 0; i < n; i += 10_000) {
-    const writes: Array<Promise<void>> = [];
+    const writes: Array<Promise<unknown>> = [];
     for (let j = i; j < Math.min(n, i + 1000); j++) writes.push(store.set(key(j), { id: j, again: true }));
     await Promise.all(writes);
   }

@@ -54,7 +54,7 @@ async function main(): Promise<number> {
 
   // Writes: unawaited calls share fdatasyncs (group commit); awaited one by one, each waits for its own.
   start = performance.now();
-  const writes: Array<Promise<void>> = [];
+  const writes: Array<Promise<unknown>> = [];
   for (let i = 0; i < CONCURRENT_WRITES; i++) writes.push(store.set(`demo:item:${i}`, { i, label: `item ${i}` }));
   await Promise.all(writes);
   step(`set ${CONCURRENT_WRITES.toLocaleString('en-US')} keys concurrently, durable (sync 'always'): ${ms(start)}, ${perSecond(CONCURRENT_WRITES, start)}`);

@@ -1,6 +1,6 @@
 /**
  * The `logkv` command line: thin commands over the library (open, get, set, compact, checkStore,
- * dumpStore, loadStore). This file is the dispatcher; each command lives in a file of its own.
+ * dumpStore, loadStore, backup). This file is the dispatcher; each command lives in a file of its own.
  *
  *   logkv [--dir DIR] <command> [arguments] [--json]
  *
@@ -16,6 +16,7 @@ import * as path from 'path';
 import { parseArgs } from 'util';
 import { ErrorCodes, LogkvError } from '../errors';
 import { defaultDir } from '../index';
+import { backupCommand } from './backup';
 import { checkCommand } from './check';
 import { CliIo, Command, EXIT, Failure, OptionSpec, UsageError } from './command';
 import { COMPACT_USAGE, compactAndReport, compactCommand } from './compact';
@@ -55,6 +56,7 @@ const COMMANDS: Record<string, Command> = {
   dump: dumpCommand,
   load: loadCommand,
   compact: compactCommand,
+  backup: backupCommand,
 };
 
 /** Runs `logkv` with `argv` (without node and the script); resolves with the exit code. */

@@ -5,6 +5,8 @@
  * - fail the next (or the nth) open, write, sync, truncate, rename, remove, directory sync, list,
  *   mkdirp or read with EIO or ENOSPC, optionally only on some paths, and for a write after
  *   letting a prefix of its bytes reach the file (a torn write, as the Medium contract allows);
+ * - fail calls at random, at a seeded rate, with EIO or ENOSPC (the crash harness's io mode);
+ * - on a failing sync, lose the file's unsynced writes as a writeback error may (fsyncgate);
  * - flip a chosen bit of a file, or a random one;
  * - simulate a power loss: drop everything not synced, including unsynced directory entries and
  *   renames, optionally tearing the last unsynced write at an arbitrary byte (needs an inner
@@ -15,16 +17,19 @@
  * All its randomness comes from one seeded generator: print `seed` when a test fails, and pass it
  * back to replay the same faults.
  */
-import { ChangeFate, CrashChooser, DROP_UNSYNCED, KEEP_UNSYNCED, MemoryMedium, SystemErrorCode, randomCrash, randomTear, systemError } from './memory';
+import {
+  ChangeFate, CrashChooser, DROP_UNSYNCED, KEEP_UNSYNCED, MemoryMedium, SystemErrorCode, randomCrash, randomTear, systemError,
+  writebackError,
+} from './memory';
 import { Random, freshSeed, seededRandom } from './random';
-import type { Medium, MediumFile, OpenFileOptions } from './types';
+import type { FileStat, Medium, MediumFile, OpenFileOptions } from './types';
 
 export type FaultOperation =
   | 'open' | 'write' | 'sync' | 'truncate' | 'close' | 'read'
-  | 'rename' | 'remove' | 'syncDir' | 'list' | 'mkdirp';
+  | 'rename' | 'remove' | 'syncDir' | 'list' | 'mkdirp' | 'link';
 
 /** The operations that change what is on the disk: each is a crash boundary. */
-export const MUTATING: ReadonlySet<FaultOperation> = new Set(['open', 'write', 'sync', 'truncate', 'rename', 'remove', 'syncDir', 'mkdirp']);
+export const MUTATING: ReadonlySet<FaultOperation> = new Set(['open', 'write', 'sync', 'truncate', 'rename', 'remove', 'syncDir', 'mkdirp', 'link']);
 
 export interface FaultPlan {
   /** Which operation fails. `open` counts every open; add `path` to aim at one file. */
@@ -44,6 +49,48 @@ export interface FaultPlan {
   writtenBytes?: number | 'random';
   /** Keep failing every matching call from the nth on, as a dead disk would. @default false */
   sticky?: boolean;
+  /**
+   * For a sync: the file's unsynced writes meet random fates as the call fails (each kept, lost or
+   * torn, out of order), and what is lost is gone from the page cache too, for good: what Linux
+   * may do after a writeback error (see writebackError in memory.ts). Needs a MemoryMedium
+   * underneath. @default false
+   */
+  lostWrites?: boolean;
+}
+
+/** Faults drawn at random: each matching call fails with probability `rate`. */
+export interface RandomFaults {
+  /** The chance, from 0 to 1, that each matching call fails. */
+  rate: number;
+  /** The operations that may fail. @default every mutating operation, and read and list */
+  ops?: readonly FaultOperation[];
+  /** The codes a failure is drawn from, evenly. @default ['EIO', 'ENOSPC'] */
+  codes?: ReadonlyArray<'EIO' | 'ENOSPC'>;
+  /** For a failing write: as FaultPlan.writtenBytes. @default 'random' */
+  writtenBytes?: number | 'random';
+  /** For a failing sync: the chance that it also loses the file's unsynced writes (FaultPlan.lostWrites). @default 0 */
+  lostWritesChance?: number;
+  /** Seed of the draws. @default drawn from the medium's generator */
+  seed?: number;
+}
+
+/** Armed random faults: `fired` counts the calls they failed; `paused` stops them for a while. */
+export interface RandomFaultSource {
+  readonly spec: Readonly<RandomFaults>;
+  readonly fired: number;
+  paused: boolean;
+  cancel(): void;
+}
+
+/** A call that an armed fault (planned or random) failed, as the onFault hook hears of it. */
+export interface FaultEvent {
+  op: FaultOperation;
+  path: string;
+  code: 'EIO' | 'ENOSPC';
+  /** Whether a random fault (failRandomly) failed it, rather than a planned one. */
+  random: boolean;
+  /** For a sync: whether it lost the file's unsynced writes too. */
+  lostWrites: boolean;
 }
 
 /** An armed fault: `fired` counts the calls it failed; `cancel()` disarms it. */
@@ -56,7 +103,7 @@ export interface Fault {
 export interface OperationEvent {
   op: FaultOperation;
   path: string;
-  /** For a rename, the target. */
+  /** For a rename or a link, the new name. */
   to?: string;
   /** For a write, how many bytes; for a truncate, the new size. */
   bytes?: number;
@@ -85,6 +132,12 @@ export interface FaultyOptions {
   seed?: number;
   /** Called before and after every mutating operation; the operation waits for it. */
   onOperation?: (event: OperationEvent) => void | Promise<void>;
+  /**
+   * Called synchronously whenever an armed fault fails a call, before the caller sees the error
+   * (not for the calls a power loss fails). The crash harness uses it to know which rejections
+   * an injected error explains.
+   */
+  onFault?: (event: FaultEvent) => void;
 }
 
 interface ArmedFault {
@@ -94,15 +147,33 @@ interface ArmedFault {
   cancelled: boolean;
 }
 
+interface ArmedRandomFaults {
+  spec: RandomFaults;
+  ops: ReadonlySet<FaultOperation>;
+  codes: ReadonlyArray<'EIO' | 'ENOSPC'>;
+  random: Random;
+  fired: number;
+  paused: boolean;
+  cancelled: boolean;
+}
+
+const RANDOM_FAULT_OPS: readonly FaultOperation[] = [...MUTATING, 'read', 'list'];
+
 export class FaultyMedium implements Medium {
   readonly isFileSystem: boolean;
   readonly random: Random;
   /** Calls seen per operation, failed ones included. */
   readonly calls: Record<FaultOperation, number> = {
-    open: 0, write: 0, sync: 0, truncate: 0, close: 0, read: 0, rename: 0, remove: 0, syncDir: 0, list: 0, mkdirp: 0,
+    open: 0, write: 0, sync: 0, truncate: 0, close: 0, read: 0, rename: 0, remove: 0, syncDir: 0, list: 0, mkdirp: 0, link: 0,
   };
+  /** Present when the inner medium can link: a mutating operation like rename. */
+  readonly link?: (existing: string, newPath: string) => Promise<void>;
+  /** Present when the inner medium has it; never fails by a fault. */
+  readonly stat?: (path: string) => Promise<FileStat>;
   onOperation: FaultyOptions['onOperation'];
+  onFault: FaultyOptions['onFault'];
   #faults: ArmedFault[] = [];
+  #randomFaults: ArmedRandomFaults[] = [];
   #mutations = 0;
   #halted = false;
 
@@ -110,6 +181,13 @@ export class FaultyMedium implements Medium {
     this.isFileSystem = inner.isFileSystem;
     this.random = seededRandom(options.seed ?? freshSeed());
     this.onOperation = options.onOperation;
+    this.onFault = options.onFault;
+    const { link, stat } = inner;
+    if (link !== undefined) {
+      this.link = (existing, newPath) => this.mutate({ op: 'link', path: existing, to: newPath }, [existing, newPath], 'link',
+        () => link.call(inner, existing, newPath));
+    }
+    if (stat !== undefined) this.stat = (file) => stat.call(inner, file);
   }
 
   /** The seed every random choice comes from: print it when a test fails. */
@@ -142,10 +220,44 @@ export class FaultyMedium implements Medium {
     return this.fail({ ...options, op, code });
   }
 
-  /** Disarms every fault. */
+  /**
+   * Fails matching calls at random from now on, each with probability `spec.rate`, until
+   * cancelled (or paused). Its draws come from a generator of their own, seeded from `spec.seed`
+   * or from this medium's, so what else the medium draws does not shift them. A planned fault due
+   * on the same call takes precedence.
+   */
+  failRandomly(spec: RandomFaults): RandomFaultSource {
+    if (!(spec.rate >= 0 && spec.rate <= 1)) throw new RangeError(`rate must be from 0 to 1, received ${spec.rate}`);
+    const codes = spec.codes ?? ['EIO', 'ENOSPC'];
+    if (codes.length === 0) throw new RangeError('codes must not be empty');
+    const armed: ArmedRandomFaults = {
+      spec: { ...spec },
+      ops: new Set(spec.ops ?? RANDOM_FAULT_OPS),
+      codes,
+      random: seededRandom(spec.seed ?? this.random.int(2 ** 32)),
+      fired: 0,
+      paused: false,
+      cancelled: false,
+    };
+    this.#randomFaults.push(armed);
+    return {
+      spec: armed.spec,
+      get fired() { return armed.fired; },
+      get paused() { return armed.paused; },
+      set paused(value: boolean) { armed.paused = value; },
+      cancel: () => {
+        armed.cancelled = true;
+        this.#randomFaults = this.#randomFaults.filter((f) => f !== armed);
+      },
+    };
+  }
+
+  /** Disarms every fault, random ones included. */
   clearFaults(): void {
     for (const fault of this.#faults) fault.cancelled = true;
     this.#faults = [];
+    for (const source of this.#randomFaults) source.cancelled = true;
+    this.#randomFaults = [];
   }
 
   /** The fault that fails this call, if one does; counts the call against every matching fault. */
@@ -165,6 +277,33 @@ export class FaultyMedium implements Medium {
       due = fault;
     }
     this.#faults = this.#faults.filter((f) => !f.cancelled && (f.fired === 0 || f.plan.sticky));
+    const random = due === undefined;
+    due ??= this.#randomDue(op);
+    if (due !== undefined) {
+      this.onFault?.({
+        op, path: paths[0], code: due.plan.code ?? 'EIO', random, lostWrites: op === 'sync' && due.plan.lostWrites === true,
+      });
+    }
+    return due;
+  }
+
+  /** A random fault for this call, if one of the armed sources draws one. */
+  #randomDue(op: FaultOperation): ArmedFault | undefined {
+    let due: ArmedFault | undefined;
+    for (const source of this.#randomFaults) {
+      if (source.paused || !source.ops.has(op)) continue;
+      // Every active source draws on every matching call, failing or not, so each one's sequence
+      // depends only on the calls it sees; the first that draws a failure fails the call.
+      if (!source.random.chance(source.spec.rate) || due !== undefined) continue;
+      source.fired++;
+      const plan: FaultPlan = {
+        op,
+        code: source.random.pick(source.codes),
+        writtenBytes: source.spec.writtenBytes ?? 'random',
+        lostWrites: op === 'sync' && source.random.chance(source.spec.lostWritesChance ?? 0),
+      };
+      due = { plan, remaining: 0, fired: 1, cancelled: false };
+    }
     return due;
   }
 
@@ -353,7 +492,10 @@ class FaultyFile implements MediumFile {
   }
 
   sync(): Promise<void> {
-    return this.medium.mutate({ op: 'sync', path: this.path }, [this.path], 'fdatasync', () => this.inner.sync());
+    return this.medium.mutate({ op: 'sync', path: this.path }, [this.path], 'fdatasync', () => this.inner.sync(), false,
+      async (plan) => {
+        if (plan.lostWrites) writebackError(this.inner, randomCrash(this.medium.random));
+      });
   }
 
   truncate(size: number): Promise<void> {

@@ -4,7 +4,7 @@
  * synchronous, because a read from the page cache is far cheaper than a trip through the pool.
  */
 import * as fs from 'fs';
-import type { Medium, MediumFile, OpenFileOptions } from './types';
+import type { FileStat, Medium, MediumFile, OpenFileOptions } from './types';
 
 function writev(fd: number, chunks: readonly Uint8Array[], position: number): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -115,6 +115,16 @@ export class FsMedium implements Medium {
     } finally {
       await handle.close();
     }
+  }
+
+  link(existing: string, newPath: string): Promise<void> {
+    return fs.promises.link(existing, newPath);
+  }
+
+  async stat(file: string): Promise<FileStat> {
+    // BigInt, so inode numbers and nanosecond times are exact.
+    const st = await fs.promises.stat(file, { bigint: true });
+    return { dev: String(st.dev), ino: String(st.ino), size: Number(st.size), mtimeNs: String(st.mtimeNs) };
   }
 }
 

@@ -57,9 +57,17 @@ class GatedFile implements MediumFile {
   }
 }
 
-/** `inner`, with `mayWrite` asked before each write, truncate, create, rename, remove and mkdir. */
+/** `inner`, with `mayWrite` asked before each write, truncate, create, rename, remove, link and mkdir. */
 export function gateWrites(inner: Medium, mayWrite: WriteGate): Medium {
+  const { link, stat } = inner;
   return {
+    ...(link === undefined ? {} : {
+      async link(existing: string, newPath: string): Promise<void> {
+        check(mayWrite);
+        return link.call(inner, existing, newPath);
+      },
+    }),
+    ...(stat === undefined ? {} : { stat: (file: string) => stat.call(inner, file) }),
     isFileSystem: inner.isFileSystem,
     async mkdirp(dir: string): Promise<void> {
       check(mayWrite);

@@ -21,11 +21,11 @@
  */
 import * as path from 'path';
 import { Random, seededRandom } from './random';
-import type { Medium, MediumFile, OpenFileOptions } from './types';
+import type { FileStat, Medium, MediumFile, OpenFileOptions } from './types';
 
 // ---------------------------------------------------------------- errors
 
-export type SystemErrorCode = 'ENOENT' | 'EEXIST' | 'EIO' | 'ENOSPC' | 'EISDIR' | 'ENOTDIR' | 'EBADF' | 'EROFS';
+export type SystemErrorCode = 'ENOENT' | 'EEXIST' | 'EIO' | 'ENOSPC' | 'EISDIR' | 'ENOTDIR' | 'EBADF' | 'EROFS' | 'EPERM';
 
 const ERRNO: Record<SystemErrorCode, [number, string]> = {
   ENOENT: [-2, 'no such file or directory'],
@@ -36,6 +36,7 @@ const ERRNO: Record<SystemErrorCode, [number, string]> = {
   ENOTDIR: [-20, 'not a directory'],
   EBADF: [-9, 'bad file descriptor'],
   EROFS: [-30, 'read-only file system'],
+  EPERM: [-1, 'operation not permitted'],
 };
 
 export interface SystemError extends Error {
@@ -239,6 +240,12 @@ class FileNode {
   readonly current: Bytes;
   durable: Buffer;
   changes: DataChange[] = [];
+  /** The inode number stat() reports: one per file, kept through crashes and forks. */
+  ino = 0;
+  /** The mtime stat() reports: the `seq` of the last write or truncate. */
+  mtime = 0;
+  /** `mtime` as of the last sync: what a crash that keeps none of the unsynced changes leaves. */
+  syncedMtime = 0;
 
   constructor(content: Buffer = Buffer.alloc(0)) {
     this.current = new Bytes(content);
@@ -290,6 +297,7 @@ export class MemoryMedium implements Medium {
   readonly isFileSystem = false;
   readonly #root: DirNode;
   #seq = 0;
+  #lastIno = 0;
 
   constructor() {
     this.#root = new DirNode();
@@ -326,6 +334,7 @@ export class MemoryMedium implements Medium {
     if (node === undefined) {
       if (!options.create) throw systemError('ENOENT', 'open', file);
       node = new FileNode();
+      node.ino = ++this.#lastIno;
       parent.entries.set(name, node);
       parent.changes.push({ kind: 'link', seq: ++this.#seq, name, node });
     }
@@ -369,6 +378,23 @@ export class MemoryMedium implements Medium {
     node.changes = [];
   }
 
+  /** A second name for a file, as link(2) makes it; a change to either name's file shows in both. */
+  async link(existing: string, newPath: string): Promise<void> {
+    const node = this.#lookup(normalize(existing));
+    if (node === undefined) throw systemError('ENOENT', 'link', existing);
+    if (node.kind === 'dir') throw systemError('EPERM', 'link', existing);
+    const [parent, name] = this.#parent(newPath, 'link');
+    if (parent.entries.has(name)) throw systemError('EEXIST', 'link', newPath);
+    parent.entries.set(name, node);
+    parent.changes.push({ kind: 'link', seq: ++this.#seq, name, node });
+  }
+
+  /** The file's identity (one device, an inode number per file), size and mtime (a change counter). */
+  async stat(file: string): Promise<FileStat> {
+    const node = this.#file(file, 'stat');
+    return { dev: '1', ino: String(node.ino), size: node.current.size, mtimeNs: String(node.mtime) };
+  }
+
   // -------------------------------------------------------------- crashes
 
   /**
@@ -377,6 +403,8 @@ export class MemoryMedium implements Medium {
    */
   crash(chooser: CrashChooser = DROP_UNSYNCED): MemoryMedium {
     const after = new MemoryMedium();
+    after.#seq = this.#seq;
+    after.#lastIno = this.#lastIno;
     const files = new Map<FileNode, { copy: FileNode; paths: string[] }>();
     const rebuild = (from: DirNode, to: DirNode, at: string): void => {
       const entries = new Map(from.durable);
@@ -405,6 +433,11 @@ export class MemoryMedium implements Medium {
       const content = replay(node, fates);
       copy.current.write(content, 0);
       copy.durable = content;
+      copy.ino = node.ino;
+      // The mtime of the newest change that survived, in whole or in part; else the synced one.
+      let mtime = node.syncedMtime;
+      node.changes.forEach((change, i) => { if ((fates[i] ?? 'lost') !== 'lost') mtime = Math.max(mtime, change.seq); });
+      copy.mtime = copy.syncedMtime = mtime;
     }
     return after;
   }
@@ -417,6 +450,7 @@ export class MemoryMedium implements Medium {
   fork(): MemoryMedium {
     const copy = new MemoryMedium();
     copy.#seq = this.#seq;
+    copy.#lastIno = this.#lastIno;
     const copies = new Map<Node, Node>();
     const copyOf = (node: Node): Node => {
       let done = copies.get(node);
@@ -426,6 +460,9 @@ export class MemoryMedium implements Medium {
         file.current.truncate(0);
         file.current.write(node.current.view(), 0);
         file.changes = [...node.changes];
+        file.ino = node.ino;
+        file.mtime = node.mtime;
+        file.syncedMtime = node.syncedMtime;
         done = file;
         copies.set(node, done);
       } else {
@@ -574,6 +611,21 @@ function components(file: string): string[] {
   return normalize(file).split('/').filter((part) => part.length > 0);
 }
 
+/**
+ * What a failed fdatasync may do to a file on Linux (docs/durability.md, assumption 5; PostgreSQL's
+ * "fsyncgate", 2018): the kernel writes back what it can, reports the error, and marks the rest of
+ * the file's dirty pages clean, so they never reach the disk and are gone once evicted. This
+ * applies that now to a MemoryMedium file's unsynced changes: each meets its fate from `chooser`
+ * (kept whole, lost, or torn), the survivors become durable, and the page cache shows what the
+ * disk then holds (the pages evicted at once, the one legal outcome a test can tell apart from
+ * the error never having happened). A later sync() cannot bring a lost change back. Directory
+ * entries are not touched. `file` must be a handle from a MemoryMedium.
+ */
+export function writebackError(file: MediumFile, chooser: Pick<CrashChooser, 'data'>): void {
+  if (!(file instanceof MemoryFile)) throw new TypeError('a writeback error needs a file of a MemoryMedium');
+  file.writebackError(chooser);
+}
+
 class MemoryFile implements MediumFile {
   #closed = false;
 
@@ -596,24 +648,40 @@ class MemoryFile implements MediumFile {
     this.#check('write', true);
     const bytes = Buffer.concat(chunks);
     this.node.current.write(bytes, position);
-    this.node.changes.push({ kind: 'write', seq: this.nextSeq(), position, bytes });
+    const seq = this.nextSeq();
+    this.node.changes.push({ kind: 'write', seq, position, bytes });
+    this.node.mtime = seq;
   }
 
   async sync(): Promise<void> {
     this.#check('fdatasync', false);
     this.node.durable = this.node.current.copy();
     this.node.changes = [];
+    this.node.syncedMtime = this.node.mtime;
   }
 
   async truncate(size: number): Promise<void> {
     this.#check('ftruncate', true);
     this.node.current.truncate(size);
-    this.node.changes.push({ kind: 'truncate', seq: this.nextSeq(), size });
+    const seq = this.nextSeq();
+    this.node.changes.push({ kind: 'truncate', seq, size });
+    this.node.mtime = seq;
   }
 
   sizeSync(): number {
     this.#check('fstat', false);
     return this.node.current.size;
+  }
+
+  /** See the exported writebackError(). */
+  writebackError(chooser: Pick<CrashChooser, 'data'>): void {
+    const node = this.node;
+    if (node.changes.length === 0) return;
+    const content = replay(node, chooser.data({ paths: [this.path], changes: node.changes }));
+    node.current.truncate(0);
+    node.current.write(content, 0);
+    node.durable = content;
+    node.changes = [];
   }
 
   async close(): Promise<void> {

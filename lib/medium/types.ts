@@ -40,6 +40,24 @@ export interface OpenFileOptions {
   readOnly?: boolean;
 }
 
+/** What `stat` tells of a file: which file a name refers to, its size, when its bytes last changed. */
+export interface FileStat {
+  /**
+   * The file system and the file on it (device and inode numbers, as decimal strings). Two names
+   * of one file (hard links) have the same pair; a file that replaced another under its name has
+   * another pair, as long as the first still exists (a number may be reused once it is gone).
+   */
+  dev: string;
+  ino: string;
+  /** The size in bytes, as the OS sees it (written, not necessarily durable). */
+  size: number;
+  /**
+   * When the file's bytes last changed (mtime, ns since the epoch, as a decimal string): every
+   * write and truncate changes it. After a power loss it may be older than the bytes it describes.
+   */
+  mtimeNs: string;
+}
+
 export interface Medium {
   /** Creates the directory and its parents if missing. */
   mkdirp(dir: string): Promise<void>;
@@ -53,6 +71,17 @@ export interface Medium {
   remove(path: string): Promise<void>;
   /** Makes the directory's entries (creations, renames, removals) durable. */
   syncDir(dir: string): Promise<void>;
+  /**
+   * Optional (the real file system and MemoryMedium have it): gives the file `existing` names a
+   * second name, `newPath` (link(2)). Both names are then the same file, whose bytes either sees
+   * change. Rejects with EEXIST if `newPath` exists, ENOENT if `existing` does not, and EXDEV if
+   * they are on different file systems (EPERM or ENOTSUP where a file system has no hard links).
+   * Durable only after `syncDir` of `newPath`'s directory. A medium without it cannot link: its
+   * users copy.
+   */
+  link?(existing: string, newPath: string): Promise<void>;
+  /** Optional (the real file system and MemoryMedium have it): what the file `path` names is (stat(2)). Rejects with ENOENT if missing. */
+  stat?(path: string): Promise<FileStat>;
   /**
    * Whether this medium is the process's real file system. Only then does the store take the
    * inter-process lock; other media are private to the process.

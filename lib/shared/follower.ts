@@ -25,7 +25,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { ErrorCodes, LogkvError, corruption, ioError, isErrno } from '../errors';
-import { SEGMENT_HEADER_BYTES } from '../format';
+import { RecordLayout, SEGMENT_HEADER_BYTES, checkSegmentHeader } from '../format';
 import { hintName, parseHintName, readHint } from '../hint';
 import { Entry } from '../keydir';
 import { KeyIndex } from '../keyindex';
@@ -33,10 +33,10 @@ import { fileSystem } from '../medium/fs';
 import type { MediumFile } from '../medium/types';
 import type { ResolvedOptions } from '../options';
 import { Reader } from '../reader';
-import { RecoveryReport, replayVisitor } from '../recovery';
+import { RecoveryReport, VersionSeen, replayVisitor } from '../recovery';
 import { Segment, isWriteSegmentId, nextWriteSegmentId, parseSegmentName, segmentName } from '../segment';
 import { SegmentSet } from '../segments';
-import { SegmentWalker } from '../walk';
+import { RecordVisitor, SegmentWalker } from '../walk';
 import { Head, HeadReader } from './head';
 
 /** The rooms a client reads through; replaced whole when the follower builds everything again. */
@@ -57,6 +57,8 @@ interface Position {
 
 /** How often a client that does not read brings its index up to the head anyway. */
 const IDLE_FOLLOW_MS = 50;
+/** How often it does while someone watches its changes. */
+const WATCHED_FOLLOW_MS = 5;
 
 /** Clears a follower's cached head (a function of its own, so a tick allocates no closure). */
 function forget(follower: Follower): void {
@@ -73,14 +75,37 @@ class SegmentGone extends Error {}
  */
 class FollowingReader extends Reader {
   override read(key: string, entry: Entry): unknown {
-    try {
-      return super.read(key, entry);
-    } catch (err) {
-      if (!(err instanceof LogkvError) || err.code !== ErrorCodes.CORRUPTION) throw err;
-      return super.read(key, entry);
-    }
+    return twice(() => super.read(key, entry));
+  }
+
+  override readEntry(key: string, entry: Entry): { value: unknown; version: number } {
+    return twice(() => super.readEntry(key, entry));
+  }
+
+  override version(key: string, entry: Entry): number {
+    return twice(() => super.version(key, entry));
+  }
+
+  override valueBytes(key: string, entry: Entry): Buffer {
+    return twice(() => super.valueBytes(key, entry));
   }
 }
+
+/** `read()`, once more if it fails its checks the first time (FollowingReader). */
+function twice<T>(read: () => T): T {
+  try {
+    return read();
+  } catch (err) {
+    if (!(err instanceof LogkvError) || err.code !== ErrorCodes.CORRUPTION) throw err;
+    return read();
+  }
+}
+
+/**
+ * What a follower tells its change feed (lib/watch.ts): the records of the writes it applied
+ * while tailing, in log order, with their segment's layout. Compaction's copies are not changes.
+ */
+export type PublishRecords = (records: Buffer[], layout: RecordLayout) => void;
 
 export class Follower {
   readonly #dir: string;
@@ -93,7 +118,11 @@ export class Follower {
   #rebuilding: Promise<void> | undefined;
   #failure: LogkvError | undefined;
   #closed = false;
-  readonly #idleTimer: NodeJS.Timeout;
+  #idleTimer: NodeJS.Timeout | undefined;
+  /** Where the records go as they are applied, while someone watches. */
+  #publish: PublishRecords | undefined;
+  /** Above every version in the files the follower read, and at least every floor it saw. */
+  #nextVersion: number;
   readonly #onRebuilt: (rooms: FollowerRooms) => void;
   readonly report: RecoveryReport;
 
@@ -103,9 +132,37 @@ export class Follower {
     this.#head = head;
     this.#rooms = built.rooms;
     this.#at = built.at;
+    this.#nextVersion = built.nextVersion;
     this.report = built.report;
     this.#onRebuilt = onRebuilt;
-    this.#idleTimer = setInterval(() => this.#followInBackground(), IDLE_FOLLOW_MS);
+    this.#schedule();
+  }
+
+  /** The version the next write of the store gets, as far as this follower read the log: for a takeover. */
+  get nextVersion(): number {
+    return this.#nextVersion;
+  }
+
+  /**
+   * Publishes the records it applies from now on to `publish` (undefined: stops). While someone
+   * watches, the follower reads the head every few milliseconds, so a watcher in a client learns
+   * of another process's write about that long after it resolved.
+   */
+  watch(publish: PublishRecords | undefined): void {
+    if (publish !== undefined) this.#catchUpQuietly();
+    this.#publish = publish;
+    this.#schedule();
+  }
+
+  #schedule(): void {
+    if (this.#idleTimer !== undefined) clearTimeout(this.#idleTimer);
+    if (this.#closed) return;
+    const ms = this.#publish === undefined ? IDLE_FOLLOW_MS : WATCHED_FOLLOW_MS;
+    this.#idleTimer = setTimeout(() => {
+      this.#idleTimer = undefined;
+      this.#followInBackground();
+      this.#schedule();
+    }, ms);
     this.#idleTimer.unref();
   }
 
@@ -113,6 +170,8 @@ export class Follower {
   static async open(dir: string, options: ResolvedOptions, head: HeadReader,
                     onRebuilt: (rooms: FollowerRooms) => void): Promise<Follower> {
     const built = await build(dir, options, head);
+    // Expired keys leave the index in the background, as in an owner's (keyindex.ts).
+    built.rooms.index.start();
     return new Follower(dir, options, head, built, onRebuilt);
   }
 
@@ -193,7 +252,7 @@ export class Follower {
   /** Stops following; the files stay open (the rooms are the caller's to close or hand on). */
   stop(): void {
     this.#closed = true;
-    clearInterval(this.#idleTimer);
+    if (this.#idleTimer !== undefined) clearTimeout(this.#idleTimer);
     this.#head.close();
   }
 
@@ -204,8 +263,12 @@ export class Follower {
    */
   #followInBackground(): void {
     if (this.#closed || this.#failure !== undefined) return;
+    this.forgetHead();
+    this.#catchUpQuietly();
+  }
+
+  #catchUpQuietly(): void {
     try {
-      this.forgetHead();
       this.catchUp()?.catch(() => undefined);
     } catch {
       // The next read reports what failed.
@@ -222,6 +285,7 @@ export class Follower {
       // before it creates the next. So its file's size is its end.
       this.#apply(at.tailId, at.tailEnd, undefined);
       at.tailId = nextWriteSegmentId(at.tailId);
+      // New write segments are of the current format (the writer never appends to an older one).
       at.tailEnd = SEGMENT_HEADER_BYTES;
     }
     if (at.tailId === head.segment && head.end > at.tailEnd) this.#apply(at.tailId, at.tailEnd, head.end);
@@ -238,22 +302,42 @@ export class Follower {
       if (to !== undefined && to <= SEGMENT_HEADER_BYTES) return;
       const file = openReadOnly(path.join(this.#dir, segmentName(id)));
       if (file === undefined) throw new SegmentGone(`${segmentName(id)} is gone`);
-      segment = new Segment(id, file.path, file, SEGMENT_HEADER_BYTES);
+      segment = segmentOver(id, file, file.sizeSync());
+      segment.tail = segment.flushed = segment.synced = segment.layout.fileHeaderBytes;
+      this.#sawFloor(segment.floor);
       segments.add(segment);
     }
     const end = to ?? segment.file!.sizeSync();
-    const start = Math.max(from, SEGMENT_HEADER_BYTES);
+    const start = Math.max(from, segment.layout.fileHeaderBytes);
+    let recordsEnd = end;
     if (end > start) {
+      const seen: VersionSeen = { max: 0 };
+      const publish = this.#publish;
+      const records: Buffer[] = [];
+      const replay = replayVisitor(id, (bytes, keyStart, keyLength, entry) => index.applyBytes(bytes, keyStart, keyLength, entry), seen);
+      const visit: RecordVisitor = publish === undefined ? replay : (offset, record, buf, pos) => {
+        replay(offset, record, buf, pos);
+        // A copy: the walker reuses its buffer.
+        records.push(Buffer.from(buf.subarray(pos, pos + record.totalLength)));
+      };
       const walker = SegmentWalker.forSegment(segment.file!, segment.path, id, end, { start });
-      const outcome = walker.walkAll(replayVisitor(id, (bytes, keyStart, keyLength, entry) => index.applyBytes(bytes, keyStart, keyLength, entry)));
-      if (outcome.cleanEnd < end) {
+      const outcome = walker.walkAll(visit);
+      // Zero padding after the records (preallocated space) ends a sealed segment's records.
+      if (to === undefined && outcome.paddingFrom !== undefined) recordsEnd = outcome.paddingFrom;
+      if (outcome.cleanEnd < recordsEnd) {
         throw corruption(`bad record (${outcome.damage?.reason ?? 'unfinished batch'}) before the head`, segment.path,
           outcome.damage?.offset ?? outcome.cleanEnd);
       }
+      this.#nextVersion = Math.max(this.#nextVersion, seen.max + 1);
+      if (publish !== undefined && records.length > 0) publish(records, segment.layout);
     }
-    segment.tail = segment.flushed = segment.synced = Math.max(end, segment.flushed);
-    if (id === this.#at.tailId) this.#at.tailEnd = Math.max(this.#at.tailEnd, end);
+    segment.tail = segment.flushed = segment.synced = Math.max(recordsEnd, segment.flushed);
+    if (id === this.#at.tailId) this.#at.tailEnd = Math.max(this.#at.tailEnd, recordsEnd);
     segments.recount();
+  }
+
+  #sawFloor(floor: number): void {
+    if (floor > this.#nextVersion) this.#nextVersion = floor;
   }
 
   // ---------------------------------------------------------------- compaction
@@ -299,7 +383,9 @@ export class Follower {
         const file = openReadOnly(path.join(this.#dir, segmentName(id)));
         // Gone already: a later compaction removed it, so the head's floor moved on; follow that one.
         if (file === undefined) return false;
-        const segment = new Segment(id, file.path, file, file.sizeSync());
+        const segment = segmentOver(id, file, file.sizeSync());
+        // An output's floor is above every version in its inputs, dropped records included.
+        this.#sawFloor(segment.floor);
         segments.add(segment);
         outputs.push(segment);
       }
@@ -332,7 +418,7 @@ export class Follower {
       const current = index.get(key);
       if (current !== undefined && current.segmentId < floor) index.apply(key, entry);
     };
-    if (readHintOf(this.#dir, output, visit)) return;
+    if (readHintOf(this.#dir, output, visit) !== undefined) return;
     const walker = SegmentWalker.forSegment(output.file!, output.path, output.id, output.flushed);
     walker.walkAll(replayVisitor(output.id, visit));
   }
@@ -348,6 +434,9 @@ export class Follower {
       const built = await build(this.#dir, this.#options, this.#head);
       this.#rooms = built.rooms;
       this.#at = built.at;
+      this.#nextVersion = Math.max(this.#nextVersion, built.nextVersion);
+      old.index.stop();
+      built.rooms.index.start();
       this.#onRebuilt(built.rooms);
       await old.segments.closeAll();
     })().then(
@@ -366,6 +455,7 @@ interface Built {
   rooms: FollowerRooms;
   at: Position;
   report: RecoveryReport;
+  nextVersion: number;
 }
 
 /**
@@ -394,49 +484,84 @@ async function buildAt(dir: string, options: ResolvedOptions, head: Head): Promi
   const index = new KeyIndex(options.clock);
   const apply = (bytes: Buffer, start: number, length: number, entry: Entry | undefined): void => index.applyBytes(bytes, start, length, entry);
   const opened: Segment[] = [];
+  let nextVersion = 1;
   try {
     for (const id of ids) {
       const file = openReadOnly(path.join(dir, segmentName(id)));
       if (file === undefined) throw new SegmentGone(`${segmentName(id)} is gone`);
       const end = id === head.segment ? Math.min(head.end, file.sizeSync()) : file.sizeSync();
-      const segment = new Segment(id, file.path, file, end);
+      const segment = segmentOver(id, file, end);
       opened.push(segment);
-      if (end <= SEGMENT_HEADER_BYTES) continue;
-      if (hinted.has(id) && !isWriteSegmentId(id) && readHintOf(dir, segment, apply)) {
-        report.hinted++;
-        continue;
+      nextVersion = Math.max(nextVersion, segment.floor);
+      if (end <= segment.layout.fileHeaderBytes) continue;
+      if (hinted.has(id) && !isWriteSegmentId(id)) {
+        const highest = readHintOf(dir, segment, apply);
+        if (highest !== undefined) {
+          report.hinted++;
+          nextVersion = Math.max(nextVersion, highest + 1);
+          continue;
+        }
       }
+      const seen: VersionSeen = { max: 0 };
       const walker = SegmentWalker.forSegment(file, segment.path, id, end);
-      const outcome = walker.walkAll(replayVisitor(id, apply));
+      const outcome = walker.walkAll(replayVisitor(id, apply, seen));
       report.records += outcome.records;
-      if (outcome.cleanEnd < end) {
+      nextVersion = Math.max(nextVersion, seen.max + 1);
+      const recordsEnd = id === head.segment ? end : outcome.paddingFrom ?? end;
+      if (outcome.cleanEnd < recordsEnd) {
         throw corruption(`bad record (${outcome.damage?.reason ?? 'unfinished batch'})`, segment.path,
           outcome.damage?.offset ?? outcome.cleanEnd);
       }
+      if (recordsEnd < end) segment.tail = segment.flushed = segment.synced = recordsEnd;
     }
   } catch (err) {
     await Promise.all(opened.map((s) => s.file?.close().catch(() => undefined)));
     throw err;
   }
-  index.purgeExpired();
   const segments = new SegmentSet(dir, opened);
   const reader = new FollowingReader(segments, options.cacheBytes);
   // The head names the newest write segment; every write segment below it was read to its end.
   const newest = opened[opened.length - 1];
   const tailEnd = newest !== undefined && newest.id === head.segment ? newest.flushed : SEGMENT_HEADER_BYTES;
-  return { rooms: { index, segments, reader }, at: { floor: head.floor, tailId: head.segment, tailEnd }, report };
+  return { rooms: { index, segments, reader }, at: { floor: head.floor, tailId: head.segment, tailEnd }, report, nextVersion };
 }
 
-/** Replays `segment`'s hint through `visit`; false if it has none that can be used. */
+/** The whole records of `segment` from `start` to where its records end, copied, with their layout. */
+export function recordsOf(segment: Segment, start: number): { records: Buffer[]; layout: RecordLayout } {
+  const records: Buffer[] = [];
+  if (segment.file === undefined || segment.flushed <= start) return { records, layout: segment.layout };
+  const walker = SegmentWalker.forSegment(segment.file, segment.path, segment.id, segment.flushed, { start });
+  walker.walkAll((_offset, record, buf, pos) => records.push(Buffer.from(buf.subarray(pos, pos + record.totalLength))));
+  return { records, layout: segment.layout };
+}
+
+/**
+ * A Segment over `file` (`size` bytes of it are the follower's to read), with the record layout
+ * and version floor its header names. A file too short for a header (a write segment just made)
+ * is taken as one of the current format.
+ */
+function segmentOver(id: number, file: MediumFile, size: number): Segment {
+  const buf = Buffer.alloc(SEGMENT_HEADER_BYTES);
+  const got = file.readSync(buf, 0, SEGMENT_HEADER_BYTES, 0);
+  if (got < SEGMENT_HEADER_BYTES && isWriteSegmentId(id) && size <= got) return new Segment(id, file.path, file, size);
+  const header = checkSegmentHeader(buf.subarray(0, got), file.path, id);
+  return new Segment(id, file.path, file, size, header.layout, header.floor);
+}
+
+/** Replays `segment`'s hint through `visit`: the highest version it names, or undefined if it has none that can be used. */
 function readHintOf(dir: string, segment: Segment,
-                    visit: (bytes: Buffer, start: number, length: number, entry: Entry | undefined) => void): boolean {
+                    visit: (bytes: Buffer, start: number, length: number, entry: Entry | undefined) => void): number | undefined {
   const hintPath = path.join(dir, hintName(segment.id));
   const file = openReadOnly(hintPath);
-  if (file === undefined) return false;
+  if (file === undefined) return undefined;
   try {
-    return readHint(file, hintPath, segment.id, segment.flushed, visit) === undefined;
+    const buf = Buffer.alloc(SEGMENT_HEADER_BYTES);
+    const got = segment.file!.readSync(buf, 0, SEGMENT_HEADER_BYTES, 0);
+    const header = checkSegmentHeader(buf.subarray(0, got), segment.path, segment.id);
+    const read = readHint(file, hintPath, segment.id, segment.flushed, header, visit);
+    return typeof read === 'number' ? read : undefined;
   } catch {
-    return false;
+    return undefined;
   } finally {
     void file.close().catch(() => undefined);
   }

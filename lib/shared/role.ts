@@ -19,6 +19,7 @@
  * One Sharing object belongs to one Store for its whole life, whatever role it plays.
  */
 import { performance } from 'perf_hooks';
+import type { Backups } from '../backup';
 import type { CompactionResult, Compactions } from '../compactor';
 import { ErrorCodes, LogkvError, ioError, isErrno } from '../errors';
 import { SEGMENT_HEADER_BYTES } from '../format';
@@ -29,14 +30,15 @@ import type { Medium } from '../medium/types';
 import { HeldLock, OwnerHooks, recoverRooms, writeRooms } from '../open';
 import type { ResolvedOptions } from '../options';
 import { Reader } from '../reader';
-import { RecoveryReport, recoverSegment, removeLeftovers } from '../recovery';
+import { RecoveryReport, VersionCount, recoverSegment, removeLeftovers } from '../recovery';
 import { Segment, isWriteSegmentId, parseSegmentName } from '../segment';
 import { SegmentSet } from '../segments';
 import { SNAPSHOT_NAME } from '../snapshot';
 import { Rooms, SharedRole, Store, moveRooms, storeOver } from '../store';
+import { ChangeFeed } from '../watch';
 import type { LogWriter } from '../writer';
 import * as path from 'path';
-import { Follower } from './follower';
+import { Follower, FollowerRooms, recordsOf } from './follower';
 import { Head, HeadReader, HeadWriter, newNonce } from './head';
 import { OwnerLink } from './link';
 import { socketAddress, stripFunctions } from './protocol';
@@ -47,7 +49,7 @@ import { OwnerServer } from './server';
  * the Store that writes is added here, and then works in a client with no other change (its
  * arguments and its result travel as they are).
  */
-export const REMOTE_METHODS: ReadonlySet<string> = new Set(['set', 'create', 'update', 'delete', 'batch', 'sync', 'compact']);
+export const REMOTE_METHODS: ReadonlySet<string> = new Set(['set', 'create', 'update', 'delete', 'touch', 'batch', 'sync', 'compact', 'backup']);
 
 /** The Sharing of each shared Store, for roleOf(). */
 const sharings = new WeakMap<object, Sharing>();
@@ -113,11 +115,11 @@ interface Call {
 /** The keys a write method changes, or null when the method is not known here (a read then waits for it whatever it reads). */
 function keysOf(method: string, args: unknown[]): string[] | null {
   switch (method) {
-    case 'sync': case 'compact':
+    case 'sync': case 'compact': case 'backup':
       return [];
     case 'batch':
       return Array.isArray(args[0]) ? args[0].map((op) => (op as { key?: unknown })?.key).filter((k): k is string => typeof k === 'string') : [];
-    case 'set': case 'create': case 'update': case 'delete':
+    case 'set': case 'create': case 'update': case 'delete': case 'touch':
       return typeof args[0] === 'string' ? [args[0]] : [];
     default:
       return typeof args[0] === 'string' ? [args[0]] : null;
@@ -134,10 +136,16 @@ class Sharing implements SharedRole {
   #closeRequested = false;
   /** A failure that ends this store's writes for good (a takeover that failed). */
   #failure: LogkvError | undefined;
+  /**
+   * The change feed watch() serves from, whatever the role: an owner's writer publishes to it as
+   * writes commit, a client's follower as it applies the records it reads; a takeover keeps it.
+   */
+  readonly #feed = new ChangeFeed((active) => this.#watching(active));
 
   // ---- the owner's
   #lock: DirLock | undefined;
   #segments: SegmentSet | undefined;
+  #writer: LogWriter | undefined;
   #nonce = '';
   #head: HeadWriter | undefined;
   #server: OwnerServer | undefined;
@@ -197,10 +205,11 @@ class Sharing implements SharedRole {
       link = await OwnerLink.connect(address, head.nonce, HELLO_TIMEOUT_MS, sharing.#events());
       // The head must be this owner's: it writes it before it listens.
       if (link.epoch !== head.epoch) throw new LogkvError(ErrorCodes.LOCKED, 'the head file is an earlier owner\'s');
-      const follower = await Follower.open(dir, options, headReader, (rooms) => moveRooms(sharing.#store, rooms));
+      const follower = await Follower.open(dir, options, headReader, (rooms) => sharing.#rebuilt(rooms));
       if (link.closed) {
-        await follower.rooms.segments.closeAll();
         follower.stop();
+        follower.rooms.index.stop();
+        await follower.rooms.segments.closeAll();
         return undefined;
       }
       sharing.#follower = follower;
@@ -208,7 +217,7 @@ class Sharing implements SharedRole {
       const { index, segments, reader } = follower.rooms;
       const rooms: Rooms = {
         dir, medium: fileSystem, options, index, segments, reader, writer: NO_WRITER, compactions: sharing.#clientCompactions(),
-        recovery: follower.report, release: async () => undefined,
+        backups: NO_BACKUPS, feed: sharing.#feed, recovery: follower.report, release: async () => undefined,
       };
       sharing.#store = storeOver<unknown>(rooms, sharing);
       sharings.set(sharing.#store, sharing);
@@ -302,9 +311,27 @@ class Sharing implements SharedRole {
       return;
     }
     this.#link?.close();
-    this.#follower!.stop();
-    await this.#follower!.rooms.segments.closeAll();
+    const follower = this.#follower!;
+    follower.stop();
+    follower.rooms.index.stop();
+    this.#feed.closeAll();
+    await follower.rooms.segments.closeAll();
     closed();
+  }
+
+  /** The follower built its rooms again: the store reads through them; watchers missed what it could not follow. */
+  #rebuilt(rooms: FollowerRooms): void {
+    moveRooms(this.#store, rooms);
+    this.#feed.interruptAll();
+  }
+
+  /** Someone watches the store's changes (or the last watcher left): tell whoever feeds them. */
+  #watching(active: boolean): void {
+    if (this.#role === 'owner') {
+      this.#writer?.onCommit(active ? (records) => this.#feed.publish(records) : undefined);
+    } else {
+      this.#follower?.watch(active ? (records, layout) => this.#feed.publish(records, layout) : undefined);
+    }
   }
 
   // ---------------------------------------------------------------- the owner
@@ -312,7 +339,7 @@ class Sharing implements SharedRole {
   /** What the owner's rooms tell it: each group written and each compaction switch move the head. */
   #hooks(): OwnerHooks {
     const publish = (): void => this.#publish();
-    return { afterGroup: publish, afterSwitch: publish };
+    return { afterGroup: publish, afterSwitch: publish, feed: this.#feed };
   }
 
   /** The head as the owner's rooms stand now. */
@@ -340,9 +367,12 @@ class Sharing implements SharedRole {
   #becomeOwner(lock: DirLock, rooms: Rooms): void {
     this.#lock = lock;
     this.#segments = rooms.segments;
+    this.#writer = rooms.writer;
     this.#nonce = newNonce();
     this.#head = new HeadWriter(this.#dir, this.#currentHead());
     this.#role = 'owner';
+    // Watchers subscribed while this process was a client go on, fed by its writer from now on.
+    if (this.#feed.size > 0) this.#watching(true);
   }
 
   /** Serves clients at the address. */
@@ -558,9 +588,17 @@ class Sharing implements SharedRole {
     const apply = (bytes: Buffer, start: number, length: number, entry: Parameters<typeof index.applyBytes>[3]): void =>
       index.applyBytes(bytes, start, length, entry);
     const recovered = new Map<number, Segment>();
+    const versions: VersionCount = { next: follower.nextVersion };
     for (const id of chain) {
       const from = id === at.tailId ? Math.max(at.tailEnd, SEGMENT_HEADER_BYTES) : undefined;
-      recovered.set(id, await recoverSegment(medium, this.#dir, id, id === newest, apply, report, from));
+      const segment = await recoverSegment(medium, this.#dir, id, id === newest, apply, report, versions, from);
+      recovered.set(id, segment);
+      // The dead owner's writes past the last head are in the store now (their callers were told
+      // their outcome is unknown): watchers see them as they would have.
+      if (this.#feed.size > 0) {
+        const { records, layout } = recordsOf(segment, from ?? segment.layout.fileHeaderBytes);
+        if (records.length > 0) this.#feed.publish(records, layout);
+      }
     }
     const list: Segment[] = [];
     for (const segment of known.all()) {
@@ -572,7 +610,8 @@ class Sharing implements SharedRole {
     list.sort((a, b) => a.id - b.id);
     const segments = new SegmentSet(this.#dir, list);
     const reader = new Reader(segments, this.#options.cacheBytes);
-    return writeRooms(medium, this.#dir, this.#options, held, { index, segments, reader, recovery: report }, this.#hooks());
+    return writeRooms(medium, this.#dir, this.#options, held,
+      { index, segments, reader, recovery: report, nextVersion: versions.next }, this.#hooks());
   }
 
   /** The rooms over a recovery of the whole store, as open() makes it. */
@@ -609,6 +648,9 @@ function gated(lock: DirLock): { medium: Medium; held: HeldLock } {
   const mayWrite = (): LogkvError | undefined => lock.mayWrite();
   return { medium: gateWrites(fileSystem, mayWrite), held: { release: () => lock.release(), mayWrite } };
 }
+
+/** A client takes no backups itself (the owner does): only close() could reach this, and a client's close() does not. */
+const NO_BACKUPS = { stop: () => Promise.resolve() } as unknown as Backups;
 
 /** A client has no writer: its writes go to the owner. Nothing reaches this. */
 const NO_WRITER = {

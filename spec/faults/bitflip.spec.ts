@@ -13,10 +13,10 @@ import { LogkvError, open } from '../../lib';
 import type { OpenOptions, Store } from '../../lib';
 import { FaultyMedium } from '../../lib/medium/faulty';
 import { MemoryMedium } from '../../lib/medium/memory';
+import { RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES } from '../../lib/format';
 
 const DIR = '/db';
 const SEGMENT_1 = `${DIR}/000000010000.seg`;
-const SEGMENT_HEADER_BYTES = 20;
 
 interface Built {
   memory: MemoryMedium;
@@ -50,15 +50,15 @@ function removeSnapshot(memory: MemoryMedium): void {
   for (const file of memory.files()) if (!file.endsWith('.seg')) void memory.remove(file);
 }
 
-/** Walks the segments' records (header: crc u32, type u8, flags u8, key length u16, value length u32, expiry u64). */
+/** Walks the segments' records (header: crc u32, type u8, flags u8, key length u16, value length u32, expiry u64, version u64). */
 function locate(memory: MemoryMedium): Built['newest'] {
   const newest: Built['newest'] = new Map();
   for (const file of memory.files().filter((f) => f.endsWith('.seg'))) {
     const bytes = memory.readFile(file);
     for (let at = SEGMENT_HEADER_BYTES; at < bytes.length;) {
       const keyLength = bytes.readUInt16LE(at + 6);
-      const length = 20 + keyLength + bytes.readUInt32LE(at + 8);
-      newest.set(bytes.toString('utf8', at + 20, at + 20 + keyLength), { file, offset: at, length });
+      const length = RECORD_HEADER_BYTES + keyLength + bytes.readUInt32LE(at + 8);
+      newest.set(bytes.toString('utf8', at + RECORD_HEADER_BYTES, at + RECORD_HEADER_BYTES + keyLength), { file, offset: at, length });
       at += length;
     }
   }

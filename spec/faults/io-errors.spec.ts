@@ -13,6 +13,7 @@ import { LogkvError, open } from '../../lib';
 import type { ErrorCode, OpenOptions, Store, SyncMode } from '../../lib';
 import { FaultPlan, FaultyMedium } from '../../lib/medium/faulty';
 import { DROP_UNSYNCED, MemoryMedium } from '../../lib/medium/memory';
+import { SEGMENT_HEADER_BYTES } from '../../lib/format';
 
 const DIR = '/db';
 
@@ -148,7 +149,7 @@ describe('I/O errors', () => {
       if (!c.poisoned || c.fault.op !== 'write') {
         for (const [file, bytes] of before) expect(after.get(file), file).to.equal(bytes);
       }
-      for (const [file, bytes] of after) if (!before.has(file)) expect(bytes.length / 2, file).to.be.at.most(20);
+      for (const [file, bytes] of after) if (!before.has(file)) expect(bytes.length / 2, file).to.be.at.most(SEGMENT_HEADER_BYTES);
 
       if (c.poisoned) {
         await expectCode(s.store.set('d', 4), 'LOGKV_IO');

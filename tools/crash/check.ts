@@ -14,6 +14,11 @@
  * - wrong: a key holds a value that was never written to it (or is not equal to what was);
  * - inconsistent: every key on its own is allowed, but no single prefix explains them together
  *   (a torn batch, or an operation applied without an earlier one).
+ *
+ * When a prefix matches, the versions are checked too (if the store reports them): ordered by the
+ * writes that made the records (ModelEntry.writtenAt), they must rise strictly, since the store
+ * gives versions in call order and never issues one twice, across crashes and compactions. A
+ * version out of that order is counted as wrong.
  */
 import { isDeepStrictEqual } from 'util';
 import { ModelEntry, ModelState, Step, applyOp, observe, tagOf } from './workload';
@@ -48,6 +53,12 @@ export interface Verdict {
 /** A value read back from a store, or an error reading it. */
 export type Recovered = Map<string, { value: unknown } | { error: string }>;
 
+/**
+ * The versions readAll() read with each Recovered, by key: kept beside it rather than in it, so
+ * a Recovered compares equal to another read of the same state (a version is not a value).
+ */
+const VERSIONS = new WeakMap<Recovered, Map<string, number>>();
+
 function sameView(recovered: Recovered, expected: Map<string, ModelEntry>): boolean {
   if (recovered.size !== expected.size) return false;
   for (const [key, got] of recovered) {
@@ -67,11 +78,18 @@ export function check(recovered: Recovered, expectation: Expectation): Verdict {
     states.push(next);
   }
   const views = states.map((s) => observe(s, nowCheck));
+  // Several prefixes can show the same values (a touch() changes only an expiry): the state is
+  // the one whose write order the versions follow.
+  let disorder: string[] | undefined;
   for (let k = 0; k < views.length; k++) {
-    if (sameView(recovered, views[k])) {
+    if (!sameView(recovered, views[k])) continue;
+    const found = versionDisorder(recovered, views[k]);
+    if (found.length === 0) {
       return { ok: true, matchedPending: k, matchedState: states[k], lost: 0, wrong: 0, resurrected: 0, inconsistent: 0, details: [] };
     }
+    disorder ??= found;
   }
+  if (disorder !== undefined) return { ok: false, lost: 0, wrong: disorder.length, resurrected: 0, inconsistent: 0, details: disorder };
 
   const verdict: Verdict = { ok: false, lost: 0, wrong: 0, resurrected: 0, inconsistent: 0, details: [] };
   const keys = new Set<string>(recovered.keys());
@@ -111,17 +129,51 @@ export function check(recovered: Recovered, expectation: Expectation): Verdict {
   return verdict;
 }
 
+/** The keys whose version does not rise with the order of the writes that made their records. */
+export function versionDisorder(recovered: Recovered, view: Map<string, ModelEntry>): string[] {
+  const versions = VERSIONS.get(recovered);
+  if (versions === undefined) return [];
+  const out: string[] = [];
+  const byWrite = [...view].sort((a, b) => a[1].writtenAt - b[1].writtenAt);
+  let previous: { key: string; version: number } | undefined;
+  for (const [key] of byWrite) {
+    const version = versions.get(key);
+    if (version === undefined) continue;
+    if (previous !== undefined && version <= previous.version) {
+      out.push(`wrong: ${key} has version ${version}, not above ${previous.key}'s ${previous.version}, which was written before it`);
+    }
+    previous = { key, version };
+  }
+  return out;
+}
+
 function preview(value: unknown): string {
   const text = JSON.stringify(value) ?? String(value);
   return text.length > 80 ? text.slice(0, 80) + '…' : text;
 }
 
-/** Reads every live key and value of a store, recording a failed read instead of throwing. */
-export async function readAll(store: { keys(): AsyncIterable<string>; get(key: string): Promise<unknown> }): Promise<Recovered> {
+/** What readAll() needs of a store; getEntry() when it has versions. */
+interface Readable {
+  keys(): AsyncIterable<string>;
+  get(key: string): Promise<unknown>;
+  getEntry?(key: string): Promise<{ value: unknown; version: number } | undefined>;
+}
+
+/** Reads every live key, value and version of a store, recording a failed read instead of throwing. */
+export async function readAll(store: Readable): Promise<Recovered> {
   const out: Recovered = new Map();
+  const versions = new Map<string, number>();
+  if (store.getEntry !== undefined) VERSIONS.set(out, versions);
   for await (const key of store.keys()) {
     try {
-      out.set(key, { value: await store.get(key) });
+      if (store.getEntry === undefined) {
+        out.set(key, { value: await store.get(key) });
+      } else {
+        const entry = await store.getEntry(key);
+        if (entry === undefined) continue;
+        out.set(key, { value: entry.value });
+        versions.set(key, entry.version);
+      }
     } catch (err) {
       out.set(key, { error: String((err as { code?: unknown }).code ?? err) });
     }

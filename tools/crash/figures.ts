@@ -32,6 +32,26 @@ export class Figures {
   lockWaits = 0;
   /** Recoveries that cut a torn tail: shows the crashes hit mid-write. */
   tornTailsCut = 0;
+  /** I/O mode: calls the medium failed with an injected EIO or ENOSPC (the workload's and recoveries'). */
+  injectedErrors = 0;
+  /** I/O mode: of those, failed fdatasyncs that also lost the file's unsynced writes (fsyncgate). */
+  lostWritebacks = 0;
+  /** I/O mode: calls that rejected with LOGKV_IO or LOGKV_STORE_FULL because of an injected error. */
+  rejectedCalls = 0;
+  /** I/O mode: stores found refusing writes after a failure (poisoned), then closed and reopened. */
+  poisonedStores = 0;
+  /** I/O mode: stores closed and reopened in place (poisoned or not), the reopened one checked. */
+  reopens = 0;
+  /** I/O mode: opens that failed on an injected error and were retried without one. */
+  retriedOpens = 0;
+  /** I/O mode: calls made while the store was still handling an injected error. */
+  lateCalls = 0;
+  /** Kill mode: rounds where a second process raced to open the store while the first held it. */
+  racingOpens = 0;
+  /** Kill mode: of those, racers that got the store (after its holder died or closed). */
+  racersHeld = 0;
+  /** Kill mode: pairs of processes whose holds of the store overlapped in time. */
+  doubleHolders = 0;
   lost = 0;
   wrong = 0;
   resurrected = 0;
@@ -49,7 +69,7 @@ export class Figures {
   }
 
   get failed(): boolean {
-    return this.lost + this.wrong + this.resurrected + this.inconsistent + this.failedOpens + this.failedOps > 0 ||
+    return this.lost + this.wrong + this.resurrected + this.inconsistent + this.failedOpens + this.failedOps + this.doubleHolders > 0 ||
       this.failures.length > 0;
   }
 
@@ -71,12 +91,22 @@ export class Figures {
       ['operations acknowledged', this.opsAcknowledged],
       ['operations verified', this.opsVerified],
       ['torn tails cut by recovery', this.tornTailsCut],
+      ['injected I/O errors (EIO, ENOSPC)', this.injectedErrors],
+      ['  of them fdatasyncs that lost writes', this.lostWritebacks],
+      ['calls rejected by an injected error', this.rejectedCalls],
+      ['stores poisoned, then reopened', this.poisonedStores],
+      ['stores reopened in place and checked', this.reopens],
+      ['opens failed by an injected error, retried', this.retriedOpens],
+      ['calls made while an error was handled', this.lateCalls],
+      ['racing opens (a second process opening)', this.racingOpens],
+      ['  of them got the store', this.racersHeld],
       ['lost', this.lost],
       ['wrong', this.wrong],
       ['resurrected', this.resurrected],
       ['inconsistent (torn batch, not a prefix)', this.inconsistent],
       ['failed opens', this.failedOpens],
       ['failed operations', this.failedOps],
+      ['double holders', this.doubleHolders],
     ];
     const width = Math.max(...rows.map(([name]) => name.length));
     return rows.map(([name, value]) => `${name.padEnd(width)}  ${value}`);

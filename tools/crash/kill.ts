@@ -8,6 +8,11 @@
  * point, and each round starts from the state the check found), until the directory is retired
  * for a fresh one. Most kills land at a random moment of the workload; some during the child's
  * recovery; a few rounds run to their end and close cleanly.
+ *
+ * In some rounds one to three racers (child.ts, role 'racer') start while the workload process
+ * holds the store, shortly before or after it is killed, and call open() until the lock lets them
+ * in. Every process records when it holds the store in a journal (child.ts, recordHold); after
+ * the round, no two holds may overlap: the "double holders" figure.
  */
 import { spawn } from 'child_process';
 import * as fs from 'fs';
@@ -16,7 +21,7 @@ import { open } from '../../lib';
 import type { Store, SyncMode } from '../../lib';
 import type { Random } from '../../lib/medium/random';
 import { check, readAll } from './check';
-import type { ChildConfig } from './child';
+import type { ChildConfig, RacerConfig } from './child';
 import type { Figures } from './figures';
 import { buildChild, childEnv } from './build';
 import { ModelState, Step, Workload, WorkloadConfig } from './workload';
@@ -33,6 +38,8 @@ export interface KillOptions {
   seed: number;
   modes: readonly SyncMode[];
   deadline: number;
+  /** Says when to stop early (at a failure, if asked to). */
+  stop?: () => boolean;
   runs: number;
   maxKillDelayMs: number;
   workDir: string;
@@ -40,6 +47,10 @@ export interface KillOptions {
   figures: Figures;
   random: Random;
   progress: () => void;
+  /** The chance that a round has racers. @default 0.3 */
+  racingChance?: number;
+  /** Racers open without the lock: only to prove the double-holder check catches two holders. */
+  racersSkipLock?: boolean;
 }
 
 /** One store directory's life across rounds. */
@@ -61,7 +72,7 @@ export async function killRun(o: KillOptions): Promise<void> {
   });
   let life = newLife();
   try {
-    for (let round = 0; round < o.runs && Date.now() < o.deadline; round++) {
+    for (let round = 0; round < o.runs && Date.now() < o.deadline && !o.stop?.(); round++) {
       if (life.rounds >= ROUNDS_PER_DIR || directoryBytes(life.dir) > BYTES_PER_DIR) {
         fs.rmSync(life.dir, { recursive: true, force: true });
         life = newLife();
@@ -76,7 +87,7 @@ export async function killRun(o: KillOptions): Promise<void> {
         fs.mkdirSync(o.failDir, { recursive: true });
         fs.cpSync(life.dir, path.join(kept, 'after'), { recursive: true });
         if (fs.existsSync(before)) fs.cpSync(before, path.join(kept, 'before'), { recursive: true });
-        for (const name of ['round.json', 'acks.json']) {
+        for (const name of ['round.json', 'acks.json', 'holds.journal']) {
           if (fs.existsSync(path.join(o.workDir, name))) fs.copyFileSync(path.join(o.workDir, name), path.join(kept, name));
         }
         const failure = o.figures.failures[o.figures.failures.length - 1];
@@ -97,21 +108,29 @@ function directoryBytes(dir: string): number {
 }
 
 interface ChildRun {
+  pid: number;
   acks: Map<number, string>;
   killed: boolean;
+  /** process.hrtime when the SIGKILL was sent: the child was alive, and held what it held, until then. */
+  killedAt?: bigint;
   closed: boolean;
   exit: string;
   stderr: string;
 }
 
-/** Runs a child on the directory, kills it per the round's plan, and collects its reports. */
-function runChild(script: string, configPath: string, killAfter: 'opening' | 'ready' | undefined, delayMs: number): Promise<ChildRun> {
+/**
+ * Runs a child on the directory, kills it per the round's plan, and collects its reports.
+ * `onReady` is called when the child says it has opened the store.
+ */
+function runChild(script: string, configPath: string, killAfter: 'opening' | 'ready' | undefined, delayMs: number,
+                  onReady?: () => void): Promise<ChildRun> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [script, configPath], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], env: childEnv() });
-    const run: ChildRun = { acks: new Map(), killed: false, closed: false, exit: '', stderr: '' };
+    const run: ChildRun = { pid: child.pid ?? -1, acks: new Map(), killed: false, closed: false, exit: '', stderr: '' };
     let pending = '';
     let timer: NodeJS.Timeout | undefined;
     const kill = (): void => {
+      run.killedAt = process.hrtime.bigint();
       run.killed = child.kill('SIGKILL');
     };
     child.stdout.setEncoding('utf8');
@@ -126,8 +145,9 @@ function runChild(script: string, configPath: string, killAfter: 'opening' | 're
           run.acks.set(Number(index), result);
         } else if (line === 'closed') {
           run.closed = true;
-        } else if (line === killAfter && timer === undefined) {
-          timer = setTimeout(kill, delayMs);
+        } else {
+          if (line === 'ready') onReady?.();
+          if (line === killAfter && timer === undefined) timer = setTimeout(kill, delayMs);
         }
       }
     });
@@ -141,6 +161,77 @@ function runChild(script: string, configPath: string, killAfter: 'opening' | 're
       resolve(run);
     });
   });
+}
+
+interface RacerRun {
+  held: boolean;
+  exit: string;
+  stderr: string;
+}
+
+/** Runs a racer: it opens the store once the lock lets it, holds it a while, and closes it. */
+function runRacer(script: string, configPath: string): Promise<RacerRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [script, configPath], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], env: childEnv() });
+    const run: RacerRun = { held: false, exit: '', stderr: '' };
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (data: string) => { if (data.includes('held')) run.held = true; });
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (data: string) => { run.stderr = (run.stderr + data).slice(-4000); });
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      run.exit = signal ?? `exit code ${code}`;
+      resolve(run);
+    });
+  });
+}
+
+export interface Hold {
+  pid: number;
+  start: bigint;
+  /** Its release line, or when it was killed; undefined if it died some other way. */
+  end: bigint | undefined;
+}
+
+/**
+ * The holds a round's journal records. A process holds the store from before its 'hold' line to
+ * after its 'release' line or its death, so each [start, end] here lies within a true hold, and
+ * two that overlap are two processes that held the store at once. A killed process's hold ends
+ * no earlier than its kill was sent; one that died otherwise is counted from its line alone.
+ */
+export function readHolds(journal: string, killedAt: Map<number, bigint>): Hold[] {
+  const holds: Hold[] = [];
+  const open = new Map<number, Hold>();
+  const text = fs.existsSync(journal) ? fs.readFileSync(journal, 'utf8') : '';
+  for (const line of text.split('\n')) {
+    const [pidText, event, time] = line.split(' ');
+    if (time === undefined) continue;
+    const pid = Number(pidText);
+    if (event === 'hold') {
+      const hold: Hold = { pid, start: BigInt(time), end: undefined };
+      holds.push(hold);
+      open.set(pid, hold);
+    } else if (event === 'release' && open.has(pid)) {
+      open.get(pid)!.end = BigInt(time);
+      open.delete(pid);
+    }
+  }
+  for (const [pid, hold] of open) hold.end = killedAt.get(pid) ?? hold.start;
+  return holds;
+}
+
+/** Pairs of holds that overlap, described. */
+export function overlaps(holds: Hold[]): string[] {
+  const found: string[] = [];
+  for (let i = 0; i < holds.length; i++) {
+    for (let j = i + 1; j < holds.length; j++) {
+      const [a, b] = [holds[i], holds[j]];
+      if (a.start < b.end! && b.start < a.end!) {
+        found.push(`process ${a.pid} held the store from ${a.start} to ${a.end} ns and process ${b.pid} from ${b.start} to ${b.end} ns`);
+      }
+    }
+  }
+  return found;
 }
 
 /**
@@ -168,8 +259,11 @@ async function killRound(o: KillOptions, life: Life, child: string, sync: SyncMo
   const workloadConfig: WorkloadConfig = { keys: 48, stepMs: 10, compaction: true, pauses: true, maxValueChars: 3000 };
   const plan = random();
   const clean = plan < 0.1;
+  const journal = path.join(o.workDir, 'holds.journal');
+  fs.rmSync(journal, { force: true });
   const config: ChildConfig = {
     dir: life.dir,
+    journal,
     sync,
     syncIntervalMs: random.pick([5, 20, 100]),
     maxSegmentBytes: random.pick([4096, 16384, 65536, 1024 * 1024]),
@@ -186,13 +280,40 @@ async function killRound(o: KillOptions, life: Life, child: string, sync: SyncMo
   // Most kills land while the workload runs; some while the child recovers the store.
   const killAfter = clean ? undefined : plan < 0.2 ? 'opening' : 'ready';
   const delayMs = killAfter === 'opening' ? random.int(40) : random.int(o.maxKillDelayMs);
-  const run = await runChild(child, configPath, killAfter, delayMs);
+  // Racers start while the workload process holds the store (killed during its recovery, it
+  // might not have its owner record written yet, and a racer would wait that lock's staleness
+  // out), at moments spread over the kill delay and a little past it.
+  const racerCount = killAfter !== 'opening' && random.chance(o.racingChance ?? 0.3) ? random.between(1, 3) : 0;
+  const racerPlans = Array.from({ length: racerCount }, () => ({ delayMs: random.int(delayMs + 100), holdMs: 20 + random.int(200) }));
+  const racers: Array<Promise<RacerRun>> = [];
+  const startRacers = (): void => {
+    racerPlans.forEach((plan, i) => {
+      const racerConfig: RacerConfig = {
+        role: 'racer', dir: life.dir, journal, clock: config.clockBase, holdMs: plan.holdMs, giveUpMs: 5000,
+        skipLock: o.racersSkipLock,
+      };
+      const racerPath = path.join(o.workDir, `racer-${i}.json`);
+      fs.writeFileSync(racerPath, JSON.stringify(racerConfig));
+      racers.push(new Promise((resolve) => setTimeout(resolve, plan.delayMs)).then(() => runRacer(child, racerPath)));
+    });
+  };
+  const run = await runChild(child, configPath, killAfter, delayMs, startRacers);
+  const racerRuns = await Promise.all(racers);
+  figures.racingOpens += racerRuns.length;
+  figures.racersHeld += racerRuns.filter((racer) => racer.held).length;
   fs.writeFileSync(path.join(o.workDir, 'acks.json'), JSON.stringify({ exit: run.exit, acks: [...run.acks] }));
   figures.runs++;
   life.rounds++;
   const describeRound = `kill, sync ${sync}, round seed ${roundSeed} (harness seed ${o.seed}), ` +
     `${killAfter === undefined ? 'clean run' : `killed ${delayMs} ms after '${killAfter}'`}`;
   const replay = `npm run crashtest -- --mode kill --seed ${o.seed} --sync ${sync} (timing-dependent: the seed fixes the operations, not when the kill lands)`;
+  // First: two holders may well have damaged it, and that is the finding.
+  const doubles = overlaps(readHolds(journal, new Map(run.killedAt === undefined ? [] : [[run.pid, run.killedAt]])));
+  if (doubles.length > 0) {
+    figures.doubleHolders += doubles.length;
+    figures.fail({ what: `${describeRound}: two processes held the store at once (${racerCount} racers)`, replay, details: doubles });
+    return false;
+  }
   if (run.killed) figures.kills++;
   else if (run.closed && run.exit === 'exit code 0') figures.cleanExits++;
   else {
@@ -234,6 +355,14 @@ async function killRound(o: KillOptions, life: Life, child: string, sync: SyncMo
   const expectation = {
     base: base.state, lo, pending: steps.slice(lo + 1 - config.firstIndex), nowCheck, keyOfTag: (tag: number) => life.keyOfTag.get(tag),
   };
+
+  for (const racer of racerRuns) {
+    if (racer.exit !== 'exit code 0') {
+      figures.failedOpens++;
+      figures.fail({ what: `${describeRound}: a racing opener ended with ${racer.exit}`, replay, details: racer.stderr.split('\n').slice(-15) });
+      return false;
+    }
+  }
 
   figures.crashPoints++;
   let store: Store<unknown>;

@@ -1,6 +1,6 @@
 /**
- * The crash harness as a library call: runs power mode, kill mode or both until a deadline or a
- * number of runs, and returns the figures. tools/crash.ts is the command line over it, and
+ * The crash harness as a library call: runs power mode, I/O-error mode or kill mode until a
+ * deadline or a number of runs, and returns the figures. tools/crash.ts is the command line over it, and
  * spec/crash.spec.ts runs it bounded so `npm test` guards it.
  */
 import * as fs from 'fs';
@@ -9,28 +9,37 @@ import * as path from 'path';
 import type { SyncMode } from '../../lib';
 import { freshSeed, seededRandom } from '../../lib/medium/random';
 import { Figures } from './figures';
+import { ioRun } from './io';
 import { killRun } from './kill';
 import { powerRun } from './power';
 
 export const SYNC_MODES: readonly SyncMode[] = ['always', 'interval', 'never'];
+export type HarnessMode = 'power' | 'io' | 'kill';
+export const HARNESS_MODES: readonly HarnessMode[] = ['power', 'io', 'kill'];
 
 export interface HarnessOptions {
-  mode: 'power' | 'kill';
+  mode: HarnessMode;
   /** Stop starting new runs after this many ms. */
   durationMs?: number;
-  /** Stop after this many runs (power: workloads; kill: child processes). */
+  /** Stop after this many runs (power, io: workloads; kill: child processes). */
   runs?: number;
   seed?: number;
   /** One sync mode, or every mode in turn. */
   sync?: SyncMode;
-  /** Power mode: operations per workload. @default 200 */
+  /** Power and io mode: operations per workload. @default 200 */
   ops?: number;
   /** Kill mode: the longest a child runs before it is killed. @default 1500 */
   maxKillDelayMs?: number;
+  /** Kill mode: the chance that a round has racing openers. @default 0.3 */
+  racingChance?: number;
+  /** Kill mode: racers skip the lock, to prove the double-holder check works. @default false */
+  racersSkipLock?: boolean;
   /** Where failing stores are kept. @default a new directory under the OS temp dir */
   failDir?: string;
   /** Progress lines go here. */
   log?: (line: string) => void;
+  /** Stop at the first failure instead of running to the deadline. @default false */
+  stopOnFailure?: boolean;
 }
 
 export interface HarnessResult {
@@ -47,6 +56,7 @@ export async function runHarness(options: HarnessOptions): Promise<HarnessResult
   const log = options.log ?? (() => undefined);
   const started = Date.now();
   const deadline = options.durationMs === undefined ? Infinity : started + options.durationMs;
+  const goOn = (): boolean => Date.now() < deadline && !(options.stopOnFailure && figures.failed);
   const maxRuns = options.runs ?? Infinity;
   if (deadline === Infinity && maxRuns === Infinity) throw new RangeError('give a duration or a number of runs');
   const modes = options.sync === undefined ? SYNC_MODES : [options.sync];
@@ -55,12 +65,13 @@ export async function runHarness(options: HarnessOptions): Promise<HarnessResult
     if (!force && Date.now() - lastReport < 10_000) return;
     lastReport = Date.now();
     log(`[${((Date.now() - started) / 1000).toFixed(0)}s] runs ${figures.runs}, crash points ${figures.crashPoints}, ` +
-      `kills ${figures.kills}, acked ${figures.opsAcknowledged}, verified ${figures.opsVerified}, failures ${figures.failures.length}`);
+      `kills ${figures.kills}, injected errors ${figures.injectedErrors}, acked ${figures.opsAcknowledged}, ` +
+      `verified ${figures.opsVerified}, double holders ${figures.doubleHolders}, failures ${figures.failures.length}`);
   };
 
   if (options.mode === 'power') {
     // Each run has its own seed, derived from the harness seed, so one failing run replays alone.
-    for (let run = 0; run < maxRuns && Date.now() < deadline; run++) {
+    for (let run = 0; run < maxRuns && goOn(); run++) {
       const runSeed = (seed + run) >>> 0;
       const sync = modes[run % modes.length];
       await powerRun({
@@ -73,13 +84,31 @@ export async function runHarness(options: HarnessOptions): Promise<HarnessResult
       });
       progress();
     }
+  } else if (options.mode === 'io') {
+    // As power mode: each run replays alone from its own seed.
+    for (let run = 0; run < maxRuns && goOn(); run++) {
+      const runSeed = (seed + run) >>> 0;
+      const sync = modes[run % modes.length];
+      await ioRun({
+        seed: runSeed,
+        sync,
+        ops: options.ops ?? 200,
+        failDir,
+        figures,
+        replay: `npm run crashtest -- --mode io --seed ${runSeed} --sync ${sync} --runs 1${options.ops ? ` --ops ${options.ops}` : ''}`,
+      });
+      progress();
+    }
   } else {
     await killRun({
       seed,
       modes,
       deadline,
+      stop: () => options.stopOnFailure === true && figures.failed,
       runs: maxRuns,
       maxKillDelayMs: options.maxKillDelayMs ?? 1500,
+      racingChance: options.racingChance,
+      racersSkipLock: options.racersSkipLock,
       workDir: path.join(os.tmpdir(), `logkv-crash-kill-work-${seed}-${process.pid}`),
       failDir,
       figures,
@@ -105,6 +134,8 @@ export function report(result: HarnessResult, mode: string): string[] {
   }
   lines.push(`logkv crash harness, mode ${mode}, seed ${result.seed}, ${(result.elapsedMs / 60_000).toFixed(1)} min`);
   lines.push(...figures.lines());
-  lines.push(figures.failed ? `FAIL (seed ${result.seed}; failing stores under ${result.failDir})` : 'PASS');
+  const summary = `${figures.lost} lost, ${figures.wrong} wrong, ${figures.resurrected} resurrected, ` +
+    `${figures.failedOpens} failed opens, ${figures.doubleHolders} double holders`;
+  lines.push(figures.failed ? `FAIL: ${summary} (seed ${result.seed}; failing stores under ${result.failDir})` : `PASS: ${summary}`);
   return lines;
 }

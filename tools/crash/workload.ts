@@ -11,8 +11,16 @@
  *
  * Every value written is unique and carries its tag (operation index * 100 + position in a
  * batch), so the checker can tell an old value come back from one that was never written.
+ *
+ * Versions: the store gives every record a version in call order, so the order of the records'
+ * `writtenAt` stamps (the tag of the write that made each record; a touch() rewrites a record
+ * with its own stamp) is the order of their versions, across crashes too: the checker verifies
+ * it. Some operations use touch(), and some a compare-and-set that can never match (ifVersion of
+ * the largest version), which must write nothing.
  */
 import type { BatchOperation } from '../../lib';
+import { encodeValue, prepareValue } from '../../lib/codec';
+import { RECORD_HEADER_BYTES } from '../../lib/format';
 import { Random, seededRandom } from '../../lib/medium/random';
 
 export type Value = string | number | boolean | null | Value[] | { [name: string]: Value };
@@ -36,9 +44,16 @@ export interface BatchSet {
   ttl?: number;
 }
 
+/** The ifVersion no record ever has (the counter would need 2^53 - 1 writes to reach it). */
+export const NEVER_VERSION = Number.MAX_SAFE_INTEGER;
+
 export type Op =
   | SetOp
   | { kind: 'delete'; key: string }
+  /** store.touch(): a new expiry for a live key; `at` stamps the record it writes. */
+  | { kind: 'touch'; key: string; ttl: number; at: number }
+  /** store.set() with ifVersion NEVER_VERSION: always LOGKV_VERSION_MISMATCH, writes nothing. */
+  | { kind: 'cas'; key: string; value: Value; tag: number }
   | { kind: 'batch'; ops: Array<BatchSet | { type: 'delete'; key: string }> }
   /** store.sync(): every earlier write durable when it resolves. */
   | { kind: 'sync' }
@@ -48,7 +63,7 @@ export type Op =
   | { kind: 'pause'; ms: number };
 
 /** What the call's promise settles with: 'ok', 'true'/'false' for delete(), or a LogkvError code. */
-export type Outcome = 'ok' | 'true' | 'false' | 'LOGKV_KEY_EXISTS' | 'LOGKV_KEY_NOT_FOUND';
+export type Outcome = 'ok' | 'true' | 'false' | 'LOGKV_KEY_EXISTS' | 'LOGKV_KEY_NOT_FOUND' | 'LOGKV_VERSION_MISMATCH';
 
 export interface Step {
   index: number;
@@ -65,6 +80,8 @@ export interface ModelEntry {
   tag: number;
   /** ms since the epoch; 0 = never. */
   expiresAt: number;
+  /** The stamp of the write that made this record: its tag, or a touch's `at`. Orders versions. */
+  writtenAt: number;
 }
 
 /** A key's newest record, expired or not. Entries are never mutated, so states share them. */
@@ -115,9 +132,17 @@ export function applyOp(state: ModelState, op: Op, now: number): { outcome: Outc
       const live = isLive(state.get(op.key), now);
       if (op.kind === 'create' && live) return { outcome: 'LOGKV_KEY_EXISTS', writes: false };
       if (op.kind === 'update' && !live) return { outcome: 'LOGKV_KEY_NOT_FOUND', writes: false };
-      state.set(op.key, { value: op.value, tag: op.tag, expiresAt: expiryOf(now, op.ttl, op.expiresAt) });
+      state.set(op.key, { value: op.value, tag: op.tag, expiresAt: expiryOf(now, op.ttl, op.expiresAt), writtenAt: op.tag });
       return { outcome: 'ok', writes: true };
     }
+    case 'touch': {
+      const entry = state.get(op.key);
+      if (!isLive(entry, now)) return { outcome: 'false', writes: false };
+      state.set(op.key, { ...entry, expiresAt: expiryOf(now, op.ttl, undefined), writtenAt: op.at });
+      return { outcome: 'true', writes: true };
+    }
+    case 'cas':
+      return { outcome: 'LOGKV_VERSION_MISMATCH', writes: false };
     case 'delete': {
       if (!isLive(state.get(op.key), now)) return { outcome: 'false', writes: false };
       state.delete(op.key);
@@ -131,7 +156,7 @@ export function applyOp(state: ModelState, op: Op, now: number): { outcome: Outc
         const wasLive = liveInBatch.has(sub.key) ? liveInBatch.get(sub.key)! : isLive(state.get(sub.key), now);
         liveInBatch.set(sub.key, sub.type === 'set');
         if (sub.type === 'set') {
-          state.set(sub.key, { value: sub.value, tag: sub.tag, expiresAt: expiryOf(now, sub.ttl, undefined) });
+          state.set(sub.key, { value: sub.value, tag: sub.tag, expiresAt: expiryOf(now, sub.ttl, undefined), writtenAt: sub.tag });
           writes = true;
         } else if (wasLive) {
           state.delete(sub.key);
@@ -171,6 +196,12 @@ export function tagOf(value: unknown): number | undefined {
 }
 
 const LETTERS = 'abcdefghijklmnopqrstuvwxyzäöü€';
+
+/**
+ * Most bytes of records in one batch: a batch must fit in one segment (the store rejects one that
+ * does not), and the harnesses use segments of 1 KiB and up.
+ */
+const MAX_BATCH_BYTES = 1024;
 
 export class Workload {
   readonly state: ModelState;
@@ -213,6 +244,8 @@ export class Workload {
     if (roll < 0.90) return { kind: 'sync' };
     if (roll < 0.93 && this.config.compaction) return { kind: 'compact' };
     if (roll < 0.96 && this.config.pauses) return { kind: 'pause', ms: r.between(2, 12) };
+    if (roll < 0.98) return { kind: 'touch', key: this.#keyPreferring(true, now), ttl: r.between(1, 300) * this.config.stepMs, at: index * 100 };
+    if (roll < 0.99) return { kind: 'cas', key: this.#key(), value: this.#value(index * 100, 'never'), tag: index * 100 };
     return this.#set('set', index, 0, this.#key(), now);
   }
 
@@ -256,6 +289,11 @@ export class Workload {
         ops.push(set);
       }
     }
+    // Drop operations from the end until the batch fits in the smallest segment (counting every
+    // delete, though only those of live keys write).
+    const bytes = ops.map((op) => RECORD_HEADER_BYTES + Buffer.byteLength(op.key) +
+      (op.type === 'set' ? encodeValue(prepareValue(op.value)).length : 0));
+    while (ops.length > 1 && bytes.slice(0, ops.length).reduce((a, b) => a + b, 0) > MAX_BATCH_BYTES) ops.pop();
     return { kind: 'batch', ops };
   }
 
@@ -287,11 +325,12 @@ export class Workload {
 
 /** The store call for a step, as the workload runners make it. */
 export type StoreLike = {
-  set(key: string, value: unknown, options?: { ttl?: number; expiresAt?: number }): Promise<void>;
-  create(key: string, value: unknown, options?: { ttl?: number; expiresAt?: number }): Promise<void>;
-  update(key: string, value: unknown, options?: { ttl?: number; expiresAt?: number }): Promise<void>;
+  set(key: string, value: unknown, options?: { ttl?: number; expiresAt?: number; ifVersion?: number }): Promise<unknown>;
+  create(key: string, value: unknown, options?: { ttl?: number; expiresAt?: number }): Promise<unknown>;
+  update(key: string, value: unknown, options?: { ttl?: number; expiresAt?: number }): Promise<unknown>;
   delete(key: string): Promise<boolean>;
-  batch(ops: ReadonlyArray<BatchOperation<unknown>>): Promise<void>;
+  batch(ops: ReadonlyArray<BatchOperation<unknown>>): Promise<unknown>;
+  touch(key: string, options: { ttl: number }): Promise<boolean>;
   sync(): Promise<void>;
   compact?: () => Promise<unknown>;
 };
@@ -314,6 +353,12 @@ export function runStep(store: StoreLike, step: Step): Promise<string> {
     }
     case 'delete':
       call = store.delete(op.key).then((deleted) => (deleted ? 'true' : 'false'));
+      break;
+    case 'touch':
+      call = store.touch(op.key, { ttl: op.ttl }).then((touched) => (touched ? 'true' : 'false'));
+      break;
+    case 'cas':
+      call = store.set(op.key, op.value, { ifVersion: NEVER_VERSION });
       break;
     case 'batch':
       call = store.batch(op.ops.map((sub) => (sub.type === 'delete'
