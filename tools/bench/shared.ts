@@ -1,7 +1,7 @@
 /**
  * The shared-access benchmark (issue 11), logkv only: several processes on one store.
  *
- *   npx ts-node --transpile-only -P tools/bench/tsconfig.json tools/bench/shared.ts \
+ *   npm run bench:shared -- \
  *     [--dir DIR] [--writes 100000] [--keys 100000] [--gets 200000] [--kills 100] [--only write,get,failover]
  *     [--profile DIR]
  *

@@ -370,7 +370,10 @@ function checkWriter(figures: SharedFigures, writer: Writer, journal: Journal, s
     const op = journal.ops.get(index)!;
     if (op.kind === 'sync' || op.kind === 'compact') continue;
     if (!present.has(index)) {
-      if (op.kind === 'batch' && op.ops.some((sub) => sub.type === 'set' && finalOf(sub.key) === effectOn(op, sub.key))) present.add(index);
+      // A value it left shows it applied; an absence does not (a key the batch sets and then deletes
+      // is absent whether or not it applied).
+      if (op.kind === 'batch' && op.ops.some((sub) => sub.type === 'set' && finalOf(sub.key) !== null &&
+          finalOf(sub.key) === effectOn(op, sub.key))) present.add(index);
     }
     if (present.has(index)) figures.unknownPresent++;
     else figures.unknownAbsent++;
