@@ -3,11 +3,11 @@
  *
  *   npm run bench:shared -- \
  *     [--dir DIR] [--writes 100000] [--keys 100000] [--gets 200000] [--kills 100] [--only write,get,failover]
- *     [--profile DIR]
+ *     [--reps 3] [--profile DIR]
  *
  * - write: N sets with 64 in flight, from 1 process alone, then from 4 processes at once (one
  *   owner, three clients: N/4 each); aggregate ops/s from the first start to the last end; in
- *   sync 'always' (group commit) and 'never'; after an untimed warm-up, median of 3 interleaved reps.
+ *   sync 'always' (group commit) and 'never'; after an untimed warm-up, median of --reps interleaved reps.
  * - get: K keys, then random gets in the owner and in a client, awaited one at a time (seq1) and
  *   64 in flight (par64); the client's rate against the owner's.
  * - failover: an owner and three clients on K keys; the owner is SIGKILLed, a client writes
@@ -34,6 +34,8 @@ const writes = Number(argument('writes', '100000'));
 const keys = Number(argument('keys', '100000'));
 const gets = Number(argument('gets', '200000'));
 const kills = Number(argument('kills', '100'));
+/** Interleaved repetitions of each write and read measurement; tables show medians. */
+const reps = Number(argument('reps', '3'));
 const only = new Set(argument('only', 'write,get,failover').split(','));
 /** A directory for a CPU profile of every process (--cpu-prof), to see where the time goes. */
 const profileDir = argument('profile', '');
@@ -145,7 +147,7 @@ async function writeBench(script: string): Promise<string[]> {
   const lines = ['| sync | 1 process × 64 in flight | 4 processes × 64 in flight (aggregate) | ratio |', '|---|---|---|---|'];
   for (const sync of ['always', 'never']) {
     const rates: Record<number, number[]> = { 1: [], 4: [] };
-    for (let rep = 0; rep < 3; rep++) {
+    for (let rep = 0; rep < reps; rep++) {
       // Interleaved, each rep starting with the other one, so drift in the machine weighs on both.
       for (const count of rep % 2 === 0 ? [1, 4] : [4, 1]) {
         const procs = await openAll(script, freshDir(`write-${count}-${sync}`), count, sync);
@@ -175,7 +177,7 @@ async function getBench(script: string): Promise<string[]> {
   ];
   for (const { label, inFlight, perTask } of modes) {
     const rates: Record<string, number[]> = { owner: [], client: [] };
-    for (let rep = 0; rep < 3; rep++) {
+    for (let rep = 0; rep < reps; rep++) {
       // Interleaved, and each rep starting with the other one, so drift in the machine weighs on both.
       const order = rep % 2 === 0 ? [['owner', owner], ['client', client]] as const : [['client', client], ['owner', owner]] as const;
       for (const [name, proc] of order) {
@@ -186,7 +188,7 @@ async function getBench(script: string): Promise<string[]> {
     const o = median(rates.owner);
     const c = median(rates.client);
     lines.push(`| get, ${label} | ${fmt(o)} ops/s | ${fmt(c)} ops/s | ${(c / o).toFixed(2)} |`);
-    process.stderr.write(`get ${label}: owner ${fmt(o)}, client ${fmt(c)}\n`);
+    process.stderr.write(`get ${label}: owner ${rates.owner.map(fmt).join(' ')}, client ${rates.client.map(fmt).join(' ')}\n`);
   }
   await client.end();
   await owner.end();
