@@ -30,13 +30,14 @@
 import * as path from 'path';
 import { BACKUP_MARKER_NAME } from './backup';
 import { decodeValue } from './codec';
-import { LogkvError, ioError } from './errors';
-import { FileHeader, RecordHeader, TYPE_SET } from './format';
+import { ErrorCodes, LogkvError, ioError, isErrno } from './errors';
+import { FileHeader, RecordHeader, SEGMENT_HEADER_BYTES, TYPE_SET } from './format';
 import { hintName, parseHintName, readHint } from './hint';
-import { DirLock } from './lock';
+import { DirLock, currentOwner } from './lock';
 import { fileSystem } from './medium/fs';
 import type { Medium, MediumFile } from './medium/types';
 import { TEMP_SUFFIX, cutName, isWriteSegmentId, parseCutName, parseSegmentName, segmentName } from './segment';
+import { Head, HeadReader } from './shared/head';
 import { Damage, SegmentWalker, isAllZero, judgeWalk, mayBeTorn, readSegmentStart } from './walk';
 
 export type CheckSeverity = 'corruption' | 'hint' | 'notice';
@@ -62,6 +63,12 @@ export interface CheckReport {
   problems: CheckProblem[];
   /** No 'corruption' and no 'hint' problem. */
   ok: boolean;
+  /**
+   * Set when the store was open, shared, in another process (its owner): check then reads the
+   * files without the lock, up to the head the owner published, and changes nothing. A segment a
+   * compaction removes meanwhile is skipped.
+   */
+  live?: { pid: number };
 }
 
 export interface CheckOptions {
@@ -87,17 +94,22 @@ interface SeenSegment {
   records: SeenRecord[];
 }
 
-/** Reads and verifies the whole store in `dir`. Rejects with LOGKV_LOCKED if it is open elsewhere. */
+/**
+ * Reads and verifies the whole store in `dir`. Rejects with LOGKV_LOCKED if it is open elsewhere,
+ * unless it is open shared: then it checks the live store without the lock (`report.live`).
+ */
 export async function checkStore(dir: string, options: CheckOptions = {}): Promise<CheckReport> {
   const medium = options.medium ?? fileSystem;
   const where = path.resolve(dir);
   // The lock first: a listing taken before it could miss, or name, files a writer that still
   // held the store was creating, renaming or removing.
   let lock: DirLock | undefined;
+  let live: { pid: number; head: Head } | undefined;
   try {
     lock = medium.isFileSystem ? await DirLock.acquire(where) : undefined;
   } catch (err) {
-    throw ioError(err, `locking ${where}`, where);
+    live = err instanceof LogkvError && err.code === ErrorCodes.LOCKED ? liveHead(where) : undefined;
+    if (live === undefined) throw ioError(err, `locking ${where}`, where);
   }
   try {
     let names: string[];
@@ -106,20 +118,53 @@ export async function checkStore(dir: string, options: CheckOptions = {}): Promi
     } catch (err) {
       throw ioError(err, `listing ${where}`, where);
     }
-    return await checkFiles(medium, where, names, options.onProgress);
+    const report = await checkFiles(medium, where, names, options.onProgress, live?.head);
+    if (live !== undefined) report.live = { pid: live.pid };
+    return report;
   } finally {
     await lock?.release();
   }
 }
 
+/**
+ * The owner and its head, when the store is held by a process that opened it shared: its head
+ * says how far its log goes and which segments a compaction is removing (lib/shared/head.ts).
+ */
+function liveHead(dir: string): { pid: number; head: Head } | undefined {
+  const owner = currentOwner(dir);
+  if (owner?.shared !== true) return undefined;
+  try {
+    const reader = new HeadReader(dir);
+    try {
+      const head = reader.read();
+      return head === undefined ? undefined : { pid: owner.pid, head };
+    } finally {
+      reader.close();
+    }
+  } catch {
+    return undefined;
+  }
+}
+
 async function checkFiles(medium: Medium, dir: string, names: string[],
-                          onProgress: CheckOptions['onProgress']): Promise<CheckReport> {
-  const ids = names.map(parseSegmentName).filter((id): id is number => id !== undefined).sort((a, b) => a - b);
+                          onProgress: CheckOptions['onProgress'], head?: Head): Promise<CheckReport> {
+  // A live store: the segments from the head's floor up to its segment, that one up to its end.
+  const ids = names.map(parseSegmentName)
+    .filter((id): id is number => id !== undefined && (head === undefined || (id >= head.floor && id <= head.segment)))
+    .sort((a, b) => a - b);
   const report: CheckReport = { dir, segments: ids.length, hints: 0, records: 0, bytes: 0, problems: [], ok: true };
   const sizes = new Map<number, number>();
   let total = 0;
-  for (const id of ids) {
-    const size = await fileSize(medium, path.join(dir, segmentName(id)));
+  for (const id of [...ids]) {
+    let size: number;
+    try {
+      size = await fileSize(medium, path.join(dir, segmentName(id)));
+    } catch (err) {
+      if (head === undefined || !isErrno(err, 'ENOENT')) throw err;
+      ids.splice(ids.indexOf(id), 1); // removed by the owner's compaction since the listing
+      continue;
+    }
+    if (head !== undefined && id === head.segment) size = Math.min(size, Math.max(head.end, SEGMENT_HEADER_BYTES));
     sizes.set(id, size);
     total += size;
   }
@@ -127,7 +172,13 @@ async function checkFiles(medium: Medium, dir: string, names: string[],
 
   for (let i = 0; i < ids.length; i++) {
     const id = ids[i];
-    const seen = await checkSegment(medium, dir, id, mayBeTorn(id, i === ids.length - 1), hintIds.has(id), report);
+    let seen: SeenSegment | undefined;
+    try {
+      seen = await checkSegment(medium, dir, id, mayBeTorn(id, i === ids.length - 1), hintIds.has(id), report, sizes.get(id)!);
+    } catch (err) {
+      if (head === undefined || !isErrno(err, 'ENOENT')) throw err;
+      continue;
+    }
     report.bytes += sizes.get(id)!;
     onProgress?.(report.bytes, total);
     if (seen !== undefined) await checkHint(medium, dir, id, sizes.get(id)!, seen.header, seen.records, report);
@@ -139,7 +190,7 @@ async function checkFiles(medium: Medium, dir: string, names: string[],
         problem: 'an incomplete backup: a backup into this directory was interrupted, so its files are not a ' +
           'consistent store; open() refuses it; back up into it again to complete it' });
     }
-    if (name.endsWith(TEMP_SUFFIX)) {
+    if (name.endsWith(TEMP_SUFFIX) && head === undefined) {
       report.problems.push({ severity: 'notice', file, offset: 0,
         problem: 'leftover of an interrupted compaction, snapshot or sidecar; open() removes it' });
     }
@@ -176,11 +227,11 @@ async function fileSize(medium: Medium, file: string): Promise<number> {
  * undefined.
  */
 async function checkSegment(medium: Medium, dir: string, id: number, torn: boolean, hasHint: boolean,
-                            report: CheckReport): Promise<SeenSegment | undefined> {
+                            report: CheckReport, limit = Infinity): Promise<SeenSegment | undefined> {
   const file = path.join(dir, segmentName(id));
   const handle = await medium.open(file, { readOnly: true });
   try {
-    const size = handle.sizeSync();
+    const size = Math.min(handle.sizeSync(), limit);
     let start;
     try {
       start = readSegmentStart(handle, file, id, size, torn);

@@ -39,6 +39,12 @@ export const ErrorCodes = {
   /** Any other I/O failure; `cause` holds the system error. */
   IO: 'LOGKV_IO',
   /**
+   * A write a client of a shared store sent to the owner, which then died (or its connection
+   * broke) before it answered: the write may or may not have been applied. It was not re-sent,
+   * and never will be; read the key to learn which (docs/sharing.md).
+   */
+  OUTCOME_UNKNOWN: 'LOGKV_OUTCOME_UNKNOWN',
+  /**
    * `open()` of a directory a backup was writing into when it was interrupted (a crash, a kill,
    * a full disk): its files are not a consistent store. Run the backup again to complete it.
    */

@@ -18,6 +18,9 @@
  * - One store per directory per process: logkv allows one open per directory, so adapters
  *   constructed for the same directory in one process share one open store (opened with the first
  *   adapter's options), and the last `disconnect()` closes it.
+ * - Several processes (the workers of a cluster, PM2): pass `shared: true` in every one. One
+ *   process owns the log and the others are its clients (docs/sharing.md); each worker's adapter
+ *   works the same whichever it is, and when the owner exits a client takes over.
  *
  * The adapter does not import Keyv: it implements Keyv 5's storage adapter contract (get, set,
  * delete, clear, has, getMany, setMany, deleteMany, hasMany, iterator, disconnect, `opts`,

@@ -73,6 +73,8 @@ export interface OwnerRecord {
   staleMs: number;
   /** Wall clock when the lock was taken, ms since the epoch. For people; nothing decides by it. */
   createdAt: number;
+  /** Set when the owner opened the store with `shared: true`: it serves clients (docs/sharing.md). */
+  shared?: boolean;
 }
 
 // ---------------------------------------------------------------- who we are, who they are
@@ -121,10 +123,12 @@ export function processStartTicks(pid: number | 'self'): string | undefined {
   return fields[19];
 }
 
-export function ownRecord(staleMs: number): OwnerRecord {
+export function ownRecord(staleMs: number, shared = false): OwnerRecord {
   const { bootId, pidNs, procUsable } = identity();
   const startTicks = procUsable ? processStartTicks('self') : undefined;
-  return { v: 1, pid: process.pid, hostname: os.hostname(), bootId, pidNs, startTicks, staleMs, createdAt: Date.now() };
+  const record: OwnerRecord = { v: 1, pid: process.pid, hostname: os.hostname(), bootId, pidNs, startTicks, staleMs, createdAt: Date.now() };
+  if (shared) record.shared = true;
+  return record;
 }
 
 /**
@@ -264,8 +268,19 @@ export function readOwner(dir: string, generation: number): OwnerRecord | undefi
 
 function lockedError(dir: string, owner: OwnerRecord | undefined, why: string): LogkvError {
   const who = owner === undefined ? 'another process' : `process ${owner.pid} on ${owner.hostname}`;
-  return new LogkvError(ErrorCodes.LOCKED, `store ${dir} is locked by ${who} (${why})`,
-    { pid: owner?.pid, hostname: owner?.hostname, file: dir });
+  return new LogkvError(ErrorCodes.LOCKED, `store ${dir} is locked by ${who} (${why}); ` +
+    'processes that open it with { shared: true } share it instead',
+  { pid: owner?.pid, hostname: owner?.hostname, file: dir });
+}
+
+/** The record of the store's current owner (the highest generation's), or undefined if none or released. */
+export function currentOwner(dir: string): OwnerRecord | undefined {
+  try {
+    const top = listGenerations(dir).pop();
+    return top === undefined ? undefined : readOwner(dir, top);
+  } catch {
+    return undefined;
+  }
 }
 
 /** A stale owner comes with the stamp its file kept while watched, and the longest lease it may hold. */
@@ -279,10 +294,13 @@ const heldHere = new Set<string>();
 export interface AcquireOptions {
   /** How long an owner the pid cannot judge may be silent before it is taken over. @default 30000 */
   staleMs?: number;
+  /** Say in the record that the owner serves clients (open's `shared: true`). */
+  shared?: boolean;
 }
 
 export class DirLock {
   readonly #times: LockTimes;
+  readonly #shared: boolean;
   #fd: number | undefined;
   #generation = 0;
   #ino = 0n;
@@ -296,8 +314,9 @@ export class DirLock {
   #lost: LogkvError | undefined;
   #released = false;
 
-  private constructor(readonly dir: string, staleMs: number) {
+  private constructor(readonly dir: string, staleMs: number, shared: boolean) {
     this.#times = lockTimes(staleMs);
+    this.#shared = shared;
   }
 
   /** The generation this lock holds (for specs and diagnostics). */
@@ -328,7 +347,7 @@ export class DirLock {
   static async acquire(dir: string, options: AcquireOptions = {}): Promise<DirLock> {
     const real = fs.realpathSync(dir);
     if (heldHere.has(real)) throw lockedError(dir, ownRecord(options.staleMs ?? DEFAULTS.lockStaleMs), 'open in this process');
-    const lock = new DirLock(real, options.staleMs ?? DEFAULTS.lockStaleMs);
+    const lock = new DirLock(real, options.staleMs ?? DEFAULTS.lockStaleMs, options.shared === true);
     heldHere.add(real);
     try {
       await lock.#take();
@@ -432,7 +451,7 @@ export class DirLock {
     const temp = path.join(locksDir(this.dir), `${TEMP_PREFIX}${process.pid}-${Math.random().toString(36).slice(2)}`);
     const fd = fs.openSync(temp, 'wx');
     try {
-      const record = JSON.stringify(ownRecord(this.#times.staleMs)) + '\n';
+      const record = JSON.stringify(ownRecord(this.#times.staleMs, this.#shared)) + '\n';
       fs.writeSync(fd, record + beatText(0) + '\n');
       this.#beatOffset = Buffer.byteLength(record);
       fs.linkSync(temp, generationPath(this.dir, generation));

@@ -26,7 +26,8 @@ import { OpenOptions, ResolvedOptions, describe, resolveOptions } from './option
 import { Reader } from './reader';
 import { recover } from './recovery';
 import { SegmentSet } from './segments';
-import { Store, storeOver } from './store';
+import { openShared } from './shared/role';
+import { Rooms, Store, storeOver } from './store';
 import { CompactionSwitch } from './switch';
 import { ChangeFeed } from './watch';
 import { LogWriter } from './writer';
@@ -73,6 +74,8 @@ export async function open<V = unknown>(dir?: string, options?: OpenOptions): Pr
   } catch (err) {
     throw ioError(err, `creating ${where}`, where);
   }
+  // A shared store's owner is elected by its lock, and the others become its clients (lib/shared/).
+  if (resolved.shared) return openShared<V>(where, resolved);
   const lock = await takeLock(medium, where, resolved.lockStaleMs);
   // From here every change to the disk first asks the lock whether this process still owns it
   // (medium/gated.ts), beyond the writer's own asking: compaction, hints, the snapshot, recovery.
@@ -85,6 +88,26 @@ export async function open<V = unknown>(dir?: string, options?: OpenOptions): Pr
  * failure the lock is released.
  */
 export async function buildStore<V>(medium: Medium, dir: string, options: ResolvedOptions, lock: HeldLock): Promise<Store<V>> {
+  return storeOver<V>(await recoverRooms(medium, dir, options, lock));
+}
+
+/** What a shared store's owner hears of (lib/shared/role.ts): each written group, each compaction switch. */
+export interface OwnerHooks {
+  /** After a group of writes reached the OS, before any of its calls' continuations run. */
+  afterGroup?: () => void;
+  /** Right after a compaction switch ended, before its inputs are removed. */
+  afterSwitch?: () => void;
+  /**
+   * The change feed to serve watch() from: a shared store keeps one through its changes of role
+   * (lib/shared/role.ts), and tells the writer itself when to publish to it (writer.onCommit).
+   * Absent: a new feed, wired to the writer.
+   */
+  feed?: ChangeFeed;
+}
+
+/** recover() into a fresh index, and the rooms over it. On failure the lock is released. */
+export async function recoverRooms(medium: Medium, dir: string, options: ResolvedOptions, lock: HeldLock,
+                                   hooks: OwnerHooks = {}): Promise<Rooms> {
   try {
     await refuseIncompleteBackup(medium, dir);
     const index = new KeyIndex(options.clock);
@@ -94,29 +117,54 @@ export async function buildStore<V>(medium: Medium, dir: string, options: Resolv
     if (recovered.keydir !== undefined) index.load(recovered.keydir);
     const segments = new SegmentSet(dir, recovered.segments, recovered.strayBytes);
     const reader = new Reader(segments, options.cacheBytes);
-    const writer = new LogWriter({
-      dir, medium, options, segments, index, reader, mayWrite: lock.mayWrite, nextVersion: recovered.nextVersion,
-    });
-    const protocol = new CompactionSwitch({ dir, maxStoreBytes: options.maxStoreBytes, segments, index, writer, reader });
-    const compactions = new Compactions({ dir, medium, options, segments, index, writer, protocol });
-    const backups = new Backups({
-      dir, medium, segments, failure: () => writer.failure, now: () => options.clock(),
-      prepareDir: (dest) => makeDurableDir(medium, dest),
-      lockDir: (dest) => takeLock(medium, dest, options.lockStaleMs),
-    });
-    writer.afterEachGroup(() => compactions.maybeStartAuto());
-    // The writer tells the feed of committed writes only while someone watches.
-    const feed: ChangeFeed = new ChangeFeed((active) => writer.onCommit(active ? (records) => feed.publish(records) : undefined));
-    writer.startSyncTimer();
-    index.start();
-    return storeOver<V>({
-      dir, medium, options, index, segments, reader, writer, compactions, backups, feed, recovery: recovered.report,
-      release: lock.release,
-    });
+    return writeRooms(medium, dir, options, lock,
+      { index, segments, reader, recovery: recovered.report, nextVersion: recovered.nextVersion }, hooks);
   } catch (err) {
     await lock.release();
     throw ioError(err, `opening ${dir}`, dir);
   }
+}
+
+/** What the rooms that write are built over (writeRooms). */
+export interface ReadRooms extends Pick<Rooms, 'index' | 'segments' | 'reader' | 'recovery'> {
+  /** The version the next write gets: above every version the store's files ever held. */
+  nextVersion: number;
+}
+
+/**
+ * The rooms that write (the writer, the compaction switch, the compactions, the backups and the
+ * change feed's source) over an index, a segment set and a reader that hold the whole log:
+ * recovery's, or a shared store's client's that takes the store over. Starts the sync timer and
+ * the index's expiry sweeper.
+ */
+export function writeRooms(medium: Medium, dir: string, options: ResolvedOptions, lock: HeldLock,
+                           read: ReadRooms, hooks: OwnerHooks = {}): Rooms {
+  const { index, segments, reader } = read;
+  const writer = new LogWriter({
+    dir, medium, options, segments, index, reader, mayWrite: lock.mayWrite, nextVersion: read.nextVersion,
+  });
+  const protocol = new CompactionSwitch({
+    dir, maxStoreBytes: options.maxStoreBytes, segments, index, writer, reader, afterSwitch: hooks.afterSwitch,
+  });
+  const compactions = new Compactions({ dir, medium, options, segments, index, writer, protocol });
+  const backups = new Backups({
+    dir, medium, segments, failure: () => writer.failure, now: () => options.clock(),
+    prepareDir: (dest) => makeDurableDir(medium, dest),
+    lockDir: (dest) => takeLock(medium, dest, options.lockStaleMs),
+  });
+  // The writer calls this right after it resolves a group's promise, synchronously, so the
+  // promise's continuations (the caller's code, an answer to a client) all run after it.
+  writer.afterEachGroup(() => {
+    hooks.afterGroup?.();
+    compactions.maybeStartAuto();
+  });
+  // The writer tells the feed of committed writes only while someone watches.
+  const feed: ChangeFeed = hooks.feed ?? new ChangeFeed((active) => writer.onCommit(active ? (records) => feed.publish(records) : undefined));
+  writer.startSyncTimer();
+  index.start();
+  return {
+    dir, medium, options, index, segments, reader, writer, compactions, backups, feed, recovery: read.recovery, release: lock.release,
+  };
 }
 
 /**
@@ -127,7 +175,7 @@ export async function buildStore<V>(medium: Medium, dir: string, options: Resolv
  * still take after this store has written to them and acknowledged it. Two directory syncs per
  * open buy that; docs/durability.md has the whole protocol.
  */
-async function makeDurableDir(medium: Medium, dir: string): Promise<void> {
+export async function makeDurableDir(medium: Medium, dir: string): Promise<void> {
   const created: string[] = [];
   for (let at = dir; path.dirname(at) !== at && !(await isDirectory(medium, at)); at = path.dirname(at)) created.push(at);
   await medium.mkdirp(dir);

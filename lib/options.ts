@@ -73,6 +73,16 @@ export interface OpenOptions {
    * LOGKV_LOCK_LOST). At least 1000. @default 30000
    */
   lockStaleMs?: number;
+  /**
+   * Share the store with other processes and worker threads of this machine that open it with
+   * `shared: true` too. One of them owns the log (it holds the lock, appends, compacts); the
+   * others are clients that read the files themselves and send their writes to the owner over a
+   * local socket. Every Store method works the same in both roles, and when the owner closes or
+   * dies a client takes over. Options that shape the log (sync, maxSegmentBytes, maxStoreBytes,
+   * autoCompact, lockStaleMs) are the owner's; key and value limits are checked by both. Needs
+   * the real file system of one machine (docs/sharing.md). @default false
+   */
+  shared?: boolean;
 }
 
 export interface ResolvedOptions {
@@ -87,6 +97,7 @@ export interface ResolvedOptions {
   clock: () => number;
   autoCompact: false | { minDeadRatio: number; minDeadBytes: number };
   lockStaleMs: number;
+  shared: boolean;
 }
 
 export const DEFAULTS = {
@@ -150,6 +161,10 @@ export function resolveOptions(options: OpenOptions | undefined): ResolvedOption
   if (options.medium !== undefined && (typeof options.medium !== 'object' || options.medium === null)) {
     throw invalid('medium', 'a Medium object', options.medium);
   }
+  if (options.shared !== undefined && typeof options.shared !== 'boolean') throw invalid('shared', 'a boolean', options.shared);
+  if (options.shared === true && options.medium !== undefined && !options.medium.isFileSystem) {
+    throw invalid('shared', 'false with a medium other than the file system (processes share files)', options.shared);
+  }
   return {
     sync,
     syncIntervalMs: integerIn(options, 'syncIntervalMs', 1, 24 * 3600 * 1000),
@@ -163,6 +178,7 @@ export function resolveOptions(options: OpenOptions | undefined): ResolvedOption
     autoCompact: resolveAutoCompact(options.autoCompact),
     // Below a second, a heartbeat every 100 ms and a loaded machine would take live owners for dead.
     lockStaleMs: integerIn(options, 'lockStaleMs', 1000, 24 * 3600 * 1000),
+    shared: options.shared === true,
   };
 }
 

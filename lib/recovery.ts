@@ -42,7 +42,7 @@ import { hintName, parseHintName, readHint } from './hint';
 import type { KeyDir } from './keydir';
 import { SnapshotSegment, takeSnapshot } from './snapshot';
 import { Segment, TEMP_SUFFIX, cutName, isWriteSegmentId, parseCutName, parseSegmentName, segmentName } from './segment';
-import { SegmentWalker, isAllZero, judgeWalk, mayBeTorn, readSegmentStart } from './walk';
+import { RecordVisitor, SegmentWalker, isAllZero, judgeWalk, mayBeTorn, readSegmentStart } from './walk';
 
 export interface TruncationReport {
   file: string;
@@ -169,9 +169,14 @@ async function measureFiles(medium: Medium, dir: string, names: string[]): Promi
 }
 
 /** The version counter as recovery raises it, segment by segment. */
-interface VersionCount {
+export interface VersionCount {
   /** Above every version seen so far, and at least every floor seen. */
   next: number;
+}
+
+/** The highest record version a replay saw. */
+export interface VersionSeen {
+  max: number;
 }
 
 /**
@@ -208,8 +213,8 @@ async function openSnapshotSegments(medium: Medium, dir: string, ids: number[], 
  * Removes what an interrupted compaction leaves: temporary files (never part of the store until
  * renamed) and hint files whose segment is gone. Syncs the directory if it removed anything.
  */
-async function removeLeftovers(medium: Medium, dir: string, names: string[], ids: Set<number>,
-                               report: RecoveryReport): Promise<void> {
+export async function removeLeftovers(medium: Medium, dir: string, names: string[], ids: Set<number>,
+                                      report: RecoveryReport): Promise<void> {
   for (const name of names) {
     const hintId = parseHintName(name);
     const orphanHint = hintId !== undefined && !ids.has(hintId);
@@ -256,15 +261,19 @@ async function recoverFromHint(medium: Medium, dir: string, id: number, apply: A
 
 /**
  * Replays segment `id` into the keydir. `torn`: it may end in a torn tail (mayBeTorn), which is
- * then cut off (its bytes kept in a sidecar); otherwise damage is LOGKV_CORRUPTION.
+ * then cut off (its bytes kept in a sidecar); otherwise damage is LOGKV_CORRUPTION. With `from`,
+ * the records before that offset are already in the keydir (a shared store's client that takes
+ * the store over: lib/shared/role.ts), and the replay starts there.
  */
-async function recoverSegment(medium: Medium, dir: string, id: number, torn: boolean, apply: ApplyRecord,
-                              report: RecoveryReport, versions: VersionCount, room: () => number): Promise<Segment> {
+export async function recoverSegment(medium: Medium, dir: string, id: number, torn: boolean, apply: ApplyRecord,
+                                     report: RecoveryReport, versions: VersionCount, room: () => number,
+                                     from?: number): Promise<Segment> {
   const file = path.join(dir, segmentName(id));
   const handle = await medium.open(file);
   try {
     const size = handle.sizeSync();
-    const start = readSegmentStart(handle, file, id, size, torn);
+    const resumed = from !== undefined && from > SEGMENT_HEADER_BYTES;
+    const start = readSegmentStart(handle, file, id, size, torn && !resumed);
     if (start.kind === 'interrupted') {
       // Nothing in it was ever acknowledged, and it holds no record to keep (walk.ts). It is the
       // newest segment, so every other has been read: its floor is the counter as it stands.
@@ -273,13 +282,10 @@ async function recoverSegment(medium: Medium, dir: string, id: number, torn: boo
       return new Segment(id, file, handle, SEGMENT_HEADER_BYTES, undefined, versions.next);
     }
     const { header, layout } = start;
-    let maxVersion = 0;
-    const walker = new SegmentWalker(handle, size, layout);
-    const outcome = walker.walkAll((offset: number, record: RecordHeader, buf: Buffer, pos: number) => {
-      const entry = record.type === TYPE_SET ? new Entry(id, offset, record.totalLength, record.expiresAt) : undefined;
-      apply(buf, pos + record.headerLength, record.keyLength, entry);
-      if (record.version > maxVersion) maxVersion = record.version;
-    });
+    const seen: VersionSeen = { max: 0 };
+    const walker = new SegmentWalker(handle, size, layout, resumed ? { start: from } : {});
+    const outcome = walker.walkAll(replayVisitor(id, apply, seen));
+    const maxVersion = seen.max;
     report.records += outcome.records;
     versions.next = Math.max(versions.next, header.floor, maxVersion + 1);
     const verdict = judgeWalk(outcome, size, torn);
@@ -303,6 +309,19 @@ async function recoverSegment(medium: Medium, dir: string, id: number, torn: boo
     await handle.close();
     throw err;
   }
+}
+
+/**
+ * The walker's visitor that replays segment `id`'s records into the index through `apply`: a set
+ * points its key at the record, a delete removes it. Shared with the clients of a shared store,
+ * which replay the records another process appends (lib/shared/follower.ts).
+ */
+export function replayVisitor(id: number, apply: ApplyRecord, seen?: VersionSeen): RecordVisitor {
+  return (offset: number, record: RecordHeader, buf: Buffer, pos: number) => {
+    const entry = record.type === TYPE_SET ? new Entry(id, offset, record.totalLength, record.expiresAt) : undefined;
+    apply(buf, pos + record.headerLength, record.keyLength, entry);
+    if (seen !== undefined && record.version > seen.max) seen.max = record.version;
+  };
 }
 
 /** Bytes copied into a sidecar at a time. */

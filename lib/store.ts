@@ -18,6 +18,7 @@
  * against the version in the key's record header: the index keeps no version per key.
  * docs/architecture.md walks a set and a get through the rooms.
  */
+import * as path from 'path';
 import { BackupOptions, BackupResult, Backups, checkBackupArguments } from './backup';
 import { CompactOptions, CompactionResult, Compactions } from './compactor';
 import { ErrorCodes, LogkvError } from './errors';
@@ -110,32 +111,75 @@ export interface Rooms {
   release: () => Promise<void>;
 }
 
+/**
+ * @internal What a store opened with `shared: true` adds to the facade (lib/shared/role.ts): in a
+ * client, reads first bring the index up with the log another process writes, and writes run at
+ * the owner; close() leaves the store to the others.
+ */
+export interface SharedRole {
+  /** A client's write path: the Store method `method` run at the owner. Undefined in the owner. */
+  readonly remote: { call(method: string, args: unknown[]): Promise<unknown> } | undefined;
+  /**
+   * Brings the index up with the log before a read of `key` (undefined: of every key). A promise
+   * when the read must wait first (this client's writes of the key in flight); with `wait` false
+   * (the synchronous size and stats()), never.
+   */
+  beforeRead(key: string | undefined, wait: boolean): Promise<void> | undefined;
+  /**
+   * For an iteration reaching `key`: a promise if this client has writes of the key in flight
+   * (the key is then read once they settled), else undefined. No I/O.
+   */
+  ownWrites(key: string): Promise<void> | undefined;
+  /** close() of a shared store; `shutdown` is the single-process one, `snapshot` whether it leaves one. */
+  close(shutdown: (snapshot: boolean) => Promise<void>, closed: () => void): Promise<void>;
+}
+
 /** Held only by this module: a Store is made by storeOver(), which open() calls. */
 const CONSTRUCT: unique symbol = Symbol('logkv Store');
 
 /** @internal The Store over rooms open() built; it serves at once. */
-export function storeOver<V>(rooms: Rooms): Store<V> {
-  return new Store<V>(CONSTRUCT, rooms);
+export function storeOver<V>(rooms: Rooms, shared?: SharedRole): Store<V> {
+  return new Store<V>(CONSTRUCT, rooms, shared);
 }
+
+/**
+ * @internal Moves a Store onto new rooms: lib/shared/role.ts, when a client's index was built
+ * again, and when a client takes the store over and becomes its owner.
+ */
+export let moveRooms: (store: Store<unknown>, rooms: Partial<Rooms>) => void = () => undefined;
 
 export class Store<V = unknown> {
   readonly #dir: string;
-  readonly #medium: Medium;
+  #medium: Medium;
   readonly #options: ResolvedOptions;
-  readonly #index: KeyIndex;
-  readonly #segments: SegmentSet;
-  readonly #reader: Reader;
-  readonly #writer: LogWriter;
-  readonly #compactions: Compactions;
-  readonly #backups: Backups;
+  #index: KeyIndex;
+  #segments: SegmentSet;
+  #reader: Reader;
+  #writer: LogWriter;
+  #compactions: Compactions;
+  #backups: Backups;
   readonly #feed: ChangeFeed;
   readonly #recovery: RecoveryReport;
-  readonly #release: () => Promise<void>;
+  #release: () => Promise<void>;
+  readonly #shared: SharedRole | undefined;
   #status: Status = 'open';
   #closing: Promise<void> | undefined;
 
+  static {
+    moveRooms = (store, rooms) => {
+      if (rooms.medium !== undefined) store.#medium = rooms.medium;
+      if (rooms.index !== undefined) store.#index = rooms.index;
+      if (rooms.segments !== undefined) store.#segments = rooms.segments;
+      if (rooms.reader !== undefined) store.#reader = rooms.reader;
+      if (rooms.writer !== undefined) store.#writer = rooms.writer;
+      if (rooms.compactions !== undefined) store.#compactions = rooms.compactions;
+      if (rooms.backups !== undefined) store.#backups = rooms.backups;
+      if (rooms.release !== undefined) store.#release = rooms.release;
+    };
+  }
+
   /** @internal Use open(). */
-  constructor(token: typeof CONSTRUCT, rooms: Rooms) {
+  constructor(token: typeof CONSTRUCT, rooms: Rooms, shared?: SharedRole) {
     if (token !== CONSTRUCT) throw new LogkvError(ErrorCodes.INVALID_ARGUMENT, 'a Store is made by open()');
     this.#dir = rooms.dir;
     this.#medium = rooms.medium;
@@ -149,6 +193,7 @@ export class Store<V = unknown> {
     this.#feed = rooms.feed;
     this.#recovery = rooms.recovery;
     this.#release = rooms.release;
+    this.#shared = shared;
   }
 
   /** The directory this store lives in. */
@@ -164,6 +209,7 @@ export class Store<V = unknown> {
   /** The number of live keys. */
   get size(): number {
     this.#checkOpen();
+    this.#shared?.beforeRead(undefined, false);
     return this.#index.size();
   }
 
@@ -177,6 +223,8 @@ export class Store<V = unknown> {
   async get(key: string): Promise<V | undefined> {
     this.#checkOpen();
     checkKey(key, this.#options.maxKeyBytes);
+    const wait = this.#shared?.beforeRead(key, true);
+    if (wait !== undefined) await this.#waited(wait);
     const entry = this.#index.live(key);
     return entry === undefined ? undefined : (this.#reader.read(key, entry) as V);
   }
@@ -185,6 +233,8 @@ export class Store<V = unknown> {
   async getEntry(key: string): Promise<StoreEntry<V> | undefined> {
     this.#checkOpen();
     checkKey(key, this.#options.maxKeyBytes);
+    const wait = this.#shared?.beforeRead(key, true);
+    if (wait !== undefined) await this.#waited(wait);
     const entry = this.#index.live(key);
     if (entry === undefined) return undefined;
     const { value, version } = this.#reader.readEntry(key, entry);
@@ -195,6 +245,8 @@ export class Store<V = unknown> {
   async has(key: string): Promise<boolean> {
     this.#checkOpen();
     checkKey(key, this.#options.maxKeyBytes);
+    const wait = this.#shared?.beforeRead(key, true);
+    if (wait !== undefined) await this.#waited(wait);
     return this.#index.live(key) !== undefined;
   }
 
@@ -205,6 +257,8 @@ export class Store<V = unknown> {
   async getMany(keys: readonly string[]): Promise<Array<V | undefined>> {
     this.#checkOpen();
     checkKeys(keys, this.#options.maxKeyBytes);
+    const wait = this.#shared?.beforeRead(undefined, true);
+    if (wait !== undefined) await this.#waited(wait);
     return keys.map((key) => {
       const entry = this.#index.live(key);
       return entry === undefined ? undefined : (this.#reader.read(key, entry) as V);
@@ -221,33 +275,58 @@ export class Store<V = unknown> {
    */
   async *keys(options: IterateOptions = {}): AsyncGenerator<string, void, undefined> {
     this.#checkOpen();
-    for (const key of this.#live(checkRange(options, 'keys()'), NO_ENTRY)) yield key;
+    const range = checkRange(options, 'keys()');
+    await this.#beforeIteration();
+    for (const item of this.#live(range, NO_ENTRY)) {
+      if (typeof item === 'string') yield item;
+      else await this.#waited(item);
+    }
   }
 
   /** The values of the live keys in the range, in key order; the same guarantees as keys(). */
   async *values(options: IterateOptions = {}): AsyncGenerator<V, void, undefined> {
     this.#checkOpen();
+    const range = checkRange(options, 'values()');
+    await this.#beforeIteration();
     const found: Found = { entry: undefined };
-    for (const key of this.#live(checkRange(options, 'values()'), found)) yield this.#reader.read(key, found.entry!) as V;
+    for (const item of this.#live(range, found)) {
+      if (typeof item === 'string') yield this.#reader.read(item, found.entry!) as V;
+      else await this.#waited(item);
+    }
   }
 
   /** The live [key, value] pairs in the range, in key order; the same guarantees as keys(). */
   async *entries(options: IterateOptions = {}): AsyncGenerator<[string, V], void, undefined> {
     this.#checkOpen();
+    const range = checkRange(options, 'entries()');
+    await this.#beforeIteration();
     const found: Found = { entry: undefined };
-    for (const key of this.#live(checkRange(options, 'entries()'), found)) yield [key, this.#reader.read(key, found.entry!) as V];
+    for (const item of this.#live(range, found)) {
+      if (typeof item === 'string') yield [item, this.#reader.read(item, found.entry!) as V];
+      else await this.#waited(item);
+    }
+  }
+
+  /** In a client of a shared store: catches up with the log, so the iteration sees every resolved write. */
+  async #beforeIteration(): Promise<void> {
+    const wait = this.#shared?.beforeRead(undefined, true);
+    if (wait !== undefined) await this.#waited(wait);
   }
 
   /**
    * The live keys of an iteration, its limit counted, each with its entry left in `found`. Each
    * key the index yields is looked up again when the caller asks for the next one, after its
-   * awaits: it may be gone by then.
+   * awaits: it may be gone by then. In a client of a shared store, a key with writes of this
+   * process still on their way to the owner first yields the promise of those writes: the caller
+   * awaits it and asks again, and only then is the key looked up.
    */
-  *#live(range: KeyRange, found: Found): Generator<string, void, undefined> {
+  *#live(range: KeyRange, found: Found): Generator<string | Promise<void>, void, undefined> {
     if (range.limit === 0) return;
     let count = 0;
     for (const key of this.#index.range(range)) {
       this.#checkOpen();
+      const own = this.#shared?.ownWrites(key);
+      if (own !== undefined) yield own;
       const entry = this.#index.live(key);
       if (entry === undefined) continue;
       found.entry = entry;
@@ -258,6 +337,7 @@ export class Store<V = unknown> {
 
   stats(): StoreStats {
     this.#checkOpen();
+    this.#shared?.beforeRead(undefined, false);
     const keys = this.#index.size();
     const liveBytes = this.#index.liveBytes;
     const last = this.#compactions.last;
@@ -284,6 +364,8 @@ export class Store<V = unknown> {
     try {
       this.#checkOpen();
       const set = prepareSet(key, value, options, this.#options);
+      const remote = this.#shared?.remote;
+      if (remote !== undefined) return remote.call('set', [key, value, options]) as Promise<number>;
       if (set.ifVersion !== undefined) this.#expectVersion(key, set.ifVersion);
       return this.#write(set);
     } catch (err) {
@@ -296,6 +378,8 @@ export class Store<V = unknown> {
     return this.#guard(() => {
       noIfVersion(options);
       const set = prepareSet(key, value, options, this.#options);
+      const remote = this.#shared?.remote;
+      if (remote !== undefined) return remote.call('create', [key, value, options]) as Promise<number>;
       if (this.#index.live(key) !== undefined) {
         throw new LogkvError(ErrorCodes.KEY_EXISTS, `key ${describe(key)} already exists`, { key });
       }
@@ -311,6 +395,8 @@ export class Store<V = unknown> {
   update(key: string, value: V, options?: SetOptions): Promise<number> {
     return this.#guard(() => {
       const set = prepareSet(key, value, options, this.#options);
+      const remote = this.#shared?.remote;
+      if (remote !== undefined) return remote.call('update', [key, value, options]) as Promise<number>;
       if (set.ifVersion !== undefined) {
         this.#expectVersion(key, set.ifVersion);
       } else if (this.#index.live(key) === undefined) {
@@ -331,6 +417,8 @@ export class Store<V = unknown> {
     return this.#guard(() => {
       checkKey(key, this.#options.maxKeyBytes);
       const deleted = deletion(key, options);
+      const remote = this.#shared?.remote;
+      if (remote !== undefined) return remote.call('delete', options === undefined ? [key] : [key, options]) as Promise<boolean>;
       if (deleted.ifVersion !== undefined) {
         this.#expectVersion(key, deleted.ifVersion);
         return this.#writer.write([deleted]).then(() => true);
@@ -349,6 +437,8 @@ export class Store<V = unknown> {
     return this.#guard(() => {
       checkKey(key, this.#options.maxKeyBytes);
       const expiresAt = touchExpiry(options, this.#options.clock);
+      const remote = this.#shared?.remote;
+      if (remote !== undefined) return remote.call('touch', [key, options]) as Promise<boolean>;
       const entry = this.#index.live(key);
       if (entry === undefined) return Promise.resolve(false);
       // The value's bytes as they are: touching never re-encodes (or could change) a value.
@@ -368,6 +458,8 @@ export class Store<V = unknown> {
   batch(operations: ReadonlyArray<BatchOperation<V>>): Promise<number[]> {
     return this.#guard(() => {
       const prepared = prepareBatch(operations, this.#options);
+      const remote = this.#shared?.remote;
+      if (remote !== undefined) return remote.call('batch', [operations]) as Promise<number[]>;
       const { needed, versions } = this.#planBatch(prepared);
       if (needed.length === 0) return Promise.resolve(versions);
       return this.#writer.write(needed).then(() => versions);
@@ -431,7 +523,13 @@ export class Store<V = unknown> {
    * iteration would yield them), kept if behind; `limit` counts keys deleted.
    */
   clear(options: IterateOptions = {}): Promise<number> {
-    return this.#guard(() => this.#clear(checkRange(options, 'clear()')));
+    return this.#guard(() => {
+      const range = checkRange(options, 'clear()');
+      const remote = this.#shared?.remote;
+      // A client's clear() runs at the owner, whole: its keys are the owner's to find.
+      if (remote !== undefined) return remote.call('clear', [options]) as Promise<number>;
+      return this.#clear(range);
+    });
   }
 
   async #clear(range: KeyRange): Promise<number> {
@@ -469,12 +567,19 @@ export class Store<V = unknown> {
    */
   watch(options: WatchOptions = {}): AsyncIterableIterator<ChangeEvent<V>> {
     this.#checkOpen();
-    return this.#feed.watch<V>(watchOptions(options));
+    const settings = watchOptions(options);
+    // A client's feed is fed as its index follows the log: bring it up to the head first, so the
+    // writes that resolved before this call are behind the new watcher, not in front of it.
+    this.#shared?.beforeRead(undefined, false);
+    return this.#feed.watch<V>(settings);
   }
 
   /** Resolves when every write made before it is durable (fdatasync), whatever the sync mode. */
   sync(): Promise<void> {
-    return this.#guard(() => this.#writer.sync());
+    return this.#guard(() => {
+      const remote = this.#shared?.remote;
+      return remote !== undefined ? remote.call('sync', []) as Promise<void> : this.#writer.sync();
+    });
   }
 
   /**
@@ -487,6 +592,8 @@ export class Store<V = unknown> {
   compact(options: CompactOptions = {}): Promise<CompactionResult> {
     return this.#guard(() => {
       checkCompactOptions(options);
+      const remote = this.#shared?.remote;
+      if (remote !== undefined) return remote.call('compact', [options]) as Promise<CompactionResult>;
       return this.#compactions.start(options);
     });
   }
@@ -502,6 +609,9 @@ export class Store<V = unknown> {
   backup(destDir: string, options: BackupOptions = {}): Promise<BackupResult> {
     return this.#guard(() => {
       checkBackupArguments(destDir, options);
+      const remote = this.#shared?.remote;
+      // The owner copies its files; the destination is named as this process sees it.
+      if (remote !== undefined) return remote.call('backup', [path.resolve(destDir), options]) as Promise<BackupResult>;
       return this.#backups.start(destDir, options);
     });
   }
@@ -515,7 +625,8 @@ export class Store<V = unknown> {
   close(): Promise<void> {
     if (this.#closing === undefined) {
       this.#status = 'closing';
-      this.#closing = this.#shutdown();
+      this.#closing = this.#shared === undefined ? this.#shutdown(true)
+        : this.#shared.close((snapshot) => this.#shutdown(snapshot), () => { this.#status = 'closed'; });
     }
     return this.#closing;
   }
@@ -525,7 +636,8 @@ export class Store<V = unknown> {
     return this.close();
   }
 
-  async #shutdown(): Promise<void> {
+  /** The last word to the disk; `snapshot`: leave the keydir for the next open (not while other processes go on). */
+  async #shutdown(snapshot: boolean): Promise<void> {
     this.#writer.stopSyncTimer();
     this.#index.stop();
     await this.#backups.stop();
@@ -536,7 +648,7 @@ export class Store<V = unknown> {
       // A writer that refused writes after a failure cannot say what the disk holds: close()
       // must not resolve as if everything acknowledged were durable.
       if (this.#writer.failure !== undefined) failure = this.#writer.failure;
-      else await this.#writeSnapshot();
+      else if (snapshot) await this.#writeSnapshot();
     } catch (err) {
       failure = err;
     } finally {
@@ -561,6 +673,12 @@ export class Store<V = unknown> {
     } catch {
       // The next open replays the log instead.
     }
+  }
+
+  /** A read of a shared store that had to wait for the log: the store may have closed meanwhile. */
+  async #waited(wait: Promise<void>): Promise<void> {
+    await wait;
+    this.#checkOpen();
   }
 
   #checkOpen(): void {

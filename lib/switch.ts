@@ -61,6 +61,8 @@ export interface SwitchRooms {
   index: KeyIndex;
   writer: LogWriter;
   reader: Reader;
+  /** Called at the end of every switch (a shared store's owner tells its clients: lib/shared/role.ts). */
+  afterSwitch?: () => void;
 }
 
 /** Set while a switch runs: the inputs, and keys a failed write put back into one of them. */
@@ -232,6 +234,7 @@ export class CompactionSwitch {
     }
     writer.watchRestores(undefined);
     this.#switching = undefined;
+    this.#rooms.afterSwitch?.();
   }
 
   // ---------------------------------------------------------------- 4. before removal

@@ -99,6 +99,15 @@ export class ChangeFeed {
     for (const watcher of [...this.#watchers]) watcher.end();
   }
 
+  /**
+   * Ends every watcher as an overflow does: each gives what it buffered, then rejects
+   * LOGKV_WATCH_OVERFLOW. For changes that cannot be given (a shared store's client that had to
+   * build its index again from the files, lib/shared/follower.ts): never a silent gap.
+   */
+  interruptAll(): void {
+    for (const watcher of [...this.#watchers]) watcher.interrupt();
+  }
+
   #unsubscribe(watcher: Watcher<unknown>): void {
     if (this.#watchers.delete(watcher) && this.#watchers.size === 0) this.#onActive(false);
   }
@@ -155,6 +164,15 @@ class Watcher<V> implements AsyncIterableIterator<ChangeEvent<V>> {
         waiter.reject(err);
       }
     }
+  }
+
+  /** Overflows now (ChangeFeed.interruptAll): what it buffered, then LOGKV_WATCH_OVERFLOW. */
+  interrupt(): void {
+    if (this.#state !== 'open') return;
+    this.#state = 'overflowed';
+    this.#unsubscribe(this as Watcher<unknown>);
+    // Waiting next() calls exist only while the buffer is empty: they get the overflow.
+    for (const waiter of this.#waiters.splice(0)) this.next().then(waiter.resolve, waiter.reject);
   }
 
   /** Ends the watcher after what it buffered (the store closed). */

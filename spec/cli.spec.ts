@@ -14,6 +14,7 @@ import * as path from 'path';
 import { Store, open } from '../lib';
 import { encodeValue, prepareValue } from '../lib/codec';
 import { SEGMENT_HEADER_BYTES, TYPE_SET, encodeRecord } from '../lib/format';
+import { roleOf } from '../lib/shared/role';
 import { segmentFiles, setRecordBytes, tempDir } from './helpers';
 
 const ROOT = path.join(__dirname, '..');
@@ -478,6 +479,35 @@ describe('logkv command line', function () {
       }
       // Each command released the lock it never got, and the owner's close released its own.
       await expectExit(logkv(['--dir', dir, 'get', 'k']), 0);
+    });
+  });
+
+  describe('a store an application holds shared', () => {
+    it('every command joins it as a client; check reads it live, without its lock', async () => {
+      const dir = tempDir('cli');
+      const store = await open(dir, { sync: 'never', shared: true });
+      try {
+        await store.set('k', 1);
+        expect((await expectExit(logkv(['--dir', dir, 'get', 'k']), 0)).stdout).to.equal('1\n');
+        await expectExit(logkv(['--dir', dir, 'set', 'n', '"new"']), 0);
+        expect(await store.get('n')).to.equal('new');
+        await expectExit(logkv(['--dir', dir, 'delete', 'k']), 0);
+        expect(await store.has('k')).to.equal(false);
+        expect((await expectExit(logkv(['--dir', dir, 'keys']), 0)).stdout).to.equal('n\n');
+        expect(JSON.parse((await expectExit(logkv(['--dir', dir, 'stats', '--json']), 0)).stdout).keys).to.equal(1);
+        expect((await expectExit(logkv(['--dir', dir, 'dump']), 0)).stdout).to.include('"new"');
+        await expectExit(logkv(['--dir', dir, 'load'], { input: '{"key":"x","value":1}\n' }), 0);
+        expect(await store.get('x')).to.equal(1);
+        await expectExit(logkv(['--dir', dir, 'compact']), 0);
+        const check = await expectExit(logkv(['--dir', dir, 'check']), 0);
+        expect(check.stdout).to.match(new RegExp(`^live: the store is open, shared, in process ${process.pid};`));
+        expect(JSON.parse((await expectExit(logkv(['--dir', dir, 'check', '--json']), 0)).stdout).live).to.deep.equal({ pid: process.pid });
+        // The commands came and went as clients: this process owned the store throughout.
+        expect(roleOf(store)).to.equal('owner');
+        expect(await store.get('n')).to.equal('new');
+      } finally {
+        await store.close();
+      }
     });
   });
 });

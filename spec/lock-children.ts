@@ -13,7 +13,7 @@ const ROOT = path.join(__dirname, '..');
 let built: string | undefined;
 
 /** Transpiles `entries` (paths from the repository root) and what they import into a temporary tree. */
-function build(entries: string[]): string {
+export function build(entries: string[]): string {
   if (built === undefined) {
     built = fs.mkdtempSync(path.join(os.tmpdir(), 'logkv-spec-children-'));
     process.once('exit', () => fs.rmSync(built!, { recursive: true, force: true }));

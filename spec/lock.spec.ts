@@ -43,10 +43,11 @@ function currentOwner(dir: string): OwnerRecord | undefined {
   return readOwner(dir, listGenerations(dir).pop()!);
 }
 
-afterEach(killChildren);
-
 describe('the lock', function () {
   this.timeout(30_000);
+  // Inside the suite, not at the top of the file: a root hook runs after every test of the whole
+  // run, and would kill the child processes other spec files keep across their tests (spec/shared).
+  afterEach(killChildren);
 
   it('a second process gets LOGKV_LOCKED naming the owner; after SIGKILL of the owner, open succeeds at once', async () => {
     const dir = tempDir();
@@ -155,6 +156,7 @@ describe('the lock', function () {
 });
 
 describe('the lock within one process', () => {
+  afterEach(killChildren);
   it('a second open() of the same directory rejects LOGKV_LOCKED with this pid, until close', async () => {
     const dir = tempDir();
     const first = await openFast(dir);
@@ -185,6 +187,7 @@ describe('the lock within one process', () => {
 });
 
 describe('the lock files as owners leave them', () => {
+  afterEach(killChildren);
   it('a lock left by a dead process is taken over at once', async () => {
     const dir = tempDir();
     writeGeneration(dir, 1, { pid: deadPid() });

@@ -1,7 +1,7 @@
 /**
  * The crash-recovery harness, from the command line:
  *
- *   npm run crashtest -- (--minutes N | --duration 30m | --runs N) [--mode power|io|kill] [--seed S]
+ *   npm run crashtest -- (--minutes N | --duration 30m | --runs N) [--mode power|io|kill|shared] [--seed S]
  *                        [--sync always|interval|never] [--ops N] [--keep DIR] [--stop-on-failure]
  *
  * --mode power  crashes a scripted workload at every write/sync/rename boundary of the in-memory
@@ -10,18 +10,21 @@
  *               workload, in compaction and in recovery;
  * --mode kill   SIGKILLs a workload process on a real directory at random moments, with a second
  *               process racing to open the store in some rounds;
- * no --mode     runs all three, a third of the time each.
+ * --mode shared several writer processes share a store (issue 11); the owner is SIGKILLed again
+ *               and again while the others write as clients and take over (tools/crash/shared.ts);
+ * no --mode     runs power, io and kill, a third of the time each.
  *
  * It prints its figures last and exits 1 if anything was lost, wrong, resurrected or failed to
  * open, or two processes held the store at once, keeping the failing stores (under --keep, or a
  * directory it names) and printing the seed and a replay command.
  */
 import { HARNESS_MODES, HarnessMode, SYNC_MODES, report, runHarness } from './crash/main';
+import { runSharedHarness, sharedReport } from './crash/shared';
 import type { SyncMode } from '../lib';
 
 interface Args {
   minutes?: number;
-  mode?: HarnessMode;
+  mode?: HarnessMode | 'shared';
   seed?: number;
   sync?: SyncMode;
   runs?: number;
@@ -32,7 +35,7 @@ interface Args {
 
 function usage(problem: string): never {
   process.stderr.write(`${problem}\nusage: npm run crashtest -- (--minutes N | --duration 30m | --runs N) ` +
-    '[--mode power|io|kill] [--seed S] [--sync always|interval|never] [--ops N] [--keep DIR] [--stop-on-failure]\n');
+    '[--mode power|io|kill|shared] [--seed S] [--sync always|interval|never] [--ops N] [--keep DIR] [--stop-on-failure]\n');
   process.exit(64);
 }
 
@@ -65,8 +68,8 @@ function parse(argv: string[]): Args {
       case '--ops': args.ops = number(); break;
       case '--keep': args.keep = value; break;
       case '--mode':
-        if (!HARNESS_MODES.includes(value as HarnessMode)) usage(`--mode is power, io or kill, received ${value}`);
-        args.mode = value as HarnessMode;
+        if (value !== 'shared' && !HARNESS_MODES.includes(value as HarnessMode)) usage(`--mode is power, io, kill or shared, received ${value}`);
+        args.mode = value as HarnessMode | 'shared';
         break;
       case '--sync':
         if (!SYNC_MODES.includes(value as SyncMode)) usage(`--sync is always, interval or never, received ${value}`);
@@ -82,6 +85,16 @@ function parse(argv: string[]): Args {
 
 async function main(): Promise<void> {
   const args = parse(process.argv.slice(2));
+  if (args.mode === 'shared') {
+    const log = (line: string): void => { process.stderr.write(line + '\n'); };
+    const result = await runSharedHarness({
+      durationMs: args.minutes === undefined ? undefined : args.minutes * 60_000, rounds: args.runs, seed: args.seed, sync: args.sync,
+      failDir: args.keep, log,
+    });
+    process.stdout.write(sharedReport(result.figures, result.seed, result.elapsedMs / 60_000, result.failDir).join('\n') + '\n');
+    process.exitCode = result.figures.failed ? 1 : 0;
+    return;
+  }
   const modes: readonly HarnessMode[] = args.mode === undefined ? HARNESS_MODES : [args.mode];
   const durationMs = args.minutes === undefined ? undefined : (args.minutes * 60_000) / modes.length;
   const log = (line: string): void => { process.stderr.write(line + '\n'); };

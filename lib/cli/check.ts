@@ -11,7 +11,8 @@ export const checkCommand: Command = {
   summary: 'verify every record, value and hint file',
   help: 'Reads every segment and hint file, verifies headers, CRCs and values, and lists each problem\n' +
     'with its file and offset. Changes nothing. Exits 1 if the store is damaged (a torn tail that\n' +
-    'open() repairs by itself is reported but is not damage).',
+    'open() repairs by itself is reported but is not damage). A store that another process holds\n' +
+    'shared is checked live, without its lock, up to where its owner has written.',
   options: {},
   minArgs: 0,
   maxArgs: 0,
@@ -34,6 +35,10 @@ async function runCheck(ctx: Context): Promise<number> {
     const damaged = report.problems.filter((p) => p.severity !== 'notice').length;
     const notices = report.problems.length - damaged;
     const what = `${report.segments} segment(s), ${report.records} records, ${formatBytes(report.bytes)}, ${report.hints} hint file(s)`;
+    if (report.live !== undefined) {
+      await ctx.out.write(`live: the store is open, shared, in process ${report.live.pid}; ` +
+        'checked without its lock, up to where it had written\n');
+    }
     await ctx.out.write(report.ok
       ? `ok: checked ${what}${notices > 0 ? `; ${notices} notice(s) of things open() handles by itself` : ''}\n`
       : `damaged: ${damaged} problem(s) in ${what}\n`);

@@ -1,7 +1,9 @@
 /**
  * How a command uses the store: it opens it only for as long as it works, so the lock is held no
  * longer than needed, and without automatic compaction, so a command does what it says and
- * nothing more.
+ * nothing more. It opens it shared: while an application holds the store shared, the command
+ * joins it as a client (its writes go to the application, which owns the log); a store held
+ * without `shared` still exits 3.
  */
 import * as fs from 'fs';
 import { ErrorCodes, LogkvError } from '../errors';
@@ -9,7 +11,7 @@ import { open } from '../index';
 import type { Store } from '../store';
 import { Failure, UsageError } from './command';
 
-const OPEN_OPTIONS = { autoCompact: false } as const;
+const OPEN_OPTIONS = { autoCompact: false, shared: true } as const;
 
 /** Commands that only read or change existing data fail on a missing directory rather than create it. */
 export function requireStoreDir(dir: string): void {
