@@ -60,6 +60,30 @@ describe('shared access: versions, compare-and-set, touch, watch and backup in a
     expect(await here.create('a', 3)).to.equal(owners + 3);
   });
 
+  it('ordered iteration, getMany() and clear() work in a client: ranges over the writes of every process, a clear run by the owner', async () => {
+    const dir = tempDir();
+    await processes[0].open(dir);
+    const here = await openHere(dir);
+    expect(roleOf(here)).to.equal('client');
+    for (const key of ['user:3', 'user:1', 'item:9']) await here.set(key, key.toUpperCase());
+    await processes[0].must('set', 'user:2', 'USER:2');
+    const keys: string[] = [];
+    for await (const key of here.keys({ prefix: 'user:', reverse: true })) keys.push(key);
+    expect(keys).to.deep.equal(['user:3', 'user:2', 'user:1']);
+    const entries: Array<[string, unknown]> = [];
+    for await (const entry of here.entries({ gt: 'item:9', lte: 'user:2' })) entries.push(entry);
+    expect(entries).to.deep.equal([['user:1', 'USER:1'], ['user:2', 'USER:2']]);
+    expect(await here.getMany(['user:2', 'none', 'item:9'])).to.deep.equal(['USER:2', undefined, 'ITEM:9']);
+    // A write of this process not yet answered is seen by the read that follows it.
+    void here.set('user:4', 'USER:4');
+    expect(await here.getMany(['user:4'])).to.deep.equal(['USER:4']);
+    expect(await here.clear({ prefix: 'user:' })).to.equal(4);
+    const left: string[] = [];
+    for await (const key of here.keys()) left.push(key);
+    expect(left).to.deep.equal(['item:9']);
+    expect(await processes[0].must('has', 'user:1')).to.equal(false);
+  });
+
   it('compare-and-set travels the channel: a mismatch rejects LOGKV_VERSION_MISMATCH with its details and writes nothing', async () => {
     const dir = tempDir();
     await processes[0].open(dir);
