@@ -30,6 +30,7 @@
 
 import { randomBytes } from 'crypto';
 import { ExpiryHeap, type HeapTimes } from './expiry';
+import { mix32 } from './hash';
 import { OrderedIndex, RecordDigest, type ByteRange, type OrderedIndexOptions } from './ordered';
 
 /**
@@ -560,7 +561,7 @@ export class KeyDir {
     const mask = this.#mask;
     const arena = this.#arena;
     const hashes = this.#hash;
-    const mixed = mix(hash);
+    const mixed = mix32(hash);
     for (let at = mixed & mask; ; at = (at + 1) & mask) {
       const value = slots[at];
       if (value === 0) return -1;
@@ -762,14 +763,6 @@ const FREE = 0xffffffff;
 function hashBytes(basis: number, bytes: Uint8Array, start: number, length: number): number {
   let hash = basis;
   for (let i = start, end = start + length; i < end; i++) hash = Math.imul(hash ^ bytes[i], 0x01000193);
-  return mix(hash);
+  return mix32(hash);
 }
 
-function mix(hash: number): number {
-  hash ^= hash >>> 16;
-  hash = Math.imul(hash, 0x85ebca6b);
-  hash ^= hash >>> 13;
-  hash = Math.imul(hash, 0xc2b2ae35);
-  hash ^= hash >>> 16;
-  return hash >>> 0;
-}

@@ -39,6 +39,7 @@
  * key after those bytes instead of trusting a position that an insert, a split or a merge moved.
  */
 
+import { mix32 } from './hash';
 import { sortByKey, wordAt } from './keysort';
 
 /** What the ordered index reads keys through: the keydir (keydir.ts). */
@@ -1302,13 +1303,7 @@ export class RecordDigest {
 
 /** murmur3's finalizer over the record index xor a seed: a bijection, so distinct records differ. */
 function mixRecord(record: number, seed: number): number {
-  let x = (record ^ seed) >>> 0;
-  x ^= x >>> 16;
-  x = Math.imul(x, 0x85ebca6b);
-  x ^= x >>> 13;
-  x = Math.imul(x, 0xc2b2ae35);
-  x ^= x >>> 16;
-  return x >>> 0;
+  return mix32((record ^ seed) >>> 0);
 }
 
 /** One level of a bulk build: its nodes in order, and where each one's smallest key is in the sorted records. */
