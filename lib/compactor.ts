@@ -227,6 +227,10 @@ class Job {
     if (this.options.dryRun) return;
     let output = this.outputs[this.outputs.length - 1];
     if (output === undefined || (output.size + bytes.length > this.host.maxSegmentBytes && output.size > SEGMENT_HEADER_BYTES)) {
+      // The full output's last records go to its file now, not at the end of the copy: held that
+      // long, every output's last slice (up to SLICE_BYTES, and a Buffer object per record)
+      // added up to memory that grew with the store.
+      if (output !== undefined) await this.#flush(output);
       output = await this.#startOutput();
     }
     if ((bytes[5] & FLAG_BATCH_CONT) !== 0) {
