@@ -47,6 +47,7 @@ import type { Medium } from './medium/types';
 import type { ResolvedOptions } from './options';
 import { Segment, TEMP_SUFFIX, isWriteSegmentId, segmentName } from './segment';
 import type { SegmentSet } from './segments';
+import { RecordSources } from './sources';
 import type { CompactionSwitch, SwitchOutput } from './switch';
 import { SegmentWalker } from './walk';
 import type { LogWriter } from './writer';
@@ -226,6 +227,10 @@ class Job {
     if (this.options.dryRun) return;
     let output = this.outputs[this.outputs.length - 1];
     if (output === undefined || (output.size + bytes.length > this.host.maxSegmentBytes && output.size > SEGMENT_HEADER_BYTES)) {
+      // The full output's last records go to its file now, not at the end of the copy: held that
+      // long, every output's last slice (up to SLICE_BYTES, and a Buffer object per record)
+      // added up to memory that grew with the store.
+      if (output !== undefined) await this.#flush(output);
       output = await this.#startOutput();
     }
     if ((bytes[5] & FLAG_BATCH_CONT) !== 0) {
@@ -239,8 +244,7 @@ class Job {
     output.bufferedBytes += bytes.length;
     output.size += bytes.length;
     output.hint.add(bytes, record.keyStart, record.keyLength, bytes.length, record.expiresAt, record.version);
-    output.fromSegment.push(fromSegment);
-    output.fromOffset.push(record.at);
+    output.sources.push(fromSegment, record.at);
     if (output.bufferedBytes >= SLICE_BYTES) await this.#flush(output);
   }
 
@@ -251,7 +255,7 @@ class Job {
     this.#claim(undefined, SEGMENT_HEADER_BYTES);
     const file = await this.host.medium.open(tempPath, { create: true });
     const output: Output = {
-      id, tempPath, file, size: SEGMENT_HEADER_BYTES, floor: 0, hint: new HintWriter(), fromSegment: [], fromOffset: [],
+      id, tempPath, file, size: SEGMENT_HEADER_BYTES, floor: 0, hint: new HintWriter(), sources: new RecordSources(),
       buffered: [], bufferedBytes: 0, claimed: SEGMENT_HEADER_BYTES, hintBytes: 0,
     };
     this.outputs.push(output);
@@ -285,13 +289,14 @@ class Job {
       await output.file.sync();
       output.floor = this.#floor;
       const hint = output.hint.finish(output.id, output.size, this.#floor);
-      this.#claim(output, hint.length);
-      output.hintBytes = hint.length;
+      const hintBytes = hint.reduce((sum, part) => sum + part.length, 0);
+      this.#claim(output, hintBytes);
+      output.hintBytes = hintBytes;
       const hintTemp = path.join(dir, hintName(output.id) + TEMP_SUFFIX);
       const hintFile = await medium.open(hintTemp, { create: true });
       try {
         await hintFile.truncate(0);
-        await hintFile.write([hint], 0);
+        await hintFile.write(hint, 0);
         await hintFile.sync();
       } finally {
         await hintFile.close();

@@ -54,49 +54,79 @@ export function parseHintName(name: string): number | undefined {
   return match === null ? undefined : parseInt(match[1], 16);
 }
 
+/** Bytes of a HintWriter's first chunk, and the most any later chunk takes. */
+const FIRST_CHUNK_BYTES = 64 * 1024;
+const MAX_CHUNK_BYTES = 1024 * 1024;
+
 /**
- * Builds a hint file entry by entry, in one growing buffer (no object per record: a compaction
- * of millions of records keeps only these bytes in memory), and walks its entries back.
+ * Builds a hint file entry by entry, in chunks of bytes (no object per record: a compaction of
+ * millions of records keeps only these bytes in memory), and walks its entries back. A chunk is
+ * never copied to grow: when an entry does not fit in the last one, a new one is started, twice
+ * the last's size up to `maxChunkBytes` (or the entry's size, if larger), so the bytes held stay
+ * within one chunk of the entries' own. An entry never straddles two chunks.
  */
 export class HintWriter {
-  #buf = Buffer.allocUnsafe(64 * 1024);
-  #at = FIXED_BYTES;
+  readonly #chunks: Buffer[];
+  /** Bytes used in each chunk (the first's start with the FIXED_BYTES the header takes). */
+  readonly #used: number[] = [FIXED_BYTES];
+  readonly #maxChunkBytes: number;
   #count = 0;
   #maxVersion = 0;
+
+  /** The sizes are for specs, which make them small to cross chunk boundaries. */
+  constructor(firstChunkBytes = FIRST_CHUNK_BYTES, maxChunkBytes = MAX_CHUNK_BYTES) {
+    this.#chunks = [Buffer.allocUnsafe(Math.max(firstChunkBytes, FIXED_BYTES))];
+    this.#maxChunkBytes = Math.max(maxChunkBytes, firstChunkBytes);
+  }
 
   get count(): number {
     return this.#count;
   }
 
+  /** Chunks it holds (for specs). */
+  get chunks(): number {
+    return this.#chunks.length;
+  }
+
   /** Adds the entry of a record whose key is `key[start .. start + keyLength)`, of version `version`. */
   add(key: Buffer, start: number, keyLength: number, length: number, expiresAt: number, version: number): void {
     if (version > this.#maxVersion) this.#maxVersion = version;
-    const need = this.#at + ENTRY_FIXED_BYTES + keyLength + 4;
-    if (need > this.#buf.length) {
-      const bigger = Buffer.allocUnsafe(Math.max(need, this.#buf.length * 2));
-      this.#buf.copy(bigger, 0, 0, this.#at);
-      this.#buf = bigger;
+    const entryBytes = ENTRY_FIXED_BYTES + keyLength;
+    let last = this.#chunks.length - 1;
+    if (this.#used[last] + entryBytes > this.#chunks[last].length) {
+      const size = Math.max(entryBytes, Math.min(this.#maxChunkBytes, this.#chunks[last].length * 2));
+      this.#chunks.push(Buffer.allocUnsafe(size));
+      this.#used.push(0);
+      last++;
     }
-    const buf = this.#buf;
-    const at = this.#at;
+    const buf = this.#chunks[last];
+    const at = this.#used[last];
     buf.writeUInt16LE(keyLength, at);
     buf.writeUInt32LE(length, at + 2);
     buf.writeUInt32LE(expiresAt % U32, at + 6);
     buf.writeUInt32LE(Math.floor(expiresAt / U32), at + 10);
     key.copy(buf, at + ENTRY_FIXED_BYTES, start, start + keyLength);
-    this.#at = at + ENTRY_FIXED_BYTES + keyLength;
+    this.#used[last] = at + entryBytes;
     this.#count++;
   }
 
-  /** The whole hint file for segment `segmentId` of `segmentSize` bytes, whose version floor is `floor`. */
-  finish(segmentId: number, segmentSize: number, floor: number): Buffer {
-    const buf = this.#buf;
-    encodeSegmentHeader(segmentId, KIND_HINT, floor).copy(buf, 0);
-    writeU64(buf, segmentSize, SEGMENT_HEADER_BYTES);
-    writeU64(buf, this.#maxVersion, SEGMENT_HEADER_BYTES + 8);
-    buf.writeUInt32LE(this.#count, SEGMENT_HEADER_BYTES + 16);
-    buf.writeUInt32LE(crc32(buf.subarray(SEGMENT_HEADER_BYTES, this.#at)), this.#at);
-    return buf.subarray(0, this.#at + 4);
+  /**
+   * The whole hint file for segment `segmentId` of `segmentSize` bytes, whose version floor is
+   * `floor`, as the buffers to write one after the other (views of the chunks, and the CRC).
+   */
+  finish(segmentId: number, segmentSize: number, floor: number): Buffer[] {
+    const first = this.#chunks[0];
+    encodeSegmentHeader(segmentId, KIND_HINT, floor).copy(first, 0);
+    writeU64(first, segmentSize, SEGMENT_HEADER_BYTES);
+    writeU64(first, this.#maxVersion, SEGMENT_HEADER_BYTES + 8);
+    first.writeUInt32LE(this.#count, SEGMENT_HEADER_BYTES + 16);
+    const parts = this.#chunks.map((chunk, i) => chunk.subarray(0, this.#used[i]));
+    let crc = crc32(parts[0].subarray(SEGMENT_HEADER_BYTES));
+    for (let i = 1; i < parts.length; i++) crc = crc32(parts[i], crc);
+    const tail = Buffer.allocUnsafe(4);
+    tail.writeUInt32LE(crc, 0);
+    parts.push(tail);
+    return parts;
   }
 
   /**
@@ -106,8 +136,12 @@ export class HintWriter {
    */
   walk(cursor: HintCursor, limit: number,
        visit: (buf: Buffer, keyStart: number, keyLength: number, entry: Entry) => void, segmentId: number): boolean {
-    const buf = this.#buf;
     for (let n = 0; n < limit && cursor.entry < this.#count; n++, cursor.entry++) {
+      if (cursor.at >= this.#used[cursor.chunk]) {
+        cursor.chunk++;
+        cursor.at = 0;
+      }
+      const buf = this.#chunks[cursor.chunk];
       const keyLength = buf.readUInt16LE(cursor.at);
       const length = buf.readUInt32LE(cursor.at + 2);
       const expiresAt = buf.readUInt32LE(cursor.at + 6) + buf.readUInt32LE(cursor.at + 10) * U32;
@@ -122,14 +156,15 @@ export class HintWriter {
 /** Where a walk over a HintWriter's entries stands. */
 export interface HintCursor {
   entry: number;
-  /** Byte position of the entry in the hint buffer. */
+  /** The chunk the entry is in, and its byte position there. */
+  chunk: number;
   at: number;
   /** Offset of its record in the segment. */
   offset: number;
 }
 
 export function startOfHints(): HintCursor {
-  return { entry: 0, at: FIXED_BYTES, offset: SEGMENT_HEADER_BYTES };
+  return { entry: 0, chunk: 0, at: FIXED_BYTES, offset: SEGMENT_HEADER_BYTES };
 }
 
 /**

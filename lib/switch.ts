@@ -31,6 +31,7 @@ import type { KeyIndex } from './keyindex';
 import type { MediumFile } from './medium/types';
 import type { Reader } from './reader';
 import { Segment, isWriteSegmentId, segmentName } from './segment';
+import type { RecordSources } from './sources';
 import { type SegmentSet, isUnborn } from './segments';
 import type { LogWriter } from './writer';
 
@@ -45,9 +46,8 @@ export interface SwitchOutput {
   /** The version floor its header carries (compactor.ts). */
   floor: number;
   hint: HintWriter;
-  /** Where each record came from, in output order: input segment id and offset. */
-  fromSegment: number[];
-  fromOffset: number[];
+  /** Where each record came from, in output order: input segment id and offset (off the JS heap). */
+  sources: RecordSources;
   /** Bytes of its hint file, written beside it. */
   hintBytes: number;
   /** Bytes claimed under maxStoreBytes for it and its hint (reserve()): its size plus hintBytes. */
@@ -162,7 +162,7 @@ export class CompactionSwitch {
       while (more) {
         more = output.hint.walk(cursor, SWITCH_SLICE, (buf, keyStart, keyLength, entry) => {
           const i = cursor.entry;
-          this.#rooms.index.relocate(buf, keyStart, keyLength, output.fromSegment[i], output.fromOffset[i], entry);
+          this.#rooms.index.relocate(buf, keyStart, keyLength, output.sources.segmentAt(i), output.sources.offsetAt(i), entry);
         }, output.id);
         if (more) {
           onSlice();
@@ -253,11 +253,12 @@ function findCopies(outputs: SwitchOutput[], stray: Map<number, Set<number>>): M
     const cursor = startOfHints();
     output.hint.walk(cursor, Infinity, (_buf, _keyStart, _keyLength, entry) => {
       const i = cursor.entry;
-      const fromSegment = output.fromSegment[i];
-      if (stray.get(fromSegment)?.has(output.fromOffset[i])) {
+      const fromSegment = output.sources.segmentAt(i);
+      const fromOffset = output.sources.offsetAt(i);
+      if (stray.get(fromSegment)?.has(fromOffset)) {
         let bySegment = found.get(fromSegment);
         if (bySegment === undefined) found.set(fromSegment, (bySegment = new Map()));
-        bySegment.set(output.fromOffset[i], entry);
+        bySegment.set(fromOffset, entry);
       }
     }, output.id);
   }
