@@ -172,10 +172,11 @@ export class LogWriter {
     const active = this.#segments.active;
     const rotate = active.tail + length > this.#options.maxSegmentBytes && active.tail > SEGMENT_HEADER_BYTES;
     // The first record of a segment brings its file, and the file's header, into being.
-    const newFile = rotate || isUnborn(active);
     const onlyDeletes = writes.every((w) => w.valueBytes === undefined);
     const limit = this.#options.maxStoreBytes - (onlyDeletes ? 0 : tombstoneReserveBytes(this.#options.maxStoreBytes));
-    if (this.#segments.diskBytes + length + (newFile ? SEGMENT_HEADER_BYTES : 0) > limit) {
+    // Bytes that land in preallocated padding take no more disk: they were counted already.
+    const growth = rotate ? SEGMENT_HEADER_BYTES + length : this.#segments.growthOf(active, length);
+    if (this.#segments.diskBytes + growth > limit) {
       throw new LogkvError(ErrorCodes.STORE_FULL,
         `the store would exceed maxStoreBytes (${this.#options.maxStoreBytes})`, { key: writes[0].key });
     }
@@ -194,8 +195,7 @@ export class LogWriter {
       undo.push([w.key, this.#index.apply(w.key, entry, chunk)]);
       at += chunk.length;
     }
-    segment.tail = at;
-    this.#segments.grow(length + (newFile ? SEGMENT_HEADER_BYTES : 0));
+    this.#segments.setTail(segment, at);
     return this.#enqueue(segment, offset, chunks, undo);
   }
 
@@ -274,7 +274,9 @@ export class LogWriter {
     await this.whenIdle();
     if (this.#failure !== undefined) return;
     try {
-      await this.#syncAll();
+      // The padding goes: a closed store's files hold their records and nothing else, so they
+      // are what the snapshot lists, and a closed store takes no disk it does not use.
+      await this.#syncAll(() => true);
     } catch (err) {
       throw ioError(err instanceof SyncFailed ? err.cause : err, 'final sync on close', this.#segments.active.path);
     }
@@ -348,26 +350,63 @@ export class LogWriter {
         for (const chunk of group[i].chunks) chunks.push(chunk);
         i++;
       }
-      if (segment.file === undefined) await this.#createSegmentFile(segment);
-      this.#allowed();
-      await segment.file!.write(chunks, offset);
       let end = offset;
       for (const chunk of chunks) end += chunk.length;
+      if (segment.file === undefined) await this.#createSegmentFile(segment);
+      const padTo = this.#preallocateTo(segment, end);
+      if (padTo > end) {
+        chunks.push(zeros(padTo - end));
+        // Counted before the write, so that calls made while it runs see the space taken.
+        this.#segments.setAllocated(segment, padTo);
+      }
+      this.#allowed();
+      await segment.file!.write(chunks, offset);
       segment.flushed = end;
       segment.dropFlushed();
     }
-    if (mustSync) await this.#syncAll();
+    if (mustSync) await this.#syncAll((segment) => segment !== this.#segments.active);
   }
 
-  /** Syncs every segment with unsynced bytes: normally just the active one. */
-  async #syncAll(): Promise<void> {
-    for (const segment of this.#segments.all()) await this.#syncSegment(segment);
+  /**
+   * Where the file of `segment` should end once records up to `end` are written: past `end` by
+   * PREALLOCATE_BYTES of zero padding when they would pass the space preallocated so far, or just
+   * `end`. Only in 'always' mode, where every group's fdatasync would otherwise commit a new file
+   * size to the file system's journal too (docs/durability.md); and only for the active segment,
+   * never past maxSegmentBytes, and never into the room maxStoreBytes leaves (padding counts
+   * under the cap, and must not take the room kept for tombstones).
+   */
+  #preallocateTo(segment: Segment, end: number): number {
+    if (this.#options.sync !== 'always' || segment !== this.#segments.active || end <= segment.allocated) return end;
+    const room = this.#options.maxStoreBytes - tombstoneReserveBytes(this.#options.maxStoreBytes) - this.#segments.diskBytes;
+    const footprint = Math.max(segment.tail, segment.allocated);
+    const target = Math.min(end + PREALLOCATE_BYTES, this.#options.maxSegmentBytes, footprint + Math.max(0, room));
+    // No room for space beyond what queued records will fill: write just the records.
+    return target > footprint ? target : end;
   }
 
-  /** Syncs a segment's file if it holds bytes not yet known durable. */
-  async #syncSegment(segment: Segment): Promise<void> {
-    if (segment.file === undefined || segment.synced >= segment.flushed) return;
+  /**
+   * Syncs every segment with unsynced bytes (normally just the active one), first cutting the
+   * zero padding off those `trim` names: segments no longer active (a sealed segment's records
+   * are all it holds) and, at close, every one.
+   */
+  async #syncAll(trim: (segment: Segment) => boolean): Promise<void> {
+    for (const segment of this.#segments.all()) await this.#syncSegment(segment, trim(segment));
+  }
+
+  /**
+   * Syncs a segment's file if it holds bytes not yet known durable; with `trim`, cuts its zero
+   * padding first, so that one fdatasync makes both durable. The cut is skipped when mayWrite()
+   * refuses it: padding is valid in any segment (docs/format.md), so leaving it costs only space.
+   */
+  async #syncSegment(segment: Segment, trim: boolean): Promise<void> {
+    if (segment.file === undefined) return;
+    const cut = trim && segment.allocated > segment.flushed && this.#mayWrite() === undefined;
+    if (!cut && segment.synced >= segment.flushed) return;
     const flushed = segment.flushed;
+    if (cut) {
+      await segment.file.truncate(flushed);
+      this.#segments.setAllocated(segment, flushed);
+    }
     await syncOrTag(segment.file.sync());
     segment.synced = flushed;
   }
@@ -379,7 +418,7 @@ export class LogWriter {
    */
   async #createSegmentFile(segment: Segment): Promise<void> {
     for (const other of this.#segments.all()) {
-      if (other !== segment) await this.#syncSegment(other);
+      if (other !== segment) await this.#syncSegment(other, true);
     }
     this.#allowed();
     const file = await this.#medium.open(segment.path, { create: true });
@@ -387,6 +426,8 @@ export class LogWriter {
       this.#allowed();
       await file.truncate(0); // a leftover from a failed attempt holds nothing acknowledged
       this.#allowed();
+      // The header alone: recovery tells an interrupted creation by a torn header in a file no
+      // longer than one (walk.ts readSegmentStart), so the first records bring the padding.
       await file.write([encodeSegmentHeader(segment.id, KIND_SEGMENT, segment.floor)], 0);
       await syncOrTag(file.sync());
       await syncOrTag(this.#medium.syncDir(this.#dir));
@@ -409,6 +450,7 @@ export class LogWriter {
     }
     segment.file = file;
     segment.flushed = segment.synced = SEGMENT_HEADER_BYTES;
+    this.#segments.setAllocated(segment, SEGMENT_HEADER_BYTES);
   }
 
   // ---------------------------------------------------------------- failure
@@ -463,6 +505,8 @@ export class LogWriter {
     for (const [segment, offset] of truncateTo) {
       this.#reader.forget(segment.id, offset);
       segment.tail = offset;
+      // The cut below takes the padding too (a file with none left is cut only if it ran past the offset).
+      segment.allocated = Math.min(segment.allocated, Math.max(offset, SEGMENT_HEADER_BYTES));
       segment.pending = segment.pending.filter((p) => p.offset < offset);
       if (segment.flushed > offset) segment.flushed = offset;
       if (segment.synced > offset) segment.synced = offset;
@@ -492,6 +536,19 @@ export class LogWriter {
     if (segment.file === undefined || segment.synced >= segment.flushed) return;
     this.sync().catch(() => undefined); // a failure poisons the store
   }
+}
+
+/**
+ * How far ahead of the records the active segment's file is extended with zeros in 'always' mode.
+ * Each extension costs one larger write and one fdatasync that commits a new file size, once per
+ * this many bytes of records, instead of once per group.
+ */
+const PREALLOCATE_BYTES = 1024 * 1024;
+const ZEROS = Buffer.alloc(PREALLOCATE_BYTES);
+
+/** `length` zero bytes (at most PREALLOCATE_BYTES), never written to: one buffer serves every padding. */
+function zeros(length: number): Buffer {
+  return ZEROS.subarray(0, length);
 }
 
 /** Marks a failed sync, after which what the disk holds is unknown. */
