@@ -105,6 +105,8 @@ export class LogWriter {
   /** The group the writer is writing now. */
   #inflight: WriteOp[] = [];
   #draining = false;
+  /** Segments the group being written has handed bytes to (a failed group's repair cuts only those). */
+  #touched = new Set<Segment>();
   #idleWaiters: Array<() => void> = [];
   #failure: LogkvError | undefined;
   #timer: NodeJS.Timeout | undefined;
@@ -341,6 +343,7 @@ export class LogWriter {
   /** Writes a group's records in order, one writev per segment, then syncs if it must. */
   async #writeGroup(group: WriteOp[]): Promise<void> {
     let mustSync = this.#options.sync === 'always';
+    this.#touched.clear();
     for (let i = 0; i < group.length;) {
       const segment = group[i].segment;
       if (segment === undefined) { mustSync = true; i++; continue; }
@@ -354,12 +357,11 @@ export class LogWriter {
       for (const chunk of chunks) end += chunk.length;
       if (segment.file === undefined) await this.#createSegmentFile(segment);
       const padTo = this.#preallocateTo(segment, end);
-      if (padTo > end) {
-        chunks.push(zeros(padTo - end));
-        // Counted before the write, so that calls made while it runs see the space taken.
-        this.#segments.setAllocated(segment, padTo);
-      }
+      if (padTo > end) chunks.push(zeros(padTo - end));
       this.#allowed();
+      this.#touched.add(segment);
+      // Counted before the write, so that calls made while it runs see the space taken.
+      if (padTo > end) this.#segments.setAllocated(segment, padTo);
       await segment.file!.write(chunks, offset);
       segment.flushed = end;
       segment.dropFlushed();
@@ -470,15 +472,22 @@ export class LogWriter {
     const truncateTo = this.#undo(failed);
     try {
       for (const [segment, offset] of truncateTo) {
-        if (segment.file === undefined || segment.file.sizeSync() <= Math.max(offset, SEGMENT_HEADER_BYTES)) continue;
-        this.#allowed();
-        await segment.file.truncate(Math.max(offset, SEGMENT_HEADER_BYTES));
-        this.#allowed();
-        await segment.file.sync();
+        // A segment the group never handed bytes to holds what it held: its records, then any
+        // padding, which stays (cutting it would be a change the failure did not call for).
+        if (segment.file === undefined || !this.#touched.has(segment)) continue;
+        const cut = Math.max(offset, SEGMENT_HEADER_BYTES);
+        if (segment.file.sizeSync() > cut) {
+          this.#allowed();
+          await segment.file.truncate(cut);
+          this.#allowed();
+          await segment.file.sync();
+        }
+        segment.allocated = cut; // the cut took the padding too
       }
     } catch (repairErr) {
       this.#poison(repairErr);
     }
+    this.#segments.recount();
     // After a failed sync the page cache may have dropped writes it could not persist, including
     // acknowledged ones: what the disk holds is unknown until recovery reads it again.
     if (syncFailed) this.#poison(err);
@@ -505,8 +514,6 @@ export class LogWriter {
     for (const [segment, offset] of truncateTo) {
       this.#reader.forget(segment.id, offset);
       segment.tail = offset;
-      // The cut below takes the padding too (a file with none left is cut only if it ran past the offset).
-      segment.allocated = Math.min(segment.allocated, Math.max(offset, SEGMENT_HEADER_BYTES));
       segment.pending = segment.pending.filter((p) => p.offset < offset);
       if (segment.flushed > offset) segment.flushed = offset;
       if (segment.synced > offset) segment.synced = offset;
