@@ -42,7 +42,7 @@ import { hintName, parseHintName, readHint } from './hint';
 import type { KeyDir } from './keydir';
 import { SnapshotSegment, takeSnapshot } from './snapshot';
 import { Segment, TEMP_SUFFIX, cutName, isWriteSegmentId, parseCutName, parseSegmentName, segmentName } from './segment';
-import { RecordVisitor, SegmentWalker, isAllZero, judgeWalk, mayBeTorn, readSegmentStart } from './walk';
+import { RecordVisitor, SegmentWalker, judgeWalk, mayBeTorn, readSegmentStart } from './walk';
 
 export interface TruncationReport {
   file: string;
@@ -304,7 +304,9 @@ export async function recoverSegment(medium: Medium, dir: string, id: number, to
     // every write segment (compaction outputs were synced before they were renamed into place).
     if (isWriteSegmentId(id)) await handle.sync();
     // Zero padding stays (preallocated space): the records end where it starts, and appends go there.
-    return new Segment(id, file, handle, outcome.paddingFrom ?? size, layout, header.floor);
+    const segment = new Segment(id, file, handle, outcome.paddingFrom ?? size, layout, header.floor);
+    segment.allocated = size;
+    return segment;
   } catch (err) {
     await handle.close();
     throw err;
@@ -324,12 +326,19 @@ export function replayVisitor(id: number, apply: ApplyRecord, seen?: VersionSeen
   };
 }
 
+/** A run of zeros at least this long ending the bytes cut off a segment is padding, not kept in the sidecar. */
+const PADDING_RUN_BYTES = 4096;
+
 /** Bytes copied into a sidecar at a time. */
 const SIDECAR_CHUNK_BYTES = 1024 * 1024;
 
 /**
  * Keeps bytes [offset, size) of segment `id` in a sidecar file before they are cut off, and
- * returns its path; undefined if they are all zeros (nothing to keep). The sidecar is written
+ * returns its path; undefined if they are all zeros (nothing to keep). A run of at least
+ * PADDING_RUN_BYTES zeros at their end is not kept: a torn record in preallocated space is
+ * followed by the rest of the padding, which holds nothing, and copying it would take up to a
+ * megabyte of the room maxStoreBytes leaves (a shorter run is kept: it may be part of a record).
+ * The recovery report gives the length of the whole cut. The sidecar is written
  * under a temporary name, synced, renamed and its directory synced, all before the cut: a crash
  * at any point leaves either no sidecar (a temporary file the next open removes) or a whole one,
  * and the segment uncut until the sidecar is durable, so the next open simply does it again. If
@@ -338,7 +347,9 @@ const SIDECAR_CHUNK_BYTES = 1024 * 1024;
  */
 async function keepCutBytes(medium: Medium, dir: string, handle: MediumFile, id: number, offset: number,
                             size: number, roomBytes: number): Promise<string | undefined> {
-  if (isAllZero(handle, offset, size)) return undefined;
+  const dataEnd = nonZeroEnd(handle, offset, size);
+  if (dataEnd === offset) return undefined;
+  if (size - dataEnd >= PADDING_RUN_BYTES) size = dataEnd;
   const name = cutName(id, offset);
   const sidecar = path.join(dir, name);
   // The sidecar and the bytes it keeps exist side by side until the cut: maxStoreBytes must hold both.
@@ -370,6 +381,18 @@ async function keepCutBytes(medium: Medium, dir: string, handle: MediumFile, id:
       sidecar);
   }
   return sidecar;
+}
+
+/** Where the bytes [from, to) of `file` end once the zeros at their end are left out (`from` if all are zeros). */
+function nonZeroEnd(file: MediumFile, from: number, to: number): number {
+  const buf = Buffer.allocUnsafe(Math.min(Math.max(to - from, 0), 64 * 1024));
+  for (let end = to; end > from;) {
+    const start = Math.max(from, end - buf.length);
+    const n = file.readSync(buf, 0, end - start, start);
+    for (let i = n - 1; i >= 0; i--) if (buf[i] !== 0) return start + i + 1;
+    end = start;
+  }
+  return from;
 }
 
 async function resetSegment(handle: MediumFile, id: number, floor: number): Promise<void> {

@@ -71,6 +71,11 @@ export class Segment {
   flushed: number;
   /** Bytes known durable. */
   synced: number;
+  /**
+   * How far the file extends: its records, then zero padding (space preallocated ahead of the
+   * appends, docs/format.md) when this is past `flushed`. 0 while the segment has no file.
+   */
+  allocated: number;
   /** Records at or past `flushed`, in offset order, for reads that arrive before the write. */
   pending: PendingRecord[] = [];
   /**
@@ -91,6 +96,7 @@ export class Segment {
     this.tail = file === undefined ? layout.fileHeaderBytes : size;
     this.flushed = file === undefined ? 0 : size;
     this.synced = this.flushed;
+    this.allocated = this.flushed;
     this.floor = floor;
   }
 

@@ -20,6 +20,11 @@ export function isUnborn(segment: Segment): boolean {
   return segment.file === undefined && segment.tail === segment.headerBytes;
 }
 
+/** Zero padding a segment's file holds past its tail (preallocated space not yet written over). */
+function paddingOf(segment: Segment): number {
+  return isUnborn(segment) ? 0 : Math.max(0, segment.allocated - segment.tail);
+}
+
 /** What a reader needs of a segment set: the segment an entry names. */
 export interface SegmentLookup {
   get(id: number): Segment | undefined;
@@ -30,6 +35,7 @@ export class SegmentSet implements SegmentLookup {
   readonly #segments = new Map<number, Segment>();
   #active: Segment;
   #tailBytes = 0;
+  #paddingBytes = 0;
   #hintBytes = 0;
   #claimedBytes = 0;
   #strayBytes = 0;
@@ -127,7 +133,9 @@ export class SegmentSet implements SegmentLookup {
   /*
    * What maxStoreBytes caps is every file the store keeps in its directory, so the count has
    * three parts, each with one way in and one way out:
-   *   segment bytes  the segments of the set (their tails, queued bytes included) and their hint
+   *   segment bytes  the segments of the set (their tails, queued bytes included), the zero
+   *                  padding preallocated past their tails (it takes disk space as surely as
+   *                  records do, so a cap meant to bound disk use counts it), and their hint
    *                  files; recount() computes them again from the set
    *   claimed        space a running compaction has claimed for files it is writing (claim,
    *                  release); never touched by recount(), so a write that fails and recounts
@@ -141,17 +149,40 @@ export class SegmentSet implements SegmentLookup {
 
   /** Bytes of every file the store keeps in its directory, with those about to exist and what compaction claimed. */
   get diskBytes(): number {
-    return this.#tailBytes + this.#hintBytes + this.#claimedBytes + this.#strayBytes;
+    return this.#tailBytes + this.#paddingBytes + this.#hintBytes + this.#claimedBytes + this.#strayBytes;
   }
 
-  /** Bytes of the segment set's segment files (not their hints), with those about to exist. */
+  /** Bytes of the segment set's segment files up to their tails (not their padding nor hints), with those about to exist. */
   get segmentBytes(): number {
     return this.#tailBytes;
   }
 
-  /** Counts bytes queued for a segment file (and its header, when the first record brings it into being). */
-  grow(bytes: number): void {
-    this.#tailBytes += bytes;
+  /** Bytes of zero padding preallocated past the segments' tails. */
+  get paddingBytes(): number {
+    return this.#paddingBytes;
+  }
+
+  /**
+   * The disk bytes `length` more bytes at the tail of `segment` would add: its header too if they
+   * bring its file into being, nothing for the part that lands in preallocated padding.
+   */
+  growthOf(segment: Segment, length: number): number {
+    if (isUnborn(segment)) return segment.headerBytes + length;
+    return Math.max(0, segment.tail + length - Math.max(segment.tail, segment.allocated));
+  }
+
+  /** Moves a segment's tail (bytes queued for its file) to `tail`, and counts the change. */
+  setTail(segment: Segment, tail: number): void {
+    this.#uncount(segment);
+    segment.tail = tail;
+    this.#count(segment);
+  }
+
+  /** Records that a segment's file now extends to `allocated` (padding added or cut), and counts the change. */
+  setAllocated(segment: Segment, allocated: number): void {
+    this.#uncount(segment);
+    segment.allocated = allocated;
+    this.#count(segment);
   }
 
   /** Claims `bytes` for compaction outputs if that stays within `maxBytes`; whether it did. */
@@ -193,14 +224,29 @@ export class SegmentSet implements SegmentLookup {
   /** Counts the segment bytes again from the segments' tails and hints: after their set or their tails changed. */
   recount(): void {
     let tails = 0;
+    let padding = 0;
     let hints = 0;
     for (const segment of this.#segments.values()) {
       if (isUnborn(segment)) continue;
       tails += segment.tail;
+      padding += paddingOf(segment);
       hints += segment.hintBytes;
     }
     this.#tailBytes = tails;
+    this.#paddingBytes = padding;
     this.#hintBytes = hints;
+  }
+
+  #uncount(segment: Segment): void {
+    if (isUnborn(segment) || !this.#segments.has(segment.id)) return;
+    this.#tailBytes -= segment.tail;
+    this.#paddingBytes -= paddingOf(segment);
+  }
+
+  #count(segment: Segment): void {
+    if (isUnborn(segment) || !this.#segments.has(segment.id)) return;
+    this.#tailBytes += segment.tail;
+    this.#paddingBytes += paddingOf(segment);
   }
 
   /** Segment files that exist or are about to (an empty active segment has no file yet). */

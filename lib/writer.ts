@@ -105,6 +105,8 @@ export class LogWriter {
   /** The group the writer is writing now. */
   #inflight: WriteOp[] = [];
   #draining = false;
+  /** Segments the group being written has handed bytes to (a failed group's repair cuts only those). */
+  #touched = new Set<Segment>();
   #idleWaiters: Array<() => void> = [];
   #failure: LogkvError | undefined;
   #timer: NodeJS.Timeout | undefined;
@@ -172,10 +174,11 @@ export class LogWriter {
     const active = this.#segments.active;
     const rotate = active.tail + length > this.#options.maxSegmentBytes && active.tail > SEGMENT_HEADER_BYTES;
     // The first record of a segment brings its file, and the file's header, into being.
-    const newFile = rotate || isUnborn(active);
     const onlyDeletes = writes.every((w) => w.valueBytes === undefined);
     const limit = this.#options.maxStoreBytes - (onlyDeletes ? 0 : tombstoneReserveBytes(this.#options.maxStoreBytes));
-    if (this.#segments.diskBytes + length + (newFile ? SEGMENT_HEADER_BYTES : 0) > limit) {
+    // Bytes that land in preallocated padding take no more disk: they were counted already.
+    const growth = rotate ? SEGMENT_HEADER_BYTES + length : this.#segments.growthOf(active, length);
+    if (this.#segments.diskBytes + growth > limit) {
       throw new LogkvError(ErrorCodes.STORE_FULL,
         `the store would exceed maxStoreBytes (${this.#options.maxStoreBytes})`, { key: writes[0].key });
     }
@@ -194,8 +197,7 @@ export class LogWriter {
       undo.push([w.key, this.#index.apply(w.key, entry, chunk)]);
       at += chunk.length;
     }
-    segment.tail = at;
-    this.#segments.grow(length + (newFile ? SEGMENT_HEADER_BYTES : 0));
+    this.#segments.setTail(segment, at);
     return this.#enqueue(segment, offset, chunks, undo);
   }
 
@@ -274,7 +276,9 @@ export class LogWriter {
     await this.whenIdle();
     if (this.#failure !== undefined) return;
     try {
-      await this.#syncAll();
+      // The padding goes: a closed store's files hold their records and nothing else, so they
+      // are what the snapshot lists, and a closed store takes no disk it does not use.
+      await this.#syncAll(() => true);
     } catch (err) {
       throw ioError(err instanceof SyncFailed ? err.cause : err, 'final sync on close', this.#segments.active.path);
     }
@@ -339,6 +343,7 @@ export class LogWriter {
   /** Writes a group's records in order, one writev per segment, then syncs if it must. */
   async #writeGroup(group: WriteOp[]): Promise<void> {
     let mustSync = this.#options.sync === 'always';
+    this.#touched.clear();
     for (let i = 0; i < group.length;) {
       const segment = group[i].segment;
       if (segment === undefined) { mustSync = true; i++; continue; }
@@ -348,26 +353,62 @@ export class LogWriter {
         for (const chunk of group[i].chunks) chunks.push(chunk);
         i++;
       }
-      if (segment.file === undefined) await this.#createSegmentFile(segment);
-      this.#allowed();
-      await segment.file!.write(chunks, offset);
       let end = offset;
       for (const chunk of chunks) end += chunk.length;
+      if (segment.file === undefined) await this.#createSegmentFile(segment);
+      const padTo = this.#preallocateTo(segment, end);
+      if (padTo > end) chunks.push(zeros(padTo - end));
+      this.#allowed();
+      this.#touched.add(segment);
+      // Counted before the write, so that calls made while it runs see the space taken.
+      if (padTo > end) this.#segments.setAllocated(segment, padTo);
+      await segment.file!.write(chunks, offset);
       segment.flushed = end;
       segment.dropFlushed();
     }
-    if (mustSync) await this.#syncAll();
+    if (mustSync) await this.#syncAll((segment) => segment !== this.#segments.active);
   }
 
-  /** Syncs every segment with unsynced bytes: normally just the active one. */
-  async #syncAll(): Promise<void> {
-    for (const segment of this.#segments.all()) await this.#syncSegment(segment);
+  /**
+   * Where the file of `segment` should end once records up to `end` are written: past `end` by
+   * PREALLOCATE_BYTES of zero padding when they would pass the space preallocated so far, or just
+   * `end`. Only in 'always' mode, where every group's fdatasync would otherwise commit a new file
+   * size to the file system's journal too (docs/durability.md); and only for the active segment,
+   * never past maxSegmentBytes, and never into the room maxStoreBytes leaves (padding counts
+   * under the cap, and must not take the room kept for tombstones).
+   */
+  #preallocateTo(segment: Segment, end: number): number {
+    if (this.#options.sync !== 'always' || segment !== this.#segments.active || end <= segment.allocated) return end;
+    const room = this.#options.maxStoreBytes - tombstoneReserveBytes(this.#options.maxStoreBytes) - this.#segments.diskBytes;
+    const footprint = Math.max(segment.tail, segment.allocated);
+    const target = Math.min(end + PREALLOCATE_BYTES, this.#options.maxSegmentBytes, footprint + Math.max(0, room));
+    // No room for space beyond what queued records will fill: write just the records.
+    return target > footprint ? target : end;
   }
 
-  /** Syncs a segment's file if it holds bytes not yet known durable. */
-  async #syncSegment(segment: Segment): Promise<void> {
-    if (segment.file === undefined || segment.synced >= segment.flushed) return;
+  /**
+   * Syncs every segment with unsynced bytes (normally just the active one), first cutting the
+   * zero padding off those `trim` names: segments no longer active (a sealed segment's records
+   * are all it holds) and, at close, every one.
+   */
+  async #syncAll(trim: (segment: Segment) => boolean): Promise<void> {
+    for (const segment of this.#segments.all()) await this.#syncSegment(segment, trim(segment));
+  }
+
+  /**
+   * Syncs a segment's file if it holds bytes not yet known durable; with `trim`, cuts its zero
+   * padding first, so that one fdatasync makes both durable. The cut is skipped when mayWrite()
+   * refuses it: padding is valid in any segment (docs/format.md), so leaving it costs only space.
+   */
+  async #syncSegment(segment: Segment, trim: boolean): Promise<void> {
+    if (segment.file === undefined) return;
+    const cut = trim && segment.allocated > segment.flushed && this.#mayWrite() === undefined;
+    if (!cut && segment.synced >= segment.flushed) return;
     const flushed = segment.flushed;
+    if (cut) {
+      await segment.file.truncate(flushed);
+      this.#segments.setAllocated(segment, flushed);
+    }
     await syncOrTag(segment.file.sync());
     segment.synced = flushed;
   }
@@ -379,7 +420,7 @@ export class LogWriter {
    */
   async #createSegmentFile(segment: Segment): Promise<void> {
     for (const other of this.#segments.all()) {
-      if (other !== segment) await this.#syncSegment(other);
+      if (other !== segment) await this.#syncSegment(other, true);
     }
     this.#allowed();
     const file = await this.#medium.open(segment.path, { create: true });
@@ -387,6 +428,8 @@ export class LogWriter {
       this.#allowed();
       await file.truncate(0); // a leftover from a failed attempt holds nothing acknowledged
       this.#allowed();
+      // The header alone: recovery tells an interrupted creation by a torn header in a file no
+      // longer than one (walk.ts readSegmentStart), so the first records bring the padding.
       await file.write([encodeSegmentHeader(segment.id, KIND_SEGMENT, segment.floor)], 0);
       await syncOrTag(file.sync());
       await syncOrTag(this.#medium.syncDir(this.#dir));
@@ -409,6 +452,7 @@ export class LogWriter {
     }
     segment.file = file;
     segment.flushed = segment.synced = SEGMENT_HEADER_BYTES;
+    this.#segments.setAllocated(segment, SEGMENT_HEADER_BYTES);
   }
 
   // ---------------------------------------------------------------- failure
@@ -428,15 +472,22 @@ export class LogWriter {
     const truncateTo = this.#undo(failed);
     try {
       for (const [segment, offset] of truncateTo) {
-        if (segment.file === undefined || segment.file.sizeSync() <= Math.max(offset, SEGMENT_HEADER_BYTES)) continue;
-        this.#allowed();
-        await segment.file.truncate(Math.max(offset, SEGMENT_HEADER_BYTES));
-        this.#allowed();
-        await segment.file.sync();
+        // A segment the group never handed bytes to holds what it held: its records, then any
+        // padding, which stays (cutting it would be a change the failure did not call for).
+        if (segment.file === undefined || !this.#touched.has(segment)) continue;
+        const cut = Math.max(offset, SEGMENT_HEADER_BYTES);
+        if (segment.file.sizeSync() > cut) {
+          this.#allowed();
+          await segment.file.truncate(cut);
+          this.#allowed();
+          await segment.file.sync();
+        }
+        segment.allocated = cut; // the cut took the padding too
       }
     } catch (repairErr) {
       this.#poison(repairErr);
     }
+    this.#segments.recount();
     // After a failed sync the page cache may have dropped writes it could not persist, including
     // acknowledged ones: what the disk holds is unknown until recovery reads it again.
     if (syncFailed) this.#poison(err);
@@ -492,6 +543,19 @@ export class LogWriter {
     if (segment.file === undefined || segment.synced >= segment.flushed) return;
     this.sync().catch(() => undefined); // a failure poisons the store
   }
+}
+
+/**
+ * How far ahead of the records the active segment's file is extended with zeros in 'always' mode.
+ * Each extension costs one larger write and one fdatasync that commits a new file size, once per
+ * this many bytes of records, instead of once per group.
+ */
+const PREALLOCATE_BYTES = 1024 * 1024;
+const ZEROS = Buffer.alloc(PREALLOCATE_BYTES);
+
+/** `length` zero bytes (at most PREALLOCATE_BYTES), never written to: one buffer serves every padding. */
+function zeros(length: number): Buffer {
+  return ZEROS.subarray(0, length);
 }
 
 /** Marks a failed sync, after which what the disk holds is unknown. */

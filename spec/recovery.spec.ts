@@ -211,7 +211,7 @@ describe('recovery: a garbage tail', () => {
     });
   }
 
-  it('zero bytes to the end of the file are padding, not a tail: kept, and new writes go over them', async () => {
+  it('zero bytes to the end of the file are padding, not a tail: kept, new writes go over them, and a clean close cuts the rest', async () => {
     const { dir, file, size } = await storeWithLast('last', 'value');
     fs.appendFileSync(file, Buffer.alloc(4096));
     let store = await openAfterCrash(dir);
@@ -219,9 +219,15 @@ describe('recovery: a garbage tail', () => {
     await expectBase(store, [['last', 'value']]);
     expect(fs.statSync(file).size).to.equal(size + 4096);
     await store.set('after', 1);
-    await store.close();
     // The write went where the records end, over the zeros; the rest of them are still padding.
-    expect(fs.statSync(file).size).to.equal(size + 4096);
+    const whileOpen = fs.readFileSync(file);
+    expect(whileOpen.length).to.equal(size + 4096);
+    await store.close();
+    // A clean close cuts the padding: the file ends where its records do.
+    const closed = fs.readFileSync(file);
+    expect(closed.length).to.be.above(size);
+    expect(closed).to.deep.equal(whileOpen.subarray(0, closed.length));
+    expect(whileOpen.subarray(closed.length).every((byte) => byte === 0)).to.equal(true);
     store = await openAfterCrash(dir);
     expect(store.recovery.truncated).to.equal(undefined);
     await expectBase(store, [['last', 'value'], ['after', 1]]);

@@ -36,8 +36,16 @@ async function contents(store: Store<unknown>): Promise<Record<string, unknown>>
 }
 
 /** Every file's bytes, to prove a failed call left what was there as it was. */
+/**
+ * Each file's bytes, in hex; a segment's without the zero padding after its records (space
+ * preallocated in 'always' mode, docs/format.md): the padding holds no data, and the repair of a
+ * failed write cuts it with the failed bytes.
+ */
 function files(memory: MemoryMedium): Map<string, string> {
-  return new Map(memory.files().map((file) => [file, memory.readFile(file).toString('hex')]));
+  return new Map(memory.files().map((file) => {
+    const hex = memory.readFile(file).toString('hex');
+    return [file, file.endsWith('.seg') ? hex.replace(/(00)+$/, '') : hex];
+  }));
 }
 
 interface Setup {
