@@ -8,18 +8,28 @@
  * small objects that every full GC must trace (it doubled full-GC pauses when we measured). This
  * table keeps everything in typed arrays, off the JS heap and invisible to the GC:
  *
- *   slots     Int32Array, open addressing with linear probing; slot = record index + 1, 0 = empty
- *   segment   Uint32Array per record: a small index into `segmentIds`
+ *   slots     Int32Array, open addressing with linear probing; slot = record index + 1, 0 = empty.
+ *             Any size (at most 70% full): a key's home is hash * size / 2^32 (multiply-shift),
+ *             so a table sized to its count wastes nothing to a power of two
+ *   segment   per record, an index into `segmentIds`: Uint8Array while there are at most 256
+ *             segment ids, Uint16Array to 65536, then Uint32Array (widened as they come)
  *   offset    Uint32Array per record (segments are at most 4 GiB)
  *   length    Uint32Array per record
  *   keyAt     Uint32Array per record: where the key's bytes start in `arena`
- *   hash      Uint32Array per record: the key's hash (compared before the key; no rehash on resize)
+ *   tag       Uint8Array per record: the low byte of the key's hash, compared before the key
+ *             bytes. The full hash is not kept (it was 4 bytes a key): a resize or a removal's
+ *             cluster shift recomputes it from the arena, which at 16-byte keys costs less than
+ *             the memory saved is worth (a resize is rare; removals hash one cluster)
  *   arena     the keys' UTF-8 bytes, each preceded by its length (1 byte below 128, else 3)
  *   expiry    an ExpiryHeap (expiry.ts) of the records with an expiry, made when the first one
  *             comes: about 8 bytes per such record (12 if their expiries span more than
  *             49 days), and 4 per record once it exists
  *
- * About 20 bytes per record plus the key, plus 4 bytes per slot (at most 70% full).
+ * About 14 bytes per record (with up to 256 segments) plus the key and its length byte, plus 4
+ * bytes per slot at 1/0.7 slots per key: at 16-byte keys about 37 bytes a key. Everything grows
+ * by half when full (a doubling would leave up to half of it unused), and a table loaded from a
+ * snapshot has arrays of exactly the sizes it needs: the snapshot is read straight into them
+ * (tableHead(), tableArrays(), fromArrays(); snapshot.ts).
  * Deleted records' indices are reused (unless an iteration is running); the arena is rebuilt
  * when more than half of it is deleted keys.
  *
@@ -38,7 +48,7 @@ import { OrderedIndex, RecordDigest, type ByteRange, type OrderedIndexOptions } 
  * basis lets whoever chooses the keys (a cache keyed by request URL) pick keys whose hashes
  * collide, turning every probe into a walk of one long cluster; with a secret basis they cannot
  * know which keys collide. A table keeps the seed it was made with: a table loaded from a
- * snapshot adopts the seed the snapshot names (its hashes and slots were made with it).
+ * snapshot adopts the seed the snapshot names (its tags and slots were made with it).
  */
 const PROCESS_SEED = randomBytes(4).readUInt32LE(0);
 const FNV_BASIS = 0x811c9dc5;
@@ -828,8 +838,10 @@ export interface TableArrays {
 /**
  * The layout of toBytes(), written at byte 32 of its fixed part. 0 (those bytes were zero) was
  * the layout before the expiry heap, with expiries as (record, time) pairs after the segment
- * table; 1 stores the heap; 2 adds the hash seed at byte 36 (layout 1's hashes were unseeded).
- * A table of any other layout is refused, never read.
+ * table; 1 stores the heap; 2 adds the hash seed at byte 36 (layout 1's hashes were unseeded);
+ * 3 keeps a 1-byte tag instead of the 32-bit hash per record, segment indices as narrow as the
+ * segment count allows, and slots of any size with a multiply-shift home (layout 2: a power of
+ * two, hash & mask). A table of any other layout is refused, never read.
  */
 export const TABLE_LAYOUT = 3;
 
