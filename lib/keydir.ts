@@ -143,7 +143,7 @@ export class KeyDir {
     return this.#count;
   }
 
-  /** Bytes of each column, for specs and stats: what the table holds, not what it uses. */
+  /** How many slots, records and arena bytes the arrays hold room for (not how many are used), and the segment index's width in bytes: for specs and stats. */
   get capacities(): { slots: number; records: number; arena: number; segmentWidth: number } {
     return { slots: this.#size, records: this.#offset.length, arena: this.#arena.length, segmentWidth: this.#segment.BYTES_PER_ELEMENT };
   }

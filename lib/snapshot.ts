@@ -155,6 +155,12 @@ export async function takeSnapshot(medium: Medium, dir: string, names: string[])
 
 /** Bytes read at a time: the CRC of one chunk runs while the next is read (when the medium reads asynchronously). */
 const CHUNK_BYTES = 1 << 20;
+/**
+ * Chunk reads queued at once. Measured on the project's 2-core machine (37 MB snapshot, under
+ * load), a second read in flight took the pipelined read+CRC from 2.1x to 1.35x the floor's wall
+ * time; a third gained little more.
+ */
+const READS_IN_FLIGHT = 2;
 
 /**
  * Reads the snapshot straight into the arrays the keydir will keep: the head (file header,
@@ -247,16 +253,28 @@ async function readChunks(handle: MediumFile, chunks: Array<[Uint8Array, number]
     }
     return crc;
   }
-  const start = (index: number): Promise<boolean> => {
+  // A read's failure is its value, not a rejection: a rejected read still queued behind the one
+  // awaited would be an unhandled rejection (which ends the process by default).
+  const start = (index: number): Promise<boolean | Error> => {
     const [buf, position] = chunks[index];
-    return read(buf, 0, buf.length, position).then((n) => n === buf.length);
+    return read(buf, 0, buf.length, position).then((n) => n === buf.length, (err: Error) => err);
   };
-  let pending = start(0);
+  // READS_IN_FLIGHT reads queued at the thread pool, so that it never waits for the CRC to ask
+  // for the next chunk (and two pool threads can fault fresh pages in at once).
+  const inFlight: Array<Promise<boolean | Error>> = [];
+  let next = 0;
+  for (; next <= last && inFlight.length < READS_IN_FLIGHT; next++) inFlight.push(start(next));
   for (let i = 0; i <= last; i++) {
-    if (!(await pending)) return -1;
-    if (i === last) break;
-    pending = start(i + 1);
-    crc = crc32(chunks[i][0], crc);
+    const full = await inFlight.shift()!;
+    if (full !== true) {
+      // Every started read settles before this returns, so that none still writes into the
+      // arrays or reads the handle once the caller closes it.
+      await Promise.all(inFlight);
+      if (full instanceof Error) throw full;
+      return -1;
+    }
+    if (next <= last) inFlight.push(start(next++));
+    if (i < last) crc = crc32(chunks[i][0], crc);
   }
   return crc;
 }

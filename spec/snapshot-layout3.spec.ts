@@ -144,6 +144,38 @@ describe('keydir snapshot, table layout 3', () => {
       });
     }
 
+    it('a read that fails midway (EIO in the thread pool): every read in flight settles, and the snapshot is ignored for that error', async () => {
+      const dir = tempDir('snap3-eio');
+      await writeSnapshot(fileSystem, dir, [{ id: SEGMENT, size: 1 << 30 }], keydirOf(120_000), 7);
+      let reads = 0;
+      let settled = 0;
+      const failing: Medium = Object.create(fileSystem, {
+        open: {
+          value: async (file: string, options?: { readOnly?: boolean }) => {
+            const inner = await fileSystem.open(file, options);
+            return Object.assign(Object.create(inner), {
+              path: inner.path,
+              readSync: inner.readSync.bind(inner),
+              sizeSync: inner.sizeSync.bind(inner),
+              close: inner.close.bind(inner),
+              read: async (buf: Uint8Array, offset: number, length: number, position: number) => {
+                try {
+                  if (++reads === 3) throw Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO' });
+                  return await inner.read!(buf, offset, length, position);
+                } finally {
+                  settled++;
+                }
+              },
+            });
+          },
+        },
+      });
+      expect(await takeSnapshot(failing, dir, [SNAPSHOT_NAME])).to.equal('EIO: i/o error, read');
+      expect(settled).to.equal(reads);
+      expect(reads).to.be.within(3, 4);
+      expect(fs.existsSync(path.join(dir, SNAPSHOT_NAME))).to.equal(false);
+    });
+
     it('a file cut short: truncated, before any array is allocated for what is missing', async () => {
       const dir = tempDir('snap3-cut');
       await writeSnapshot(fileSystem, dir, [{ id: SEGMENT, size: 1 << 30 }], keydirOf(120_000), 7);
