@@ -8,18 +8,28 @@
  * small objects that every full GC must trace (it doubled full-GC pauses when we measured). This
  * table keeps everything in typed arrays, off the JS heap and invisible to the GC:
  *
- *   slots     Int32Array, open addressing with linear probing; slot = record index + 1, 0 = empty
- *   segment   Uint32Array per record: a small index into `segmentIds`
+ *   slots     Int32Array, open addressing with linear probing; slot = record index + 1, 0 = empty.
+ *             Any size (at most 70% full): a key's home is hash * size / 2^32 (multiply-shift),
+ *             so a table sized to its count wastes nothing to a power of two
+ *   segment   per record, an index into `segmentIds`: Uint8Array while there are at most 256
+ *             segment ids, Uint16Array to 65536, then Uint32Array (widened as they come)
  *   offset    Uint32Array per record (segments are at most 4 GiB)
  *   length    Uint32Array per record
  *   keyAt     Uint32Array per record: where the key's bytes start in `arena`
- *   hash      Uint32Array per record: the key's hash (compared before the key; no rehash on resize)
+ *   tag       Uint8Array per record: the low byte of the key's hash, compared before the key
+ *             bytes. The full hash is not kept (it was 4 bytes a key): a resize or a removal's
+ *             cluster shift recomputes it from the arena, which at 16-byte keys costs less than
+ *             the memory saved is worth (a resize is rare; removals hash one cluster)
  *   arena     the keys' UTF-8 bytes, each preceded by its length (1 byte below 128, else 3)
  *   expiry    an ExpiryHeap (expiry.ts) of the records with an expiry, made when the first one
  *             comes: about 8 bytes per such record (12 if their expiries span more than
  *             49 days), and 4 per record once it exists
  *
- * About 20 bytes per record plus the key, plus 4 bytes per slot (at most 70% full).
+ * About 14 bytes per record (with up to 256 segments) plus the key and its length byte, plus 4
+ * bytes per slot at 1/0.7 slots per key: at 16-byte keys about 37 bytes a key. Everything grows
+ * by half when full (a doubling would leave up to half of it unused), and a table loaded from a
+ * snapshot has arrays of exactly the sizes it needs: the snapshot is read straight into them
+ * (tableHead(), tableArrays(), fromArrays(); snapshot.ts).
  * Deleted records' indices are reused (unless an iteration is running); the arena is rebuilt
  * when more than half of it is deleted keys.
  *
@@ -38,7 +48,7 @@ import { OrderedIndex, RecordDigest, type ByteRange, type OrderedIndexOptions } 
  * basis lets whoever chooses the keys (a cache keyed by request URL) pick keys whose hashes
  * collide, turning every probe into a walk of one long cluster; with a secret basis they cannot
  * know which keys collide. A table keeps the seed it was made with: a table loaded from a
- * snapshot adopts the seed the snapshot names (its hashes and slots were made with it).
+ * snapshot adopts the seed the snapshot names (its tags and slots were made with it).
  */
 const PROCESS_SEED = randomBytes(4).readUInt32LE(0);
 const FNV_BASIS = 0x811c9dc5;
@@ -56,7 +66,7 @@ export class Entry {
   ) {}
 }
 
-const MAX_LOAD = 0.7;
+/** A table is at most 70% full (count * 10 <= slots * 7, in integers). */
 const MIN_SLOTS = 1024;
 /** Keys are at most 65535 bytes (format.ts): the scratch buffer holds any of them. */
 const SCRATCH_BYTES = 0x10000;
@@ -81,7 +91,8 @@ export class KeyDir {
   /** The FNV basis of this table's hashes: the standard one xor the table's seed. */
   readonly #basis: number;
   #slots = new Int32Array(MIN_SLOTS);
-  #mask = MIN_SLOTS - 1;
+  /** #slots.length: a key's home slot is its hash times this, over 2^32 (no power of two needed). */
+  #size = MIN_SLOTS;
   #count = 0;
   /** Record indices handed out so far (live or free). */
   #high = 0;
@@ -93,12 +104,13 @@ export class KeyDir {
    */
   #freeHead = -1;
   #freeCount = 0;
-  #segment = new Uint32Array(MIN_SLOTS);
+  /** Indices into #segmentIds, as narrow as their count allows (1, 2 or 4 bytes; see #segmentIndexFor). */
+  #segment: SegmentColumn = new Uint8Array(MIN_SLOTS);
   #offset = new Uint32Array(MIN_SLOTS);
   #length = new Uint32Array(MIN_SLOTS);
   #keyAt = new Uint32Array(MIN_SLOTS);
-  /** Each record's key hash: a probe compares it before the key bytes, and a resize needs no rehash. */
-  #hash = new Uint32Array(MIN_SLOTS);
+  /** Each record's tag: the low byte of its key's hash, which a probe compares before the key. */
+  #tag = new Uint8Array(MIN_SLOTS);
   #arena = new Uint8Array(MIN_SLOTS * 16);
   #arenaUsed = 0;
   #arenaGarbage = 0;
@@ -131,6 +143,11 @@ export class KeyDir {
     return this.#count;
   }
 
+  /** How many slots, records and arena bytes the arrays hold room for (not how many are used), and the segment index's width in bytes: for specs and stats. */
+  get capacities(): { slots: number; records: number; arena: number; segmentWidth: number } {
+    return { slots: this.#size, records: this.#offset.length, arena: this.#arena.length, segmentWidth: this.#segment.BYTES_PER_ELEMENT };
+  }
+
   get(key: string): Entry | undefined {
     const slot = this.#findString(key);
     if (slot < 0) return undefined;
@@ -143,10 +160,8 @@ export class KeyDir {
    */
   reserve(more: number): void {
     const need = this.#count + more;
-    let slots = this.#slots.length;
-    while (need > slots * MAX_LOAD) slots *= 2;
-    if (slots !== this.#slots.length) this.#resize(slots);
-    if (this.#high + more > this.#segment.length) this.#growRecords(this.#high + more);
+    if (need * 10 > this.#size * 7) this.#resize(Math.max(slotsFor(need), grown(this.#size)));
+    if (this.#high + more > this.#offset.length) this.#growRecords(this.#high + more);
   }
 
   /** get() with the key as UTF-8 bytes. */
@@ -173,12 +188,13 @@ export class KeyDir {
       return previous;
     }
     if (entry === undefined) return undefined;
-    if ((this.#count + 1) > this.#slots.length * MAX_LOAD) this.#resize(this.#slots.length * 2);
+    if ((this.#count + 1) * 10 > this.#size * 7) this.#resize(grown(this.#size));
     const record = this.#allocate(bytes, start, length);
-    this.#hash[record] = hash;
+    this.#tag[record] = hash & 0xff;
     this.#store(record, entry);
-    let at = hash & this.#mask;
-    while (this.#slots[at] !== 0) at = (at + 1) & this.#mask;
+    const size = this.#size;
+    let at = home(hash, size);
+    while (this.#slots[at] !== 0) if (++at === size) at = 0;
     this.#slots[at] = record + 1;
     this.#count++;
     this.#ordered?.insert(record);
@@ -287,8 +303,8 @@ export class KeyDir {
 
   /** Bytes of JS-invisible memory the table holds (with its ordered index), for stats and benchmarks. */
   get memoryBytes(): number {
-    return this.#slots.byteLength + this.#arena.byteLength + this.#segment.byteLength * 5 +
-      (this.#expiry?.memoryBytes ?? 0) + (this.#ordered?.memoryBytes ?? 0);
+    return this.#slots.byteLength + this.#arena.byteLength + this.#segment.byteLength + this.#offset.byteLength * 3 +
+      this.#tag.byteLength + (this.#expiry?.memoryBytes ?? 0) + (this.#ordered?.memoryBytes ?? 0);
   }
 
   // ---------------------------------------------------------------- order (ordered.ts)
@@ -352,7 +368,8 @@ export class KeyDir {
 
   /**
    * The table as bytes (see snapshot.ts for the layout), so a cleanly closed store opens with a
-   * bulk load instead of a replay. Typed arrays are written in the host's byte order, which
+   * bulk load instead of a replay: the fixed part (TABLE_FIXED_BYTES of counts), then each array
+   * in the order of tableSections(). Typed arrays are written in the host's byte order, which
    * snapshot.ts only allows when that is little-endian.
    */
   toBytes(): Buffer[] {
@@ -360,7 +377,7 @@ export class KeyDir {
     const fixed = Buffer.alloc(FIXED_BYTES);
     fixed.writeUInt32LE(this.#count, 0);
     fixed.writeUInt32LE(high, 4);
-    fixed.writeUInt32LE(this.#slots.length, 8);
+    fixed.writeUInt32LE(this.#size, 8);
     fixed.writeUInt32LE(this.#arenaUsed, 12);
     fixed.writeUInt32LE(this.#arenaGarbage, 16);
     fixed.writeUInt32LE(this.#freeCount, 20);
@@ -371,116 +388,122 @@ export class KeyDir {
     const heap = this.#expiry?.toBytes();
     fixed.writeDoubleLE(heap?.base ?? 0, 40);
     const view = (array: ArrayBufferView, bytes: number) => Buffer.from(array.buffer, array.byteOffset, bytes);
-    const segmentIds = Buffer.alloc(this.#segmentIds.length * 8);
-    this.#segmentIds.forEach((id, i) => segmentIds.writeDoubleLE(id, i * 8));
+    const segmentIds = Buffer.from(Float64Array.from(this.#segmentIds).buffer);
     return [
       fixed,
       // The expiry heap first: its times then start 8-byte aligned in the file.
       ...(heap === undefined ? [] : [heap.times, heap.records]),
       view(this.#slots, this.#slots.byteLength),
-      view(this.#segment, high * 4),
+      view(this.#segment, high * this.#segment.BYTES_PER_ELEMENT),
       view(this.#offset, high * 4),
       view(this.#length, high * 4),
       view(this.#keyAt, high * 4),
-      view(this.#hash, high * 4),
+      view(this.#tag, high),
       view(this.#arena, this.#arenaUsed),
       segmentIds,
     ];
   }
 
   /**
-   * Where a table's expiry heap lies, from the first FIXED_BYTES (48) of its toBytes() output, so
-   * that a snapshot reader can read the heap straight into its arrays (ExpiryHeap.arraysFor()) and
-   * the rest of the table apart: the heap's bytes (times, then records) follow the fixed part.
-   * Throws if the layout is not this one.
+   * What a table's first TABLE_FIXED_BYTES of toBytes() say: its counts and its total size in
+   * bytes, so that a reader can allocate its arrays (tableArrays()) and read each straight into
+   * them. Throws if the layout is not this one or the counts do not agree; reads nothing beyond
+   * the layout number unless it is this one.
    */
-  static heapSection(fixed: Uint8Array): { count: number; base: number; timeBytes: number; recordBytes: number } {
-    const view = Buffer.from(fixed.buffer, fixed.byteOffset, fixed.length);
-    if (view.length < FIXED_BYTES) throw new Error('keydir snapshot: truncated');
-    if (view.readUInt32LE(32) !== TABLE_LAYOUT) throw new Error(`keydir snapshot: table layout ${view.readUInt32LE(32)}, expected ${TABLE_LAYOUT}`);
-    const count = view.readUInt32LE(28);
-    const base = view.readDoubleLE(40);
-    return { count, base, timeBytes: count * (base === 0 ? 8 : 4), recordBytes: count * 4 };
+  static tableHead(fixed: Uint8Array): TableHead {
+    const fail = (why: string): never => { throw new Error(`keydir snapshot: ${why}`); };
+    if (fixed.length < FIXED_BYTES) fail('truncated');
+    const view = Buffer.from(fixed.buffer, fixed.byteOffset, FIXED_BYTES);
+    // First of all, so that no other byte of a table laid out otherwise is ever read as this one.
+    if (view.readUInt32LE(32) !== TABLE_LAYOUT) fail(`table layout ${view.readUInt32LE(32)}, expected ${TABLE_LAYOUT}`);
+    const head: TableHead = {
+      count: view.readUInt32LE(0), high: view.readUInt32LE(4), slots: view.readUInt32LE(8),
+      arenaUsed: view.readUInt32LE(12), arenaGarbage: view.readUInt32LE(16), freeCount: view.readUInt32LE(20),
+      segmentCount: view.readUInt32LE(24), expiresCount: view.readUInt32LE(28), seed: view.readUInt32LE(36),
+      heapBase: view.readDoubleLE(40), bytes: 0,
+    };
+    const { count, high, slots, freeCount, expiresCount, heapBase } = head;
+    if (slots < MIN_SLOTS || count * 10 > slots * 7 || count + freeCount !== high ||
+        expiresCount > count || (expiresCount === 0 && heapBase !== 0) || head.arenaGarbage > head.arenaUsed) fail('inconsistent counts');
+    head.bytes = FIXED_BYTES + expiresCount * (heapBase === 0 ? 12 : 8) + slots * 4 +
+      high * (segmentWidth(head.segmentCount) + 13) + head.arenaUsed + head.segmentCount * 8;
+    return head;
   }
 
   /**
-   * A table from toBytes() output; throws if the bytes are inconsistent. With `heap`, the heap's
-   * bytes were read into those arrays (see heapSection()) and `buf` is the table without them.
+   * The arrays a table with `head` keeps, each of exactly the size it needs, and views of their
+   * bytes in the order toBytes() lays them out after the fixed part: a snapshot reader reads the
+   * file straight into them (no intermediate buffer, no copy), then hands them to fromArrays().
    */
-  static fromBytes(buf: Buffer, heap?: { time: HeapTimes; record: Int32Array<ArrayBuffer> }): KeyDir {
-    const fail = (why: string): never => { throw new Error(`keydir snapshot: ${why}`); };
-    if (buf.length < FIXED_BYTES) fail('truncated');
-    // First of all, so that no other byte of a table laid out otherwise is ever read as this one.
-    if (buf.readUInt32LE(32) !== TABLE_LAYOUT) fail(`table layout ${buf.readUInt32LE(32)}, expected ${TABLE_LAYOUT}`);
-    const count = buf.readUInt32LE(0);
-    const high = buf.readUInt32LE(4);
-    const slotCount = buf.readUInt32LE(8);
-    const arenaUsed = buf.readUInt32LE(12);
-    const freeCount = buf.readUInt32LE(20);
-    const segmentCount = buf.readUInt32LE(24);
-    const expiresCount = buf.readUInt32LE(28);
-    const heapBase = buf.readDoubleLE(40);
-    const heapBytes = heap !== undefined ? 0 : expiresCount * (heapBase === 0 ? 12 : 8);
-    if (slotCount < MIN_SLOTS || (slotCount & (slotCount - 1)) !== 0 || count > slotCount * MAX_LOAD ||
-        count + freeCount !== high || (expiresCount === 0 && heapBase !== 0)) fail('inconsistent counts');
-    const expected = FIXED_BYTES + heapBytes + slotCount * 4 + high * 20 + arenaUsed + segmentCount * 8;
-    if (buf.length !== expected) fail('wrong size');
-    // The hash column and the slots were made with the writer's seed: the table keeps using it.
-    const keydir = new KeyDir(buf.readUInt32LE(36));
+  static tableArrays(head: TableHead): TableArrays {
+    const width = segmentWidth(head.segmentCount);
+    const heap = head.expiresCount > 0 ? ExpiryHeap.arraysFor(head.expiresCount, head.heapBase) : undefined;
+    const arrays: Omit<TableArrays, 'sections'> = {
+      heap,
+      slots: new Int32Array(head.slots),
+      segment: width === 1 ? new Uint8Array(head.high) : width === 2 ? new Uint16Array(head.high) : new Uint32Array(head.high),
+      offset: new Uint32Array(head.high),
+      length: new Uint32Array(head.high),
+      keyAt: new Uint32Array(head.high),
+      tag: new Uint8Array(head.high),
+      arena: new Uint8Array(head.arenaUsed),
+      segmentIds: new Float64Array(head.segmentCount),
+    };
+    const bytes = (array: ArrayBufferView, length = array.byteLength) => new Uint8Array(array.buffer, array.byteOffset, length);
+    const heapSections = heap === undefined ? [] : [
+      bytes(heap.time, head.expiresCount * heap.time.BYTES_PER_ELEMENT), bytes(heap.record, head.expiresCount * 4),
+    ];
+    const sections = [...heapSections, bytes(arrays.slots), bytes(arrays.segment), bytes(arrays.offset), bytes(arrays.length),
+      bytes(arrays.keyAt), bytes(arrays.tag), bytes(arrays.arena), bytes(arrays.segmentIds)];
+    return { ...arrays, sections };
+  }
+
+  /** A table from toBytes() output (concatenated); throws if the bytes are inconsistent. */
+  static fromBytes(buf: Buffer): KeyDir {
+    const head = KeyDir.tableHead(buf);
+    if (buf.length !== head.bytes) throw new Error('keydir snapshot: wrong size');
+    const arrays = KeyDir.tableArrays(head);
     let at = FIXED_BYTES;
-    if (heap === undefined && expiresCount > 0) {
-      heap = ExpiryHeap.arraysFor(expiresCount, heapBase);
-      const timeBytes = heapBytes - expiresCount * 4;
-      new Uint8Array(heap.time.buffer, 0, timeBytes).set(buf.subarray(at, at + timeBytes));
-      new Uint8Array(heap.record.buffer, 0, expiresCount * 4).set(buf.subarray(at + timeBytes, at + heapBytes));
+    for (const section of arrays.sections) {
+      section.set(buf.subarray(at, at + section.length));
+      at += section.length;
     }
-    at += heapBytes;
-    const take = (bytes: number): Uint8Array<ArrayBuffer> => {
-      const copy = new Uint8Array(bytes);
-      copy.set(buf.subarray(at, at + bytes));
-      at += bytes;
-      return copy;
-    };
-    // 32-bit columns are copied straight from the file's bytes when they are 4-byte aligned (as
-    // snapshot.ts lays them out), without an intermediate copy.
-    const words = (count: number): Uint32Array => {
-      const start = buf.byteOffset + at;
-      const source = start % 4 === 0 ? new Uint32Array(buf.buffer, start, count) : new Uint32Array(take(count * 4).buffer);
-      if (start % 4 === 0) at += count * 4;
-      return source;
-    };
-    const records = Math.max(MIN_SLOTS, Math.ceil(high * 1.25));
-    const column = (): Uint32Array<ArrayBuffer> => {
-      const array = new Uint32Array(records);
-      array.set(words(high));
-      return array;
-    };
-    const slots = new Int32Array(slotCount);
-    slots.set(words(slotCount));
-    keydir.#slots = slots;
-    keydir.#mask = slotCount - 1;
-    keydir.#segment = column();
-    keydir.#offset = column();
-    keydir.#length = column();
-    keydir.#keyAt = column();
-    keydir.#hash = column();
-    const arena = new Uint8Array(Math.max(MIN_SLOTS * 16, Math.ceil(arenaUsed * 1.25)));
-    arena.set(take(arenaUsed));
-    keydir.#arena = arena;
+    return KeyDir.fromArrays(head, arrays);
+  }
+
+  /**
+   * The table whose head is `head` and whose bytes have been read into `arrays` (tableArrays()):
+   * keeps those very arrays. Throws if they do not describe a table.
+   */
+  static fromArrays(head: TableHead, arrays: TableArrays): KeyDir {
+    const fail = (why: string): never => { throw new Error(`keydir snapshot: ${why}`); };
+    const { count, high, arenaUsed, freeCount, segmentCount, expiresCount } = head;
+    // The hash tags and the slots were made with the writer's seed: the table keeps using it.
+    const keydir = new KeyDir(head.seed);
+    keydir.#slots = arrays.slots;
+    keydir.#size = arrays.slots.length;
+    keydir.#segment = arrays.segment;
+    keydir.#offset = arrays.offset;
+    keydir.#length = arrays.length;
+    keydir.#keyAt = arrays.keyAt;
+    keydir.#tag = arrays.tag;
+    const arena = keydir.#arena = arrays.arena;
     keydir.#arenaUsed = arenaUsed;
-    keydir.#arenaGarbage = buf.readUInt32LE(16);
+    keydir.#arenaGarbage = head.arenaGarbage;
     keydir.#freeCount = freeCount;
-    for (let i = 0; i < segmentCount; i++, at += 8) {
-      keydir.#segmentIds.push(buf.readDoubleLE(at));
-      keydir.#segmentIndex.set(buf.readDoubleLE(at), i);
+    for (let i = 0; i < segmentCount; i++) {
+      const id = arrays.segmentIds[i];
+      if (!Number.isSafeInteger(id) || id < 0 || keydir.#segmentIndex.has(id)) fail('a bad segment id');
+      keydir.#segmentIds.push(id);
+      keydir.#segmentIndex.set(id, i);
     }
     keydir.#count = count;
     keydir.#high = high;
     // The snapshot's CRC vouches for its bytes; these checks vouch that the bytes are a table
     // (counts agree, every record and key lies inside it), so a snapshot written by a buggy build
-    // fails here rather than serve lookups. The hash slots are not walked: at 2 slots per key that
-    // costs more than the rest of the load, and a slot naming a wrong record only makes a lookup
-    // miss, since every hit compares the key bytes.
+    // fails here rather than serve lookups. The hash slots are not walked: at 1.4 slots per key
+    // that costs more than the rest of the load, and a slot naming a wrong record only makes a
+    // lookup miss, since every hit compares the key bytes.
     // One pass over the records checks them, links the free ones (the table does not list them),
     // and gathers what open() needs: the live bytes and the segments in use.
     const keyAt = keydir.#keyAt;
@@ -509,7 +532,8 @@ export class KeyDir {
     if (live !== count) fail('live record count mismatch');
     keydir.#freeHead = freeHead;
     if (expiresCount > 0) {
-      keydir.#expiry = ExpiryHeap.adopt(heap!.time, heap!.record, expiresCount, heapBase, records,
+      const heap = arrays.heap!;
+      keydir.#expiry = ExpiryHeap.adopt(heap.time, heap.record, expiresCount, head.heapBase, high,
         (record) => record < high && keyAt[record] !== FREE);
     }
     const segmentsInUse = new Set<number>();
@@ -534,11 +558,17 @@ export class KeyDir {
     if (index === undefined) {
       index = this.#segmentIds.push(entry.segmentId) - 1;
       this.#segmentIndex.set(entry.segmentId, index);
+      // A wider segment column once the indices outgrow this one (the 257th and 65537th segment).
+      if (segmentWidth(index + 1) !== this.#segment.BYTES_PER_ELEMENT) {
+        const wider = segmentWidth(index + 1) === 2 ? new Uint16Array(this.#segment.length) : new Uint32Array(this.#segment.length);
+        wider.set(this.#segment);
+        this.#segment = wider;
+      }
     }
     this.#segment[record] = index;
     this.#offset[record] = entry.offset;
     this.#length[record] = entry.length;
-    if (entry.expiresAt !== 0) (this.#expiry ??= new ExpiryHeap(this.#segment.length)).set(record, entry.expiresAt);
+    if (entry.expiresAt !== 0) (this.#expiry ??= new ExpiryHeap(this.#offset.length)).set(record, entry.expiresAt);
     else this.#expiry?.delete(record);
   }
 
@@ -558,15 +588,17 @@ export class KeyDir {
       hash = Math.imul(hash ^ code, 0x01000193);
     }
     const slots = this.#slots;
-    const mask = this.#mask;
+    const size = this.#size;
     const arena = this.#arena;
-    const hashes = this.#hash;
+    const tags = this.#tag;
+    const keyAt = this.#keyAt;
     const mixed = mix32(hash);
-    for (let at = mixed & mask; ; at = (at + 1) & mask) {
+    const tag = mixed & 0xff;
+    for (let at = home(mixed, size); ; at = at + 1 === size ? 0 : at + 1) {
       const value = slots[at];
       if (value === 0) return -1;
-      if (hashes[value - 1] !== mixed) continue;
-      let pos = this.#keyAt[value - 1];
+      if (tags[value - 1] !== tag) continue;
+      let pos = keyAt[value - 1];
       if (arena[pos] !== length) continue;
       pos++;
       let i = 0;
@@ -578,12 +610,13 @@ export class KeyDir {
   /** The slot holding the key, or -1. */
   #find(bytes: Uint8Array, start: number, length: number, hash: number): number {
     const slots = this.#slots;
-    const mask = this.#mask;
-    const hashes = this.#hash;
-    for (let at = hash & mask; ; at = (at + 1) & mask) {
+    const size = this.#size;
+    const tags = this.#tag;
+    const tag = hash & 0xff;
+    for (let at = home(hash, size); ; at = at + 1 === size ? 0 : at + 1) {
       const value = slots[at];
       if (value === 0) return -1;
-      if (hashes[value - 1] === hash && this.#keyEquals(value - 1, bytes, start, length)) return at;
+      if (tags[value - 1] === tag && this.#keyEquals(value - 1, bytes, start, length)) return at;
     }
   }
 
@@ -621,7 +654,7 @@ export class KeyDir {
     } else {
       record = this.#high++;
     }
-    if (record >= this.#segment.length) this.#growRecords(this.#segment.length * 2);
+    if (record >= this.#offset.length) this.#growRecords(grown(this.#offset.length));
     const need = length + (length < 0x80 ? 1 : 3);
     if (this.#arenaUsed + need > this.#arena.length) this.#growArena(need);
     let at = this.#arenaUsed;
@@ -656,9 +689,9 @@ export class KeyDir {
     this.#freeCount++;
     this.#count--;
     const slots = this.#slots;
-    const mask = this.#mask;
+    const size = this.#size;
     let hole = slot;
-    for (let at = (slot + 1) & mask; slots[at] !== 0; at = (at + 1) & mask) {
+    for (let at = slot + 1 === size ? 0 : slot + 1; slots[at] !== 0; at = at + 1 === size ? 0 : at + 1) {
       const home = this.#home(slots[at] - 1);
       // Move the member back into the hole unless its home lies cyclically in (hole, at].
       const stays = hole <= at ? (hole < home && home <= at) : (hole < home || home <= at);
@@ -673,33 +706,40 @@ export class KeyDir {
   /** The slot holding a live record: its probe sequence, comparing record numbers only. */
   #slotOf(record: number): number {
     const slots = this.#slots;
-    const mask = this.#mask;
-    for (let at = this.#home(record); ; at = (at + 1) & mask) {
+    const size = this.#size;
+    for (let at = this.#home(record); ; at = at + 1 === size ? 0 : at + 1) {
       const value = slots[at];
       if (value === record + 1) return at;
       if (value === 0) throw new Error(`keydir: record ${record} is not in the table`);
     }
   }
 
+  /** A live record's home slot: its key's hash, recomputed from the arena (the table keeps only a tag). */
   #home(record: number): number {
-    return this.#hash[record] & this.#mask;
+    const arena = this.#arena;
+    const at = this.#keyAt[record];
+    const first = arena[at];
+    const hash = first < 0x80 ? hashBytes(this.#basis, arena, at + 1, first)
+      : hashBytes(this.#basis, arena, at + 3, ((first & 0x7f) << 16) | (arena[at + 1] << 8) | arena[at + 2]);
+    return home(hash, this.#size);
   }
 
+  /** A table of `capacity` slots with every live record, each hash recomputed from the arena. */
   #resize(capacity: number): void {
     const slots = new Int32Array(capacity);
     this.#slots = slots;
-    this.#mask = capacity - 1;
+    this.#size = capacity;
     for (let record = 0; record < this.#high; record++) {
       if (this.#keyAt[record] === FREE) continue;
       let at = this.#home(record);
-      while (slots[at] !== 0) at = (at + 1) & this.#mask;
+      while (slots[at] !== 0) if (++at === capacity) at = 0;
       slots[at] = record + 1;
     }
   }
 
   #growRecords(capacity: number): void {
-    const grow = (from: Uint32Array<ArrayBuffer>): Uint32Array<ArrayBuffer> => {
-      const to = new Uint32Array(capacity);
+    const grow = <T extends SegmentColumn>(from: T): T => {
+      const to = new (from.constructor as new (length: number) => T)(capacity);
       to.set(from);
       return to;
     };
@@ -707,7 +747,7 @@ export class KeyDir {
     this.#offset = grow(this.#offset);
     this.#length = grow(this.#length);
     this.#keyAt = grow(this.#keyAt);
-    this.#hash = grow(this.#hash);
+    this.#tag = grow(this.#tag);
     this.#expiry?.growRecords(capacity);
   }
 
@@ -715,8 +755,8 @@ export class KeyDir {
   #growArena(need: number): void {
     const live = this.#arenaUsed - this.#arenaGarbage;
     if (this.#arenaGarbage <= this.#arenaUsed / 2) {
-      // Mostly live keys: a bigger arena with the same bytes at the same offsets.
-      const arena = new Uint8Array(Math.max(this.#arena.length * 2, this.#arenaUsed + need));
+      // Mostly live keys: a bigger arena (by half) with the same bytes at the same offsets.
+      const arena = new Uint8Array(Math.max(grown(this.#arena.length), this.#arenaUsed + need));
       arena.set(this.#arena.subarray(0, this.#arenaUsed));
       this.#arena = arena;
       return;
@@ -738,13 +778,72 @@ export class KeyDir {
   }
 }
 
+/** The record columns' element types for segment indices: as narrow as the number of segments allows. */
+type SegmentColumn = Uint8Array<ArrayBuffer> | Uint16Array<ArrayBuffer> | Uint32Array<ArrayBuffer>;
+
+/** Bytes per segment index for a table of `segments` segments. */
+function segmentWidth(segments: number): 1 | 2 | 4 {
+  return segments <= 0x100 ? 1 : segments <= 0x10000 ? 2 : 4;
+}
+
+/** The slots for `count` keys at the most load the table allows (70%). */
+function slotsFor(count: number): number {
+  return Math.max(MIN_SLOTS, Math.ceil((count * 10) / 7));
+}
+
+/** The next capacity of a column or table: half again as large (a doubling overshoots by up to 2x). */
+function grown(capacity: number): number {
+  return Math.max(MIN_SLOTS, Math.ceil(capacity * 1.5));
+}
+
+/**
+ * The home slot of `hash` in a table of `size` slots: hash * size / 2^32 (Lemire's multiply-shift
+ * range reduction), which needs no power-of-two size. Exact enough: the product is below 2^63 and
+ * at least `size` short of size * 2^32, more than its rounding error, so the result is below size.
+ */
+function home(hash: number, size: number): number {
+  return Math.floor(hash * size * 2.3283064365386963e-10);
+}
+
+/** A table's fixed part (tableHead()): its counts, and its total size in bytes. */
+export interface TableHead {
+  count: number;
+  high: number;
+  slots: number;
+  arenaUsed: number;
+  arenaGarbage: number;
+  freeCount: number;
+  segmentCount: number;
+  expiresCount: number;
+  seed: number;
+  heapBase: number;
+  /** The whole table's bytes, fixed part included. */
+  bytes: number;
+}
+
+/** The arrays of a table (tableArrays()), and views of their bytes in the table's order. */
+export interface TableArrays {
+  heap: { time: HeapTimes; record: Int32Array<ArrayBuffer> } | undefined;
+  slots: Int32Array<ArrayBuffer>;
+  segment: SegmentColumn;
+  offset: Uint32Array<ArrayBuffer>;
+  length: Uint32Array<ArrayBuffer>;
+  keyAt: Uint32Array<ArrayBuffer>;
+  tag: Uint8Array<ArrayBuffer>;
+  arena: Uint8Array<ArrayBuffer>;
+  segmentIds: Float64Array<ArrayBuffer>;
+  sections: Uint8Array[];
+}
+
 /**
  * The layout of toBytes(), written at byte 32 of its fixed part. 0 (those bytes were zero) was
  * the layout before the expiry heap, with expiries as (record, time) pairs after the segment
- * table; 1 stores the heap; 2 adds the hash seed at byte 36 (layout 1's hashes were unseeded).
- * A table of any other layout is refused, never read.
+ * table; 1 stores the heap; 2 adds the hash seed at byte 36 (layout 1's hashes were unseeded);
+ * 3 keeps a 1-byte tag instead of the 32-bit hash per record, segment indices as narrow as the
+ * segment count allows, and slots of any size with a multiply-shift home (layout 2: a power of
+ * two, hash & mask). A table of any other layout is refused, never read.
  */
-export const TABLE_LAYOUT = 2;
+export const TABLE_LAYOUT = 3;
 
 /**
  * Bytes of counts at the start of toBytes(). 40 in layout 0: a reader of layout 0 computes a

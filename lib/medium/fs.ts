@@ -28,6 +28,18 @@ class FsFile implements MediumFile {
     return done;
   }
 
+  async read(buf: Uint8Array, offset: number, length: number, position: number): Promise<number> {
+    let done = 0;
+    while (done < length) {
+      const bytesRead = await new Promise<number>((resolve, reject) => {
+        fs.read(this.fd, buf, offset + done, length - done, position + done, (err, n) => err ? reject(err) : resolve(n));
+      });
+      if (bytesRead === 0) break;
+      done += bytesRead;
+    }
+    return done;
+  }
+
   async write(chunks: readonly Uint8Array[], position: number): Promise<void> {
     let total = 0;
     for (const chunk of chunks) total += chunk.length;

@@ -19,6 +19,12 @@ export interface MediumFile {
   readonly path: string;
   /** Reads up to `length` bytes at `position` into `buf` at `offset`; returns the count read. */
   readSync(buf: Uint8Array, offset: number, length: number, position: number): number;
+  /**
+   * readSync() off the event loop (the file system's thread pool), where the medium can: returns
+   * the count read, which is short only at the end of the file. Optional: a caller without it
+   * uses readSync(). The snapshot load reads with it, to checksum one chunk while the next is read.
+   */
+  read?(buf: Uint8Array, offset: number, length: number, position: number): Promise<number>;
   /** Writes all chunks, in order, starting at `position`. */
   write(chunks: readonly Uint8Array[], position: number): Promise<void>;
   /** Makes every byte written to this file so far durable (fdatasync). */

@@ -127,6 +127,18 @@ export function rawLine(results: BenchResults): string {
   return `Disk limit (fdatasync-raw, no store): ${rows.map((row) => `${row.metric} ${formatCell(row)}`).join('; ')}.`;
 }
 
+/** The snapshot-open floor (reopen): the time to read logkv's snapshot file, and open's multiple of it; empty without it. */
+export function openFloorLine(results: BenchResults): string {
+  const floor = findRow(results, 'open', 'snapshot read ms (floor)', 'logkv');
+  const ratio = findRow(results, 'open', 'open / floor', 'logkv');
+  if (!floor?.median || !ratio?.median) return '';
+  const cpuFloor = findRow(results, 'open', 'snapshot read cpu ms (floor)', 'logkv');
+  const cpuRatio = findRow(results, 'open', 'open / floor, cpu', 'logkv');
+  const cpu = cpuFloor?.median && cpuRatio?.median ? ` In CPU time (all threads): ${formatCell(cpuFloor)} ms, and open ${formatCell(cpuRatio)}× that.` : '';
+  return `Open floor (reading logkv's keydir.snapshot into fresh memory, no store, in the open's own process just before it): ` +
+    `${formatCell(floor)} ms; logkv's open takes ${formatCell(ratio)}× that (each rep's ratio from its own run).${cpu}`;
+}
+
 /** How close logkv's single durable writer comes to the disk's own append+fdatasync rate. */
 export function rawShareLine(results: BenchResults): string {
   const raw = findRow(results, 'fdatasync-raw', 'append+fdatasync ops/s', RAW_STORE);

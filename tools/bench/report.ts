@@ -8,7 +8,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { formatBytes } from '../../lib/units';
-import { headerLines, rawLine, rawShareLine, ratioTable, resultsTable, shellQuote } from './format';
+import { headerLines, openFloorLine, rawLine, rawShareLine, ratioTable, resultsTable, shellQuote } from './format';
 import type { BenchResults, WorkloadName } from './protocol';
 import { ratioChart } from './svg';
 
@@ -100,6 +100,10 @@ export function renderReport(results: BenchResults, jsonName: string): string {
     if (section.workloads.includes('durable-1')) {
       const raw = rawLine(results);
       if (raw) lines.push([raw, rawShareLine(results)].filter(Boolean).join(' '), '');
+    }
+    if (section.workloads.includes('open')) {
+      const floor = openFloorLine(results);
+      if (floor) lines.push(floor, '');
     }
   }
 
