@@ -137,7 +137,8 @@ class SessionTracker {
     }
     // A compare-and-set that fails its condition writes nothing, but deciding it reads the key's
     // record from the disk, which an injected read error can fail first.
-    if (explained && IO_CODES.has(result) && (step.writes || step.op.kind === 'compact' || step.op.kind === 'cas')) {
+    // A delete of an expired key writes a tombstone if the key is still in the index (Step.mayWrite).
+    if (explained && IO_CODES.has(result) && (step.writes || step.mayWrite === true || step.op.kind === 'compact' || step.op.kind === 'cas')) {
       this.#status[at] = 'rejected';
       this.#effective.length = Math.min(this.#effective.length, at);
       return 'rejected';

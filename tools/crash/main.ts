@@ -96,6 +96,8 @@ export async function runHarness(options: HarnessOptions): Promise<HarnessResult
         failDir,
         figures,
         replay: `npm run crashtest -- --mode io --seed ${runSeed} --sync ${sync} --runs 1${options.ops ? ` --ops ${options.ops}` : ''}`,
+        // LOGKV_CRASH_TRACE=1 prints every step of the run (medium calls, injected errors, settled calls) to stderr.
+        trace: process.env.LOGKV_CRASH_TRACE === '1' ? (line) => process.stderr.write(`${line}\n`) : undefined,
       });
       progress();
     }

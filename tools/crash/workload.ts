@@ -73,6 +73,12 @@ export interface Step {
   outcome: Outcome;
   /** Whether the call writes a record (or, for sync, is a barrier behind every earlier write). */
   writes: boolean;
+  /**
+   * A call that changes nothing a reader sees but may still write a record: a delete of a key that
+   * has expired, whose tombstone the store writes if the key is still in its index (the sweeper
+   * may or may not have purged it, which the model cannot know). An injected error may reject it.
+   */
+  mayWrite?: boolean;
 }
 
 export interface ModelEntry {
@@ -124,7 +130,7 @@ function expiryOf(now: number, ttl: number | undefined, expiresAt: number | unde
  * Applies `op` made at `now` to `state`, as the store does, and says what the call returns and
  * whether it writes. Mirrors store.ts exactly, including which deletes write a tombstone.
  */
-export function applyOp(state: ModelState, op: Op, now: number): { outcome: Outcome; writes: boolean } {
+export function applyOp(state: ModelState, op: Op, now: number): { outcome: Outcome; writes: boolean; mayWrite?: boolean } {
   switch (op.kind) {
     case 'set':
     case 'create':
@@ -144,7 +150,8 @@ export function applyOp(state: ModelState, op: Op, now: number): { outcome: Outc
     case 'cas':
       return { outcome: 'LOGKV_VERSION_MISMATCH', writes: false };
     case 'delete': {
-      if (!isLive(state.get(op.key), now)) return { outcome: 'false', writes: false };
+      const entry = state.get(op.key);
+      if (!isLive(entry, now)) return { outcome: 'false', writes: false, mayWrite: entry !== undefined };
       state.delete(op.key);
       return { outcome: 'true', writes: true };
     }
@@ -152,8 +159,11 @@ export function applyOp(state: ModelState, op: Op, now: number): { outcome: Outc
       // As store.batch(): a delete of a key that is not live at that point of the batch writes nothing.
       const liveInBatch = new Map<string, boolean>();
       let writes = false;
+      let mayWrite = false;
       for (const sub of op.ops) {
         const wasLive = liveInBatch.has(sub.key) ? liveInBatch.get(sub.key)! : isLive(state.get(sub.key), now);
+        // An expired key the batch has not touched yet: its delete writes a tombstone if the store's index still holds it.
+        if (sub.type === 'delete' && !wasLive && !liveInBatch.has(sub.key) && state.has(sub.key)) mayWrite = true;
         liveInBatch.set(sub.key, sub.type === 'set');
         if (sub.type === 'set') {
           state.set(sub.key, { value: sub.value, tag: sub.tag, expiresAt: expiryOf(now, sub.ttl, undefined), writtenAt: sub.tag });
@@ -163,7 +173,7 @@ export function applyOp(state: ModelState, op: Op, now: number): { outcome: Outc
           writes = true;
         }
       }
-      return { outcome: 'ok', writes };
+      return { outcome: 'ok', writes, mayWrite: !writes && mayWrite };
     }
     case 'sync':
       return { outcome: 'ok', writes: true };
@@ -229,8 +239,7 @@ export class Workload {
     const index = this.#index++;
     const now = this.nowAt(index);
     const op = this.#draw(index, now);
-    const { outcome, writes } = applyOp(this.state, op, now);
-    return { index, now, op, outcome, writes };
+    return { index, now, op, ...applyOp(this.state, op, now) };
   }
 
   #draw(index: number, now: number): Op {
