@@ -2,8 +2,10 @@
  * CRC-32 (IEEE 802.3, the zlib/PNG polynomial 0xEDB88320, reflected, init and final xor 0xFFFFFFFF).
  *
  * Node's built-in `zlib.crc32` (Node >= 20.15) computes exactly this function natively; the `crc-32`
- * package computes it in JavaScript. We use the built-in where it exists because it is faster
- * (tools/crc-bench.ts measures both), and spec/crc.spec.ts proves both give the same bytes on disk.
+ * package computes it in JavaScript. We use the built-in where it exists because it is faster for
+ * long inputs; a record's CRC (a short range) is computed by crc32Range, in JavaScript below 256
+ * bytes (tools/crc-bench.ts measures all three), and spec/crc.spec.ts proves they all give the same
+ * bytes on disk.
  */
 import * as zlib from 'zlib';
 import CRC32 = require('crc-32');
