@@ -13,6 +13,24 @@ import type { MediumFile } from './medium/types';
 
 export const BLOCK_BYTES = 4096;
 const FRAMES_PER_SLAB = 256;
+const EMPTY = Buffer.alloc(0);
+const SLOT_WORDS = 4;
+
+/** Slots for a table that holds `frames` blocks at most half full: a power of two. */
+function tableSlotsFor(frames: number): number {
+  let slots = 16;
+  while (slots < frames * 2) slots *= 2;
+  return slots;
+}
+
+/** The home slot of a block (before masking): a 32-bit mix of segment id and block number. */
+function slotOf(segmentId: number, block: number): number {
+  let h = Math.imul(block | 0, 0x9e3779b1) ^ Math.imul((segmentId | 0) ^ ((segmentId / 0x100000000) | 0), 0x85ebca6b);
+  h ^= h >>> 15;
+  h = Math.imul(h, 0x2c1b3c6d);
+  h ^= h >>> 12;
+  return h >>> 0;
+}
 
 export class BlockCache {
   readonly #frames: number;
@@ -23,7 +41,15 @@ export class BlockCache {
   #frameBlock: Float64Array<ArrayBuffer>;
   #frameValid: Uint32Array<ArrayBuffer>;
   #frameReferenced: Uint8Array<ArrayBuffer>;
-  readonly #index = new Map<number, Map<number, number>>();
+  /**
+   * Which frame holds which block: an open-addressing table (linear probing) of SLOT_WORDS
+   * numbers a slot, [segment id + 1 (0: empty), block, frame], kept at most half full and grown
+   * with the frames. One lookup touches one slot, where a Map of Maps took several cache misses.
+   */
+  #table: Float64Array<ArrayBuffer>;
+  #mask: number;
+  /** Blocks in #table. */
+  #blocks = 0;
   #hand = 0;
   /** Frames handed out so far; below #frames, a new frame is taken before any is evicted. */
   #allocated = 0;
@@ -35,6 +61,9 @@ export class BlockCache {
     this.#frameBlock = new Float64Array(initial);
     this.#frameValid = new Uint32Array(initial);
     this.#frameReferenced = new Uint8Array(initial);
+    const slots = tableSlotsFor(initial);
+    this.#table = new Float64Array(slots * SLOT_WORDS);
+    this.#mask = slots - 1;
   }
 
   /**
@@ -71,48 +100,117 @@ export class BlockCache {
    * call: the caller must finish with it first.
    */
   view(segmentId: number, file: MediumFile, length: number, position: number, end: number): Buffer | undefined {
-    if (this.#frames < 2) return undefined;
+    const start = this.locate(segmentId, file, length, position, end);
+    return start < 0 ? undefined : this.located.subarray(start, start + length);
+  }
+
+  /**
+   * view() without making a view: where the `length` bytes at `position` start in `located` (a
+   * slab of the cache), or -1 when they do not lie in one block. `located` and the bytes there
+   * are valid only until the next cache call. For the reader's hot path, which checks and
+   * decodes a record where it lies and so allocates nothing to find it.
+   */
+  locate(segmentId: number, file: MediumFile, length: number, position: number, end: number): number {
+    if (this.#frames < 2) return -1;
     const block = Math.floor(position / BLOCK_BYTES);
     const inBlock = position - block * BLOCK_BYTES;
-    if (inBlock + length > BLOCK_BYTES) return undefined;
+    if (inBlock + length > BLOCK_BYTES) return -1;
     const frame = this.#frame(segmentId, file, block, inBlock + length, end);
-    if (this.#frameValid[frame] < inBlock + length) return undefined;
-    const start = (frame % FRAMES_PER_SLAB) * BLOCK_BYTES + inBlock;
-    return this.#slabs[Math.floor(frame / FRAMES_PER_SLAB)].subarray(start, start + length);
+    if (this.#frameValid[frame] < inBlock + length) return -1;
+    this.located = this.#slabs[Math.floor(frame / FRAMES_PER_SLAB)];
+    return (frame % FRAMES_PER_SLAB) * BLOCK_BYTES + inBlock;
   }
+
+  /** The slab the last locate() that found its bytes points into. */
+  located: Buffer = EMPTY;
 
   /** Forgets every cached byte of the segment at or past `offset` (0: the whole segment). */
   drop(segmentId: number, offset = 0): void {
-    const blocks = this.#index.get(segmentId);
-    if (blocks === undefined) return;
+    if (this.#blocks === 0) return;
     const first = Math.floor(offset / BLOCK_BYTES);
-    for (const [block, frame] of blocks) {
-      if (block < first) continue;
-      blocks.delete(block);
+    // Rare (a repair truncated a file, or a segment goes away): a scan of the frames is fine.
+    for (let frame = 0; frame < this.#allocated; frame++) {
+      if (this.#frameSegment[frame] !== segmentId || this.#frameBlock[frame] < first) continue;
+      this.#remove(segmentId, this.#frameBlock[frame]);
       this.#frameSegment[frame] = -1;
       this.#frameValid[frame] = 0;
     }
-    if (blocks.size === 0) this.#index.delete(segmentId);
   }
 
   /** The frame holding the block with at least `need` valid bytes (unless the file or `end` is shorter). */
   #frame(segmentId: number, file: MediumFile, block: number, need: number, end: number): number {
-    let blocks = this.#index.get(segmentId);
-    const cached = blocks?.get(block);
-    if (cached !== undefined) {
+    const table = this.#table;
+    const mask = this.#mask;
+    const tag = segmentId + 1;
+    for (let slot = slotOf(segmentId, block) & mask; ; slot = (slot + 1) & mask) {
+      const at = slot * SLOT_WORDS;
+      const held = table[at];
+      if (held === 0) break;
+      if (held !== tag || table[at + 1] !== block) continue;
+      const cached = table[at + 2];
       this.#frameReferenced[cached] = 1;
-      if (this.#frameValid[cached] >= need) return cached;
-      this.#fill(cached, file, block, end);
+      if (this.#frameValid[cached] < need) this.#fill(cached, file, block, end);
       return cached;
     }
     const frame = this.#victim();
-    if (blocks === undefined) this.#index.set(segmentId, (blocks = new Map()));
-    blocks.set(block, frame);
+    this.#insert(segmentId, block, frame);
     this.#frameSegment[frame] = segmentId;
     this.#frameBlock[frame] = block;
     this.#frameReferenced[frame] = 1;
     this.#fill(frame, file, block, end);
     return frame;
+  }
+
+  /** Adds the block to #table (it is not there), growing the table to stay at most half full. */
+  #insert(segmentId: number, block: number, frame: number): void {
+    if ((this.#blocks + 1) * 2 > this.#mask + 1) this.#rehash((this.#mask + 1) * 2);
+    const table = this.#table;
+    const mask = this.#mask;
+    let slot = slotOf(segmentId, block) & mask;
+    while (table[slot * SLOT_WORDS] !== 0) slot = (slot + 1) & mask;
+    const at = slot * SLOT_WORDS;
+    table[at] = segmentId + 1;
+    table[at + 1] = block;
+    table[at + 2] = frame;
+    this.#blocks++;
+  }
+
+  /** Takes the block out of #table if it is there (backward-shift deletion: no tombstones). */
+  #remove(segmentId: number, block: number): void {
+    const table = this.#table;
+    const mask = this.#mask;
+    const tag = segmentId + 1;
+    let slot = slotOf(segmentId, block) & mask;
+    for (;; slot = (slot + 1) & mask) {
+      const held = table[slot * SLOT_WORDS];
+      if (held === 0) return;
+      if (held === tag && table[slot * SLOT_WORDS + 1] === block) break;
+    }
+    this.#blocks--;
+    // Move later entries of the probe run back into the hole when their home allows it.
+    let hole = slot;
+    for (let next = (hole + 1) & mask; ; next = (next + 1) & mask) {
+      const at = next * SLOT_WORDS;
+      const held = table[at];
+      if (held === 0) break;
+      const home = slotOf(held - 1, table[at + 1]) & mask;
+      // The entry at `next` may fill the hole if its home is not cyclically in (hole, next].
+      if (((next - home) & mask) >= ((next - hole) & mask)) {
+        table.copyWithin(hole * SLOT_WORDS, at, at + SLOT_WORDS);
+        hole = next;
+      }
+    }
+    table.fill(0, hole * SLOT_WORDS, hole * SLOT_WORDS + SLOT_WORDS);
+  }
+
+  /** Rebuilds #table with `slots` slots from the frames' own record of what they hold. */
+  #rehash(slots: number): void {
+    this.#table = new Float64Array(slots * SLOT_WORDS);
+    this.#mask = slots - 1;
+    this.#blocks = 0;
+    for (let frame = 0; frame < this.#allocated; frame++) {
+      if (this.#frameSegment[frame] !== -1) this.#insert(this.#frameSegment[frame], this.#frameBlock[frame], frame);
+    }
   }
 
   /** Reads the block into the frame, up to the end of the file or `end`, whichever comes first. */
@@ -157,8 +255,7 @@ export class BlockCache {
         this.#frameReferenced[frame] = 0;
         continue;
       }
-      this.#index.get(this.#frameSegment[frame])?.delete(this.#frameBlock[frame]);
-      if (this.#index.get(this.#frameSegment[frame])?.size === 0) this.#index.delete(this.#frameSegment[frame]);
+      this.#remove(this.#frameSegment[frame], this.#frameBlock[frame]);
       this.#frameSegment[frame] = -1;
       return frame;
     }

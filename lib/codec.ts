@@ -163,3 +163,26 @@ export function encodeValue(prepared: unknown): Buffer {
 export function decodeValue(bytes: Uint8Array): unknown {
   return packr.unpack(bytes);
 }
+
+/**
+ * Values up to this many bytes are decoded from a copy in `scratch`, which msgpackr reads from
+ * its start: it reads a buffer it has seen before without allocating (it keeps the DataView it
+ * made on the buffer), and it decodes the strings of a small value in JavaScript only when the
+ * value ends less than 140 bytes into its buffer (past that it calls its native extractor, which
+ * costs more than it saves on a ~100-byte value). A larger value is decoded from a view.
+ */
+const SCRATCH_BYTES = 4096;
+const scratch = Buffer.allocUnsafeSlow(SCRATCH_BYTES);
+
+/**
+ * decodeValue() of `bytes[start .. end)`, for a record that lies inside a larger buffer (a block
+ * cache slab): allocates no view for a small value. Throws if the value does not end exactly at
+ * `end`.
+ */
+export function decodeValueAt(bytes: Buffer, start: number, end: number): unknown {
+  const length = end - start;
+  if (length > SCRATCH_BYTES) return packr.unpack(bytes.subarray(start, end));
+  // A loop beats Buffer#copy (which makes a view of the source) at these lengths.
+  for (let i = 0; i < length; i++) scratch[i] = bytes[start + i];
+  return packr.unpack(scratch, length);
+}

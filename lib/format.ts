@@ -54,7 +54,7 @@
  * the layout a segment's file header names, so a new record header is a new layout object here
  * and no change to them.
  */
-import { crc32 } from './crc';
+import { crc32, crc32Range } from './crc';
 import { corruption } from './errors';
 import { FORMAT_MAX_KEY_BYTES, FORMAT_MAX_VALUE_BYTES } from './options';
 
@@ -182,7 +182,7 @@ export function encodeRecord(type: number, flags: number, key: Buffer | string, 
   if (typeof key === 'string') buf.write(key, RECORD_HEADER_BYTES, keyLength, 'utf8');
   else key.copy(buf, RECORD_HEADER_BYTES);
   if (value !== undefined) buf.set(value, RECORD_HEADER_BYTES + keyLength);
-  buf.writeUInt32LE(crc32(buf.subarray(4)), 0);
+  buf.writeUInt32LE(crc32Range(buf, 4, buf.length), 0);
   return buf;
 }
 
@@ -259,7 +259,7 @@ function parseCommon(buf: Buffer, pos: number, out: RecordHeader, headerBytes: n
 }
 
 function crcMatches(buf: Buffer, pos: number, header: RecordHeader): boolean {
-  return crc32(buf.subarray(pos + 4, pos + header.totalLength)) === header.crc;
+  return crc32Range(buf, pos + 4, pos + header.totalLength) === header.crc;
 }
 
 /** Version 1: a 20-byte record header, no version field (its records have version 0). */

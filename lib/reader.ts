@@ -11,7 +11,7 @@
  * (the writer's failure repair, the compaction switch) tells it with forget().
  */
 import { BlockCache } from './cache';
-import { decodeValue } from './codec';
+import { decodeValueAt } from './codec';
 import { ErrorCodes, LogkvError, corruption, ioError } from './errors';
 import { RecordHeader, TYPE_SET, emptyRecordHeader, recordCrcMatches } from './format';
 import type { Entry } from './keydir';
@@ -19,11 +19,16 @@ import { describe } from './options';
 import type { Segment } from './segment';
 import type { SegmentLookup } from './segments';
 
+const EMPTY = Buffer.alloc(0);
+
 export class Reader {
   readonly #segments: SegmentLookup;
   readonly #cache: BlockCache;
   /** The header of the record #fetch() checked last; reads are synchronous, so one object serves all. */
   readonly #header: RecordHeader = emptyRecordHeader();
+  /** The buffer and offset of the record #fetch() checked last. */
+  #buf: Buffer = EMPTY;
+  #pos = 0;
 
   constructor(segments: SegmentLookup, cacheBytes: number) {
     this.#segments = segments;
@@ -35,15 +40,15 @@ export class Reader {
    * short, fails a check or does not decode, and LOGKV_IO if it cannot be read at all.
    */
   read(key: string, entry: Entry): unknown {
-    const bytes = this.#fetch(key, entry);
-    return this.#decode(key, entry, bytes);
+    this.#fetch(key, entry);
+    return this.#decode(key, entry);
   }
 
   /** The value of `key` and its record's version, from one read; throws as read() does. */
   readEntry(key: string, entry: Entry): { value: unknown; version: number } {
-    const bytes = this.#fetch(key, entry);
+    this.#fetch(key, entry);
     const version = this.#header.version;
-    return { value: this.#decode(key, entry, bytes), version };
+    return { value: this.#decode(key, entry), version };
   }
 
   /**
@@ -57,56 +62,70 @@ export class Reader {
 
   /** A copy of the encoded value of the record `entry` names, checked as read() checks it. */
   valueBytes(key: string, entry: Entry): Buffer {
-    const bytes = this.#fetch(key, entry);
+    this.#fetch(key, entry);
     const header = this.#header;
-    return Buffer.from(bytes.subarray(header.headerLength + header.keyLength, header.totalLength));
+    const pos = this.#pos;
+    return Buffer.from(this.#buf.subarray(pos + header.headerLength + header.keyLength, pos + header.totalLength));
   }
 
   /**
-   * The bytes of the record `entry` names, checked (header plausible in its segment's layout,
-   * length as the entry says, a SET, CRC, key): a view valid until the next read. Its header is
-   * left in #header.
+   * Finds the bytes of the record `entry` names and checks them (header plausible in its
+   * segment's layout, length as the entry says, all of it there, a SET, CRC, key). The record is
+   * left at #buf[#pos ..] (valid until the next read: it may lie in the block cache) and its
+   * header in #header.
    */
-  #fetch(key: string, entry: Entry): Buffer {
+  #fetch(key: string, entry: Entry): void {
     const segment = this.#segments.get(entry.segmentId);
     if (segment === undefined) throw new LogkvError(ErrorCodes.IO, `segment ${entry.segmentId} is gone`, { key });
-    const bytes = this.#bytes(key, entry, segment);
+    this.#locate(key, entry, segment);
+    const bytes = this.#buf;
+    const pos = this.#pos;
     const header = this.#header;
-    if (!segment.layout.parse(bytes, 0, header) || header.totalLength !== entry.length || header.type !== TYPE_SET ||
-        !recordCrcMatches(bytes, 0, header) || !recordKeyIs(bytes, header.headerLength, header.keyLength, key)) {
+    // The record may lie inside a larger buffer (a cache slab), so the header's length is checked
+    // against the entry before anything past the header is read, and the end against the buffer.
+    if (pos + entry.length > bytes.length || !segment.layout.parse(bytes, pos, header) || header.totalLength !== entry.length ||
+        header.type !== TYPE_SET || !recordCrcMatches(bytes, pos, header) ||
+        !recordKeyIs(bytes, pos + header.headerLength, header.keyLength, key)) {
       // Forget the cached blocks, so a read after the file is repaired (or was misread) reads it again.
       this.#cache.drop(segment.id, entry.offset);
       throw corruption(`record for key ${describe(key)} fails its checks`, segment.path, entry.offset, { key });
     }
-    return bytes;
   }
 
-  /** The record's bytes: queued, in a cached block, or read from the file. */
-  #bytes(key: string, entry: Entry, segment: Segment): Buffer {
-    let bytes: Buffer | undefined;
+  /** Where the record's bytes are, in #buf and #pos: queued, in a cached block, or read from the file. */
+  #locate(key: string, entry: Entry, segment: Segment): void {
     if (entry.offset >= segment.flushed) {
-      bytes = segment.findPending(entry.offset);
-    } else if (segment.file !== undefined) {
-      try {
-        // A record within one cached block is checked and decoded where it lies, without a copy.
-        bytes = this.#cache.view(segment.id, segment.file, entry.length, entry.offset, segment.flushed);
-        if (bytes === undefined) {
-          bytes = Buffer.allocUnsafe(entry.length);
-          const got = this.#cache.read(segment.id, segment.file, bytes, entry.length, entry.offset, segment.flushed);
-          if (got !== entry.length) throw corruption('record is cut short', segment.path, entry.offset, { key });
-        }
-      } catch (err) {
-        throw ioError(err, `reading key ${describe(key)}`, segment.path);
-      }
+      const bytes = segment.findPending(entry.offset);
+      if (bytes === undefined) throw new LogkvError(ErrorCodes.IO, 'record not found where the keydir says', { key });
+      this.#buf = bytes;
+      this.#pos = 0;
+      return;
     }
-    if (bytes === undefined) throw new LogkvError(ErrorCodes.IO, 'record not found where the keydir says', { key });
-    return bytes;
+    if (segment.file === undefined) throw new LogkvError(ErrorCodes.IO, 'record not found where the keydir says', { key });
+    try {
+      // A record within one cached block is checked and decoded where it lies, without a copy
+      // or even a view: nothing is allocated to find it.
+      const at = this.#cache.locate(segment.id, segment.file, entry.length, entry.offset, segment.flushed);
+      if (at >= 0) {
+        this.#buf = this.#cache.located;
+        this.#pos = at;
+        return;
+      }
+      const bytes = Buffer.allocUnsafe(entry.length);
+      const got = this.#cache.read(segment.id, segment.file, bytes, entry.length, entry.offset, segment.flushed);
+      if (got !== entry.length) throw corruption('record is cut short', segment.path, entry.offset, { key });
+      this.#buf = bytes;
+      this.#pos = 0;
+    } catch (err) {
+      throw ioError(err, `reading key ${describe(key)}`, segment.path);
+    }
   }
 
-  #decode(key: string, entry: Entry, bytes: Buffer): unknown {
+  #decode(key: string, entry: Entry): unknown {
     const header = this.#header;
+    const pos = this.#pos;
     try {
-      return decodeValue(bytes.subarray(header.headerLength + header.keyLength, header.totalLength));
+      return decodeValueAt(this.#buf, pos + header.headerLength + header.keyLength, pos + header.totalLength);
     } catch (err) {
       const segment = this.#segments.get(entry.segmentId);
       throw corruption(`value of key ${describe(key)} does not decode`, segment?.path ?? '', entry.offset, { key });

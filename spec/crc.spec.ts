@@ -6,7 +6,7 @@
 import { expect } from 'chai';
 import Module = require('module');
 import * as zlib from 'zlib';
-import { crc32, crc32Implementation, crc32Js } from '../lib/crc';
+import { CRC_RANGE_NATIVE_FROM, crc32, crc32Implementation, crc32Js, crc32Range, crc32Short } from '../lib/crc';
 import * as format from '../lib/format';
 import { prng, randomBytes } from './helpers';
 
@@ -125,5 +125,25 @@ describe('CRC-32', () => {
       expect(alt.format.encodeSegmentHeader(id).equals(mine)).to.equal(true);
       expect(() => alt.format.checkSegmentHeader(mine, 'f', id)).to.not.throw();
     }
+  });
+  it('crc32Range gives crc32 of the subarray, for every short length and random ranges on both sides of the switch to zlib', () => {
+    const random = prng(1234);
+    const backing = randomBytes(random, 8192);
+    for (let length = 0; length <= CRC_RANGE_NATIVE_FROM + 40; length++) {
+      for (const start of [0, 1, 3, 7, 4093]) {
+        const expected = crc32Js(backing.subarray(start, start + length));
+        expect(crc32Range(backing, start, start + length), `${length} bytes at ${start}`).to.equal(expected);
+        expect(crc32Short(backing, start, start + length), `${length} bytes at ${start}`).to.equal(expected);
+      }
+    }
+    for (let i = 0; i < 2000; i++) {
+      const start = Math.floor(random() * 4096);
+      const end = start + Math.floor(random() * (random() < 0.5 ? 300 : 4096));
+      const expected = crc32(backing.subarray(start, end));
+      expect(crc32Range(backing, start, end), `[${start}, ${end}), seed 1234`).to.equal(expected);
+      expect(crc32Short(backing, start, end)).to.equal(expected);
+    }
+    expect(crc32Range(Buffer.from('123456789'), 0, 9)).to.equal(0xcbf43926);
+    expect(crc32Range(Buffer.alloc(0), 0, 0)).to.equal(0);
   });
 });
