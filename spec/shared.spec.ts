@@ -203,6 +203,26 @@ describe('shared access (processes and threads)', function () {
     expect(fs.existsSync(path.join(dir, 'keydir.snapshot'))).to.equal(false);
   });
 
+  // The owner preallocates the active segment in 'always' mode and cuts the padding when it seals it;
+  // a client that opened the file while it was padded must not take that size for the sealed file's
+  // after it takes over (it would cut a file it holds read-only: LOGKV_IO on every write).
+  it("a client that followed a padded segment takes over and writes (sync 'always', segments sealed meanwhile)", async () => {
+    const dir = tempDir();
+    const options = { sync: 'always' as const, maxSegmentBytes: 64 * 1024 };
+    await processes[0].open(dir, options);
+    const here = await openHere(dir, options);
+    await here.set('first', 0);
+    expect(await here.get('first')).to.equal(0);
+    const value = 'v'.repeat(1000);
+    for (let i = 0; i < 200; i++) await here.set(`k${i}`, value);
+    expect(await here.get('k199')).to.equal(value);
+    await processes[0].close();
+    await here.set('after', 1);
+    expect(roleOf(here)).to.equal('owner');
+    await here.set('k0', 'new');
+    expect([await here.get('after'), await here.get('k0'), await here.get('k1'), await here.get('first')]).to.deep.equal([1, 'new', value, 0]);
+  });
+
   it('SIGKILL of the owner while clients write: a client takes over within a second, no acknowledged write is lost', async () => {
     const dir = tempDir();
     await processes[0].open(dir, { sync: 'always' });

@@ -332,6 +332,10 @@ export class Follower {
       if (publish !== undefined && records.length > 0) publish(records, segment.layout);
     }
     segment.tail = segment.flushed = segment.synced = Math.max(recordsEnd, segment.flushed);
+    // How far the file extends (records, then any padding the owner preallocated): a sealed
+    // segment's file was just measured; the head's is at least its records. A size seen while the
+    // segment was the owner's padded active one is stale once the owner sealed (and cut) it.
+    segment.allocated = to === undefined ? end : Math.max(segment.allocated, segment.flushed);
     if (id === this.#at.tailId) this.#at.tailEnd = Math.max(this.#at.tailEnd, recordsEnd);
     segments.recount();
   }

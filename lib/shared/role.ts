@@ -607,7 +607,12 @@ class Sharing implements SharedRole {
     for (const segment of known.all()) {
       if (segment.file === undefined) continue;
       if (recovered.has(segment.id)) void segment.file.close().catch(() => undefined);
-      else list.push(segment);
+      else {
+        // A sealed segment this process holds read-only: its file ends at its records (the owner
+        // cut its padding before it made the next segment), and the writer must never try to cut it.
+        segment.allocated = segment.flushed;
+        list.push(segment);
+      }
     }
     list.push(...recovered.values());
     list.sort((a, b) => a.id - b.id);
