@@ -231,23 +231,32 @@ export class ExpiryColumn {
     const none = base === 0 ? Infinity : NONE_U32;
     // Offsets up to this many ms keep within MAX_EXPIRES_AT (and below NONE_U32).
     const highest = base === 0 ? MAX_EXPIRES_AT : Math.min(MAX_OFFSET, MAX_EXPIRES_AT - base);
-    let found = 0;
-    for (let record = 0; record < time.length; record++) {
-      const t = time[record];
-      if (t === none) continue;
-      // Negated, so that NaN fails too.
-      if (!(t >= (base === 0 ? 1 : 0) && t <= highest)) fail('a bad time');
-      if (!live(record)) fail('an expiry for no live record');
-      found++;
-    }
-    if (found !== count) fail('expiry count mismatch');
-    column.#time = time;
-    column.#base = base;
+    const lowest = base === 0 ? 1 : 0;
     column.#wide = base === 0;
     column.#none = none;
+    const min = column.#min = column.#tree(time.length);
+    const leaves = column.#leaves;
+    // One pass checks every time and fills the tree's leaves (as #build() would).
+    let found = 0;
+    for (let block = 0; block << BLOCK_SHIFT < time.length; block++) {
+      let least = none;
+      const end = Math.min(time.length, (block + 1) << BLOCK_SHIFT);
+      for (let record = block << BLOCK_SHIFT; record < end; record++) {
+        const t = time[record];
+        if (t === none) continue;
+        // Negated, so that NaN fails too.
+        if (!(t >= lowest && t <= highest)) fail('a bad time');
+        if (!live(record)) fail('an expiry for no live record');
+        found++;
+        if (t < least) least = t;
+      }
+      min[leaves + block] = least;
+    }
+    if (found !== count) fail('expiry count mismatch');
+    for (let node = leaves - 1; node >= 1; node--) min[node] = Math.min(min[2 * node], min[2 * node + 1]);
+    column.#time = time;
+    column.#base = base;
     column.#length = count;
-    column.#min = column.#tree(time.length);
-    column.#build();
     return column;
   }
 
