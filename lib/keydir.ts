@@ -26,10 +26,11 @@
  *             the expiries span more than 49 days), plus 1/8 of a byte for the tree
  *
  * About 14 bytes per record (with up to 256 segments) plus the key and its length byte, plus 4
- * bytes per slot at 1/0.7 slots per key: at 16-byte keys about 37 bytes a key. Everything grows
- * by half when full (a doubling would leave up to half of it unused), but the slots, which double
- * (see #resize()), and a table loaded from a snapshot has arrays of exactly the sizes it needs: the snapshot is read straight into them
- * (tableHead(), tableArrays(), fromArrays(); snapshot.ts).
+ * bytes per slot at 1/0.7 slots per key: at 16-byte keys about 37 bytes a key. The record columns
+ * and the arena grow by half when full (a doubling would leave up to half of them unused); the
+ * slots double (see #resize()). A table loaded from a snapshot has arrays of exactly the sizes it
+ * needs: the snapshot is read straight into them (tableHead(), tableArrays(), fromArrays();
+ * snapshot.ts).
  * Deleted records' indices are reused (unless an iteration is running); the arena is rebuilt
  * when more than half of it is deleted keys.
  *
