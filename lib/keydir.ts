@@ -26,11 +26,10 @@
  *             the expiries span more than 49 days), plus 1/8 of a byte for the tree
  *
  * About 14 bytes per record (with up to 256 segments) plus the key and its length byte, plus 4
- * bytes per slot at 1/0.7 slots per key: at 16-byte keys about 37 bytes a key. The record columns
- * and the arena grow by half when full (a doubling would leave up to half of them unused); the
- * slots double (see #resize()). A table loaded from a snapshot has arrays of exactly the sizes it
- * needs: the snapshot is read straight into them (tableHead(), tableArrays(), fromArrays();
- * snapshot.ts).
+ * bytes per slot at 1/0.7 slots per key: at 16-byte keys about 37 bytes a key. Everything grows
+ * by half when full (a doubling would leave up to half of it unused), and a table loaded from a
+ * snapshot has arrays of exactly the sizes it needs: the snapshot is read straight into them
+ * (tableHead(), tableArrays(), fromArrays(); snapshot.ts).
  * Deleted records' indices are reused (unless an iteration is running); the arena is rebuilt
  * when more than half of it is deleted keys.
  *
@@ -161,7 +160,7 @@ export class KeyDir {
    */
   reserve(more: number): void {
     const need = this.#count + more;
-    if (need * 10 > this.#size * 7) this.#resize(Math.max(slotsFor(need), this.#size * 2));
+    if (need * 10 > this.#size * 7) this.#resize(Math.max(slotsFor(need), grown(this.#size)));
     if (this.#high + more > this.#offset.length) this.#growRecords(this.#high + more);
   }
 
@@ -189,8 +188,7 @@ export class KeyDir {
       return previous;
     }
     if (entry === undefined) return undefined;
-    // The slots double (the columns and arena grow by half): see #resize().
-    if ((this.#count + 1) * 10 > this.#size * 7) this.#resize(this.#size * 2);
+    if ((this.#count + 1) * 10 > this.#size * 7) this.#resize(grown(this.#size));
     const record = this.#allocate(bytes, start, length);
     this.#tag[record] = hash & 0xff;
     this.#store(record, entry);
@@ -728,12 +726,10 @@ export class KeyDir {
   }
 
   /**
-   * A table of `capacity` slots with every live record, each hash recomputed from the arena. When
-   * full, the slots double, where the record columns and the arena grow by half: every resize
-   * rehashes every key (no hash is kept), so growth by half rehashed each key twice on the way
-   * to a million and took a fill's inserts from 0.7 to 1.3 us each (tools/bench-keydir.ts); the
-   * slots are 4 of the table's ~38 bytes a key, and a table loaded from a snapshot has exactly
-   * as many as it needs whatever their growth.
+   * A table of `capacity` slots with every live record, each hash recomputed from the arena. The
+   * slots grow by half, as the columns do: a doubling rehashes each key about once on the way to
+   * n rather than twice, but the snapshot keeps the slots as they are, so at 1M keys it took the
+   * open store from 37.2 to 39.5 B/key (up to 5.7 more at other counts; tools/bench-ttl.ts).
    */
   #resize(capacity: number): void {
     const slots = new Int32Array(capacity);
