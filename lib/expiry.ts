@@ -1,64 +1,79 @@
 /**
- * Expiry at scale: the keys that carry an expiry, ordered by it, off the JS heap (ExpiryHeap), and
- * a sweeper that removes expired keys in the background, a few milliseconds at a time
- * (ExpirySweeper). No I/O.
+ * Expiry at scale: each record's expiry in a column off the JS heap, with a tree of block minima
+ * over it (ExpiryColumn), and a sweeper that removes expired keys in the background, a few
+ * milliseconds at a time (ExpirySweeper). No I/O.
  *
- * Why a heap: the index must answer "when does the next key expire" and "which keys have expired
- * by now" without looking at keys that have not, and must update a key's expiry when the key is
- * overwritten or deleted. A binary min-heap does all three in O(1) or O(log n), and lives in two
- * typed arrays plus a position per record, about 12 bytes per expiring key, invisible to the GC.
+ * Why a column and a tree of minima: the index must answer "when does the next key expire" and
+ * "which keys have expired by now" without looking at keys that have not, and must update a key's
+ * expiry when the key is overwritten or deleted. A binary heap does that too, but it needs three
+ * arrays (times and records in heap order, and each record's place in the heap), 12 bytes per
+ * expiring key, and open had to fill the places in: a store whose keys all carry a ttl opened
+ * 1.47x as slowly as one without. The column is 4 bytes per record, read from a snapshot straight
+ * into place; the tree over it (one minimum per 64 records) is rebuilt in one sequential pass.
  * Stores whose keys carry no expiry never allocate one.
  */
 import { MAX_EXPIRES_AT } from './format';
 
-const MIN_CAPACITY = 1024;
 const U32_MAX = 0xffffffff;
+/** A narrow column's "no expiry": no offset is this large, so a minimum passes it over. */
+const NONE_U32 = U32_MAX;
+/** The largest offset a narrow column holds (one below NONE_U32): a window of 2^32 - 1 ms. */
+const MAX_OFFSET = U32_MAX - 1;
 /** Room a new base leaves below the earliest expiry, so that earlier ones still fit: about 24 days. */
 const HALF_RANGE = 2 ** 31;
-
-/** A heap's times: u32 offsets from its base, or the f64 times themselves. */
-export type HeapTimes = Uint32Array<ArrayBuffer> | Float64Array<ArrayBuffer>;
-/** The deepest a heap of 2^32 entries can be is 32 levels: a walk's stack never holds more. */
+/** Records per leaf of the tree of minima (1 << BLOCK_SHIFT): the tree costs 2 entries per 64 records. */
+const BLOCK_SHIFT = 6;
+const BLOCK = 1 << BLOCK_SHIFT;
+/** The deepest the tree of minima can be (2^32 records over 64 per leaf): a walk's stack never holds more. */
 const STACK_DEPTH = 64;
 
+/** A column's times: u32 offsets from its base (NONE_U32 = none), or the f64 times themselves (Infinity = none). */
+export type ExpiryTimes = Uint32Array<ArrayBuffer> | Float64Array<ArrayBuffer>;
+
 /**
- * A binary min-heap of (expiresAt, record), keyed by record: each record is in it at most once,
- * and `#position` finds it there, so a record's expiry can be read, changed or removed without a
- * search. Ties are in no particular order.
+ * Each record's expiry, by record, and the earliest of every 64 records in a complete binary tree
+ * of minima over them.
  *
- *   #time      heap order: expiry in ms since the epoch (1 .. MAX_EXPIRES_AT) minus #base
- *   #record    Int32Array, heap order: the record the entry belongs to
- *   #position  Int32Array per record: its heap index + 1; 0 = the record has no expiry
- *
- * Entry i's children are 2i+1 and 2i+2; every entry's time is >= its parent's.
+ *   #time   per record: its expiry in ms since the epoch (1 .. MAX_EXPIRES_AT) minus #base, or
+ *           #none (the record has no expiry)
+ *   #min    the tree: node 1 the root, node i's children 2i and 2i+1, the leaves at #leaves + b
+ *           holding the least #time of records 64b .. 64b+63 (#none for none); every node holds
+ *           the lesser of its children. Nodes past the last block hold #none.
  *
  * #time is a Uint32Array of offsets from #base while every expiry is a whole number of ms within
- * 2^32 ms (about 49 days) of it: 4 bytes per entry instead of 8, and the form a snapshot stores,
- * so open reads it into place with no decoding. As time passes, expiries drift past the window;
- * the heap then moves #base (one O(n) pass, about once in 24 days of a steady ttl). When the
- * expiries themselves span more than the window (a key that never expires in practice beside
- * one-hour ttls), #time becomes a Float64Array of the times themselves and #base 0, until the
- * heap is empty again.
+ * 2^32 - 1 ms (about 49 days) of it (0xFFFFFFFF means none): 4 bytes per record instead of 8, and
+ * the form a snapshot stores, so open reads it into place with no decoding. As time passes,
+ * expiries drift past the window; the column then moves #base (one O(records) pass, about once in
+ * 24 days of a steady ttl). When the expiries themselves span more than the window (a key that
+ * never expires in practice beside one-hour ttls), #time becomes a Float64Array of the times
+ * themselves (Infinity means none) and #base 0, until no record has an expiry again.
+ *
+ * Costs: get O(1); set and delete O(1) when the record's block minimum does not change, else a
+ * rescan of its 64 records and O(log n) up the tree; the earliest O(1); finding what expired by a
+ * time O(k · 64) for k expired (never more than one pass over the column).
  */
-export class ExpiryHeap {
-  #time: HeapTimes;
+export class ExpiryColumn {
+  #time: ExpiryTimes;
+  #min: ExpiryTimes;
+  /** The first leaf of #min: a power of two, at least the number of blocks. */
+  #leaves = 1;
   /** Added to an entry of #time gives its expiry; 0 when #time holds the times themselves. */
   #base = 0;
   /** #time is a Float64Array of the times themselves. */
   #wide = false;
-  /** Entries added since #base last moved: a move costs O(n), so it must be paid for by n/4 of them. */
+  /** NONE_U32, or Infinity when wide. */
+  #none = NONE_U32;
+  /** Expiries added since #base last moved: a move costs O(n), so it must be paid for by n/4 of them. */
   #addedSinceRebase = 0;
-  #record: Int32Array<ArrayBuffer>;
-  #position: Int32Array<ArrayBuffer>;
   #length = 0;
-  /** A walk's pending heap indices (see #walk); reused, since size() may call it often. */
+  /** A walk's pending tree nodes (see #walk); reused, since size() may call it often. */
   readonly #stack = new Int32Array(STACK_DEPTH);
 
-  /** A heap for records 0 .. recordCapacity-1 (growRecords() raises it). */
-  constructor(recordCapacity: number, heapCapacity = MIN_CAPACITY) {
-    this.#time = new Uint32Array(Math.max(MIN_CAPACITY, heapCapacity));
-    this.#record = new Int32Array(this.#time.length);
-    this.#position = new Int32Array(recordCapacity);
+  /** A column for records 0 .. recordCapacity-1 (growRecords() raises it). */
+  constructor(recordCapacity: number) {
+    this.#time = new Uint32Array(recordCapacity).fill(NONE_U32);
+    this.#min = this.#tree(recordCapacity);
+    this.#build();
   }
 
   /** The number of records with an expiry. */
@@ -71,263 +86,267 @@ export class ExpiryHeap {
     return this.#wide;
   }
 
-  /** Bytes of typed arrays the heap holds. */
+  /** Bytes of typed arrays the column holds. */
   get memoryBytes(): number {
-    return this.#time.byteLength + this.#record.byteLength + this.#position.byteLength;
+    return this.#time.byteLength + this.#min.byteLength;
   }
 
   /** Lets records up to `capacity` - 1 take an expiry. Never shrinks. */
   growRecords(capacity: number): void {
-    if (capacity <= this.#position.length) return;
-    const position = new Int32Array(capacity);
-    position.set(this.#position);
-    this.#position = position;
+    if (capacity <= this.#time.length) return;
+    const time = this.#wide ? new Float64Array(capacity).fill(Infinity) : new Uint32Array(capacity).fill(NONE_U32);
+    time.set(this.#time);
+    this.#time = time;
+    this.#min = this.#tree(capacity);
+    this.#build();
   }
 
   /** The record's expiry, or 0 if it has none. O(1). */
   get(record: number): number {
-    const at = this.#position[record];
-    return at === 0 ? 0 : this.#base + this.#time[at - 1];
+    const stored = this.#time[record];
+    return stored === this.#none ? 0 : this.#base + stored;
   }
 
-  /** Gives the record an expiry (0 removes it). O(log n); O(1) when the expiry does not change. */
+  /** Gives the record an expiry (0 removes it). O(1), or O(log n) when its block's earliest changes. */
   set(record: number, expiresAt: number): void {
     if (expiresAt === 0) {
       this.delete(record);
       return;
     }
     const stored = this.#stored(expiresAt);
-    const at = this.#position[record];
-    if (at === 0) {
-      if (this.#length === this.#time.length) this.#grow();
-      this.#up(this.#length++, stored, record);
+    const time = this.#time;
+    const old = time[record];
+    if (old === this.#none) {
+      this.#length++;
       this.#addedSinceRebase++;
-      return;
     }
-    const old = this.#time[at - 1];
-    if (stored < old) this.#up(at - 1, stored, record);
-    else if (stored > old) this.#down(at - 1, stored, record);
+    time[record] = stored;
+    if (stored < old) this.#lower(record >>> BLOCK_SHIFT, stored);
+    else if (stored > old && old === this.#min[this.#leaves + (record >>> BLOCK_SHIFT)]) this.#rescan(record >>> BLOCK_SHIFT);
   }
 
-  /** Removes the record's expiry, if it has one. O(log n). */
+  /** Removes the record's expiry, if it has one. O(1), or O(log n) when its block's earliest changes. */
   delete(record: number): void {
-    const at = this.#position[record];
-    if (at === 0) return;
-    this.#position[record] = 0;
-    const last = --this.#length;
-    if (at - 1 === last) return;
-    // The last entry fills the hole, moving up or down to where it belongs.
-    const time = this.#time[last];
-    const moved = this.#record[last];
-    if (at - 1 > 0 && time < this.#time[(at - 2) >> 1]) this.#up(at - 1, time, moved);
-    else this.#down(at - 1, time, moved);
+    const time = this.#time;
+    const old = time[record];
+    if (old === this.#none) return;
+    time[record] = this.#none;
+    this.#length--;
+    if (old === this.#min[this.#leaves + (record >>> BLOCK_SHIFT)]) this.#rescan(record >>> BLOCK_SHIFT);
   }
 
   /** The earliest expiry, or Infinity if no record has one. O(1). */
   earliest(): number {
-    return this.#length === 0 ? Infinity : this.#base + this.#time[0];
+    return this.#length === 0 ? Infinity : this.#base + this.#min[1];
   }
 
-  /** A record whose expiry is the earliest and is <= `now`, or -1. O(1). */
+  /** A record whose expiry is the earliest and is <= `now`, or -1. O(log n + 64). */
   earliestRecordBy(now: number): number {
-    return this.#length > 0 && this.#time[0] <= now - this.#base ? this.#record[0] : -1;
+    const min = this.#min;
+    const least = min[1];
+    if (this.#length === 0 || least > now - this.#base) return -1;
+    const leaves = this.#leaves;
+    let node = 1;
+    while (node < leaves) node = min[2 * node] === least ? 2 * node : 2 * node + 1;
+    const time = this.#time;
+    const first = (node - leaves) << BLOCK_SHIFT;
+    const end = Math.min(time.length, first + BLOCK);
+    for (let record = first; record < end; record++) if (time[record] === least) return record;
+    throw new Error('expiry column: the tree names a block without its minimum');
   }
 
   /**
-   * How many records expire at or before `now`: O(k) for k such records, O(1) when there are
-   * none. A walk visits only those entries (and at most two children of each, to stop there);
-   * once it passes n/16 of them, a straight scan of the times is cheaper (see #scan).
+   * How many records expire at or before `now`: O(k · 64) for k such records, O(1) when there
+   * are none; never more than about one pass over the column.
    */
   countBy(now: number): number {
-    const counted = this.#walk(now, undefined, this.#length >>> 4);
-    if (counted >= 0) return counted;
-    // The scan of #scan(), without a call per entry.
-    const times = this.#time;
-    const length = this.#length;
-    const by = now - this.#base;
     let count = 0;
-    for (let at = 0; at < length; at++) if (times[at] <= by) count++;
+    this.#walk(now, () => { count++; });
     return count;
   }
 
-  /** Calls `visit` for each record that expires at or before `now`, in no particular order. O(k). */
+  /** Calls `visit` for each record that expires at or before `now`, in record order. O(k · 64). */
   forEachBy(now: number, visit: (record: number) => void): void {
-    const records = this.#record;
-    const counted = this.#walk(now, undefined, this.#length >>> 4);
-    if (counted > 0) this.#walk(now, (at) => visit(records[at]), Infinity);
-    else if (counted < 0) this.#scan(now, (at) => visit(records[at]));
+    this.#walk(now, visit);
   }
 
-  /** Calls `visit` for every record with an expiry, in heap order. O(n). `visit` must not change the heap. */
+  /** Calls `visit` for every record with an expiry, in record order. O(records). `visit` must not change the column. */
   forEach(visit: (record: number, expiresAt: number) => void): void {
-    for (let at = 0; at < this.#length; at++) visit(this.#record[at], this.#base + this.#time[at]);
-  }
-
-  /**
-   * The heap's entries in heap order, as two arrays in host byte order: the times, then the
-   * records (i32 each). The times are u32 offsets from `base` as they sit in memory; or, if the
-   * heap is wide, f64 with `base` 0, unless they fit in 2^32 ms of the earliest after all (the
-   * wide ones may have gone): then offsets from it. O(1), or O(n) for a wide heap.
-   */
-  toBytes(): { base: number; times: Buffer; records: Buffer } {
-    const length = this.#length;
-    const records = Buffer.from(this.#record.buffer, 0, length * 4);
-    if (length === 0) return { base: 0, times: Buffer.alloc(0), records };
     const time = this.#time;
-    if (!this.#wide) return { base: this.#base, times: Buffer.from(time.buffer, 0, length * 4), records };
-    const base = time[0];
-    let fits = base >= 1 && Number.isInteger(base);
-    for (let at = 0; at < length && fits; at++) fits = Number.isInteger(time[at]) && time[at] - base <= U32_MAX;
-    if (!fits) return { base: 0, times: Buffer.from(time.buffer, 0, length * 8), records };
-    const offsets = new Uint32Array(length);
-    for (let at = 0; at < length; at++) offsets[at] = time[at] - base;
-    return { base, times: Buffer.from(offsets.buffer), records };
-  }
-
-
-  /**
-   * Arrays for a heap of `count` entries whose times are offsets from `base` (f64 times if it is
-   * 0), with room to grow, for a snapshot reader to read the heap's bytes straight into (see
-   * adopt()): the times at the start of `time`, the records at the start of `record`.
-   */
-  static arraysFor(count: number, base: number): { time: HeapTimes; record: Int32Array<ArrayBuffer> } {
-    const capacity = Math.max(MIN_CAPACITY, Math.ceil(count * 1.25));
-    return { time: base === 0 ? new Float64Array(capacity) : new Uint32Array(capacity), record: new Int32Array(capacity) };
-  }
-
-  /** A heap from toBytes() output (`count` entries in `times` and in `records`): copies them, then as adopt(). */
-  static fromBytes(times: Uint8Array, records: Uint8Array, count: number, base: number, recordCapacity: number,
-    live: (record: number) => boolean): ExpiryHeap {
-    if (times.length !== count * (base === 0 ? 8 : 4) || records.length !== count * 4) throw new Error('expiry heap: wrong size');
-    const arrays = ExpiryHeap.arraysFor(count, base);
-    new Uint8Array(arrays.time.buffer, 0, times.length).set(times);
-    new Uint8Array(arrays.record.buffer, 0, records.length).set(records);
-    return ExpiryHeap.adopt(arrays.time, arrays.record, count, base, recordCapacity, live);
+    const none = this.#none;
+    for (let record = 0; record < time.length; record++) if (time[record] !== none) visit(record, this.#base + time[record]);
   }
 
   /**
-   * A heap made of arrays from arraysFor(count, base) that hold toBytes() output at their starts.
-   * Checks that it is a heap of distinct live records with valid expiries (`live(record)` says
-   * which records exist, all below `recordCapacity`); throws otherwise. O(count), no sorting, and
-   * no copy: a snapshot's heap is read once, into the memory that keeps it.
+   * The expiries of records 0 .. `records`-1 (every record with one must be below it) as bytes in
+   * host order: u32 offsets from `base` (0xFFFFFFFF = none) as they sit in memory; or, if the
+   * column is wide, f64 (Infinity = none) with `base` 0, unless they fit 2^32 - 1 ms from the
+   * earliest after all (the far ones may have gone): then offsets from it. O(1), or O(records)
+   * for a wide column.
    */
-  static adopt(time: HeapTimes, record: Int32Array<ArrayBuffer>, count: number, base: number,
-    recordCapacity: number, live: (record: number) => boolean): ExpiryHeap {
-    const fail = (why: string): never => { throw new Error(`expiry heap: ${why}`); };
-    if (time.length < count || record.length !== time.length || (base === 0) !== time instanceof Float64Array) fail('wrong arrays');
-    if (base !== 0 && !(Number.isInteger(base) && base >= 1 && base <= MAX_EXPIRES_AT)) fail('a bad base time');
-    const heap = new ExpiryHeap(recordCapacity, 0);
-    const position = heap.#position;
-    for (let at = 0; at < count; at++) {
-      const t = base + time[at];
-      const r = record[at];
-      if (!(t >= 1 && t <= MAX_EXPIRES_AT) || (at > 0 && time[at] < time[(at - 1) >> 1])) fail('not a heap of expiries');
-      if (r < 0 || r >= recordCapacity || !live(r)) fail('an entry names no live record');
-      if (position[r] !== 0) fail('a record appears twice');
-      position[r] = at + 1;
+  toBytes(records: number): { base: number; times: Buffer } {
+    const time = this.#time;
+    if (!this.#wide) return { base: this.#base, times: Buffer.from(time.buffer, 0, records * 4) };
+    const base = this.#min[1];
+    let fits = this.#length > 0 && base >= 1 && Number.isInteger(base);
+    for (let record = 0; record < records && fits; record++) {
+      const t = time[record];
+      fits = t === Infinity || (Number.isInteger(t) && t - base <= MAX_OFFSET);
     }
-    heap.#time = time;
-    heap.#base = base;
-    heap.#wide = base === 0;
-    heap.#record = record;
-    heap.#length = count;
-    return heap;
+    if (!fits) return { base: 0, times: Buffer.from(time.buffer, 0, records * 8) };
+    const offsets = new Uint32Array(records);
+    for (let record = 0; record < records; record++) offsets[record] = time[record] === Infinity ? NONE_U32 : time[record] - base;
+    return { base, times: Buffer.from(offsets.buffer) };
   }
 
+  /**
+   * The column array for `records` records whose times are offsets from `base` (f64 times if it
+   * is 0), of exactly that size, for a snapshot reader to read toBytes() output straight into
+   * (see adopt()).
+   */
+  static arrayFor(records: number, base: number): ExpiryTimes {
+    return base === 0 ? new Float64Array(records) : new Uint32Array(records);
+  }
 
+  /** A column from toBytes() output (`count` records with an expiry): copies it, then as adopt(). */
+  static fromBytes(times: Uint8Array, count: number, base: number, live: (record: number) => boolean): ExpiryColumn {
+    const width = base === 0 ? 8 : 4;
+    if (times.length % width !== 0) throw new Error('expiry column: wrong size');
+    const time = ExpiryColumn.arrayFor(times.length / width, base);
+    new Uint8Array(time.buffer).set(times);
+    return ExpiryColumn.adopt(time, count, base, live);
+  }
+
+  /**
+   * A column made of an array from arrayFor() that holds toBytes() output, and keeps it. Checks
+   * that exactly `count` records have an expiry, each valid and each live (`live(record)` says
+   * which records exist); throws otherwise. One pass over the column, which also builds the tree:
+   * a snapshot's column is read once, into the memory that keeps it.
+   */
+  static adopt(time: ExpiryTimes, count: number, base: number, live: (record: number) => boolean): ExpiryColumn {
+    const fail = (why: string): never => { throw new Error(`expiry column: ${why}`); };
+    if (base !== 0 && !(Number.isInteger(base) && base >= 1 && base <= MAX_EXPIRES_AT)) fail('a bad base time');
+    if ((base === 0) !== time instanceof Float64Array) fail('wrong array');
+    const column = new ExpiryColumn(0);
+    const none = base === 0 ? Infinity : NONE_U32;
+    // Offsets up to this many ms keep within MAX_EXPIRES_AT (and below NONE_U32).
+    const highest = base === 0 ? MAX_EXPIRES_AT : Math.min(MAX_OFFSET, MAX_EXPIRES_AT - base);
+    const lowest = base === 0 ? 1 : 0;
+    column.#wide = base === 0;
+    column.#none = none;
+    const min = column.#min = column.#tree(time.length);
+    const leaves = column.#leaves;
+    // One pass checks every time and fills the tree's leaves (as #build() would).
+    let found = 0;
+    for (let block = 0; block << BLOCK_SHIFT < time.length; block++) {
+      let least = none;
+      const end = Math.min(time.length, (block + 1) << BLOCK_SHIFT);
+      for (let record = block << BLOCK_SHIFT; record < end; record++) {
+        const t = time[record];
+        if (t === none) continue;
+        // Negated, so that NaN fails too.
+        if (!(t >= lowest && t <= highest)) fail('a bad time');
+        if (!live(record)) fail('an expiry for no live record');
+        found++;
+        if (t < least) least = t;
+      }
+      min[leaves + block] = least;
+    }
+    if (found !== count) fail('expiry count mismatch');
+    for (let node = leaves - 1; node >= 1; node--) min[node] = Math.min(min[2 * node], min[2 * node + 1]);
+    column.#time = time;
+    column.#base = base;
+    column.#length = count;
+    return column;
+  }
 
   // ---------------------------------------------------------------- internals
 
-  /**
-   * Puts (time, record) at index `at` or above it: parents later than `time` move down into the
-   * hole. A new expiry later than every other (a ttl fill) stops at once.
-   */
-  #up(at: number, time: number, record: number): void {
-    const times = this.#time;
-    const records = this.#record;
-    const position = this.#position;
-    while (at > 0) {
-      const parent = (at - 1) >> 1;
-      if (times[parent] <= time) break;
-      times[at] = times[parent];
-      records[at] = records[parent];
-      position[records[at]] = at + 1;
-      at = parent;
-    }
-    times[at] = time;
-    records[at] = record;
-    position[record] = at + 1;
+  /** A tree of minima for `records` records, every node #none; sets #leaves. */
+  #tree(records: number): ExpiryTimes {
+    let leaves = 1;
+    while (leaves * BLOCK < records) leaves *= 2;
+    this.#leaves = leaves;
+    return this.#wide ? new Float64Array(2 * leaves).fill(Infinity) : new Uint32Array(2 * leaves).fill(NONE_U32);
   }
 
-  /** Puts (time, record) at index `at` or below it: the earlier child moves up into the hole. */
-  #down(at: number, time: number, record: number): void {
-    const times = this.#time;
-    const records = this.#record;
-    const position = this.#position;
-    const length = this.#length;
-    for (;;) {
-      let child = 2 * at + 1;
-      if (child >= length) break;
-      if (child + 1 < length && times[child + 1] < times[child]) child++;
-      if (times[child] >= time) break;
-      times[at] = times[child];
-      records[at] = records[child];
-      position[records[at]] = at + 1;
-      at = child;
+  /** Fills the tree from the column: each block's least time, then each node's lesser child. O(records). */
+  #build(): void {
+    const time = this.#time;
+    const min = this.#min;
+    const leaves = this.#leaves;
+    const none = this.#none;
+    for (let block = 0; block << BLOCK_SHIFT < time.length; block++) {
+      let least = none;
+      const end = Math.min(time.length, (block + 1) << BLOCK_SHIFT);
+      for (let record = block << BLOCK_SHIFT; record < end; record++) if (time[record] < least) least = time[record];
+      min[leaves + block] = least;
     }
-    times[at] = time;
-    records[at] = record;
-    position[record] = at + 1;
+    for (let node = leaves - 1; node >= 1; node--) min[node] = Math.min(min[2 * node], min[2 * node + 1]);
+  }
+
+  /** A time in `block` fell to `stored`: lowers its leaf and the nodes above it, while they are later. */
+  #lower(block: number, stored: number): void {
+    const min = this.#min;
+    for (let node = this.#leaves + block; node >= 1 && min[node] > stored; node >>>= 1) min[node] = stored;
+  }
+
+  /** The time that was `block`'s least rose or went: its least again, and the nodes above it while they change. */
+  #rescan(block: number): void {
+    const time = this.#time;
+    const min = this.#min;
+    let least = this.#none;
+    const end = Math.min(time.length, (block + 1) << BLOCK_SHIFT);
+    for (let record = block << BLOCK_SHIFT; record < end; record++) if (time[record] < least) least = time[record];
+    let node = this.#leaves + block;
+    if (min[node] === least) return;
+    min[node] = least;
+    for (node >>>= 1; node >= 1; node >>>= 1) {
+      const lesser = Math.min(min[2 * node], min[2 * node + 1]);
+      if (min[node] === lesser) return;
+      min[node] = lesser;
+    }
   }
 
   /**
-   * Calls `visit(index)` for every heap index whose time is <= `now`. A subtree whose root is
-   * later than `now` is skipped whole (heap order), so the walk costs O(k), not O(n). Depth-first
-   * with an explicit stack: a node's right child waits on the stack while its left subtree is
-   * walked, so the stack holds at most one entry per level. Returns how many it visited, or -1
-   * as soon as that would exceed `budget` (visit may have been called for some of them).
+   * Calls `visit(record)` for every record whose time is <= `now`, in record order. A subtree
+   * whose minimum is later than `now` is skipped whole, so the walk looks at O(k) nodes and
+   * blocks, not O(n). Depth-first with an explicit stack: a node's right child waits on the stack
+   * while its left subtree is walked, so the stack holds at most one entry per level.
    */
-  #walk(now: number, visit: ((index: number) => void) | undefined, budget: number): number {
-    const times = this.#time;
-    const length = this.#length;
+  #walk(now: number, visit: (record: number) => void): void {
+    const min = this.#min;
+    const time = this.#time;
+    const leaves = this.#leaves;
     const stack = this.#stack;
-    const by = now - this.#base;
-    if (length === 0 || times[0] > by) return 0;
-    let count = 0;
+    // Never as late as #none: a record without an expiry has not expired by any time.
+    const by = Math.min(now - this.#base, this.#wide ? Number.MAX_VALUE : MAX_OFFSET);
+    if (this.#length === 0 || min[1] > by) return;
     let depth = 0;
-    let at = 0;
+    let node = 1;
     for (;;) {
-      if (++count > budget) return -1;
-      if (visit !== undefined) visit(at);
-      const left = 2 * at + 1;
-      const right = left + 1;
-      const goLeft = left < length && times[left] <= by;
-      const goRight = right < length && times[right] <= by;
+      if (node >= leaves) {
+        const first = (node - leaves) << BLOCK_SHIFT;
+        const end = Math.min(time.length, first + BLOCK);
+        for (let record = first; record < end; record++) if (time[record] <= by) visit(record);
+        if (depth === 0) return;
+        node = stack[--depth];
+        continue;
+      }
+      const left = 2 * node;
+      const goLeft = min[left] <= by;
+      const goRight = min[left + 1] <= by;
       if (goLeft) {
-        if (goRight) stack[depth++] = right;
-        at = left;
+        if (goRight) stack[depth++] = left + 1;
+        node = left;
       } else if (goRight) {
-        at = right;
+        node = left + 1;
       } else if (depth > 0) {
-        at = stack[--depth];
+        node = stack[--depth];
       } else {
-        return count;
+        return;
       }
     }
-  }
-
-  /**
-   * Calls `visit(index)` for every heap index whose time is <= `now`, in index order, looking at
-   * every entry. The walk costs several times as much per entry as this scan (it jumps about the
-   * arrays): countBy() and forEachBy() scan instead once the walk finds more than a sixteenth of
-   * the heap expired, which keeps them O(k). A million keys expiring at once then take a few
-   * milliseconds to count rather than tens.
-   */
-  #scan(now: number, visit: (index: number) => void): void {
-    const times = this.#time;
-    const length = this.#length;
-    const by = now - this.#base;
-    for (let at = 0; at < length; at++) if (times[at] <= by) visit(at);
   }
 
   /** `expiresAt` as #time holds it; first moves #base, or widens #time, if it does not fit. */
@@ -335,59 +354,59 @@ export class ExpiryHeap {
     if (this.#length === 0) this.#restart(expiresAt);
     if (this.#wide) return expiresAt;
     const offset = expiresAt - this.#base;
-    if (offset >= 0 && offset <= U32_MAX && Number.isInteger(offset)) return offset;
+    if (offset >= 0 && offset <= MAX_OFFSET && Number.isInteger(offset)) return offset;
     this.#refit(expiresAt);
     return this.#wide ? expiresAt : expiresAt - this.#base;
   }
 
-  /** An empty heap starts narrow again, its base about 24 days before its first expiry. */
+  /** An empty column starts narrow again, its base about 24 days before its first expiry. */
   #restart(expiresAt: number): void {
-    if (this.#wide) this.#time = new Uint32Array(this.#time.length);
-    this.#wide = false;
+    if (this.#wide) {
+      this.#wide = false;
+      this.#none = NONE_U32;
+      this.#time = new Uint32Array(this.#time.length).fill(NONE_U32);
+      this.#min = this.#tree(this.#time.length);
+    }
     this.#base = Math.max(1, Math.floor(expiresAt) - HALF_RANGE);
     this.#addedSinceRebase = 0;
   }
 
   /**
-   * Makes room for `expiresAt`, which does not fit the window of 2^32 ms from #base: moves #base
-   * if every expiry and this one fit in such a window, keeping as much room below the earliest as
-   * the window leaves (up to HALF_RANGE); else stores the times themselves. Both are one O(n)
-   * pass. A heap whose base moved fewer than n/4 additions ago widens instead, so that expiries
-   * chosen to straddle the window cannot make every addition cost O(n).
+   * Makes room for `expiresAt`, which does not fit the window of 2^32 - 1 ms from #base: moves
+   * #base if every expiry and this one fit in such a window, keeping as much room below the
+   * earliest as the window leaves (up to HALF_RANGE); else stores the times themselves. Both are
+   * one O(records) pass. A column whose base moved fewer than n/4 additions ago widens instead,
+   * so that expiries chosen to straddle the window cannot make every addition cost O(n).
    */
   #refit(expiresAt: number): void {
     const time = this.#time;
     const base = this.#base;
-    const length = this.#length;
+    const none = this.#none;
     let lo = expiresAt;
     let hi = expiresAt;
-    for (let at = 0; at < length; at++) {
-      const t = base + time[at];
+    for (let record = 0; record < time.length; record++) {
+      if (time[record] === none) continue;
+      const t = base + time[record];
       if (t < lo) lo = t;
       if (t > hi) hi = t;
     }
-    if (Number.isInteger(expiresAt) && hi - lo <= U32_MAX && this.#addedSinceRebase >= length / 4) {
-      const moved = Math.max(1, lo - Math.min(HALF_RANGE, U32_MAX - (hi - lo)));
+    if (Number.isInteger(expiresAt) && hi - lo <= MAX_OFFSET && this.#addedSinceRebase >= this.#length / 4) {
+      const moved = Math.max(1, lo - Math.min(HALF_RANGE, MAX_OFFSET - (hi - lo)));
       const shift = base - moved;
-      for (let at = 0; at < length; at++) time[at] += shift;
+      for (let record = 0; record < time.length; record++) if (time[record] !== none) time[record] += shift;
       this.#base = moved;
       this.#addedSinceRebase = 0;
+      this.#build();
       return;
     }
     const wide = new Float64Array(time.length);
-    for (let at = 0; at < length; at++) wide[at] = base + time[at];
+    for (let record = 0; record < time.length; record++) wide[record] = time[record] === none ? Infinity : base + time[record];
     this.#time = wide;
     this.#base = 0;
     this.#wide = true;
-  }
-
-  #grow(): void {
-    const time = this.#wide ? new Float64Array(this.#time.length * 2) : new Uint32Array(this.#time.length * 2);
-    time.set(this.#time);
-    const record = new Int32Array(time.length);
-    record.set(this.#record);
-    this.#time = time;
-    this.#record = record;
+    this.#none = Infinity;
+    this.#min = this.#tree(time.length);
+    this.#build();
   }
 }
 

@@ -19,8 +19,8 @@
  *   28    4     segment count n
  *   32    16n   per segment: id (f64), size (f64)
  *   ...         the table (keydir.ts toBytes): 48 bytes of counts (with the table layout, 3, at
- *               byte 32 and the hash seed at byte 36), the expiry heap (times, as f64 or as u32
- *               offsets from a base time, then records), the slots, the record columns (segment
+ *               byte 32 and the hash seed at byte 36), the expiry column (one time per record,
+ *               as f64 or as u32 offsets from a base time), the slots, the record columns (segment
  *               index of 1, 2 or 4 bytes, offset, length, key offset, 1-byte hash tag), the key
  *               arena, the segment id table
  *   ...         the ordered section, if the keydir keeps its keys in order (once the store has

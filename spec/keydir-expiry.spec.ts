@@ -4,7 +4,7 @@
  * snapshot round trips; the heap loader's refusals; and the sweeper that purges in slices.
  */
 import { expect } from 'chai';
-import { ExpiryHeap, ExpirySweeper } from '../lib/expiry';
+import { ExpiryColumn, ExpirySweeper } from '../lib/expiry';
 import { MAX_EXPIRES_AT } from '../lib/format';
 import { Entry, KeyDir } from '../lib/keydir';
 import { seededRandom } from '../lib/medium/random';
@@ -198,134 +198,161 @@ describe('keydir expiry', () => {
   });
 });
 
-describe('expiry heap', () => {
-  /** A heap of records 0..n-1 with the given times, as bytes. */
-  function heapBytes(times: number[]): { base: number; times: Buffer; records: Buffer } {
-    const heap = new ExpiryHeap(times.length);
-    times.forEach((t, record) => heap.set(record, t));
-    const bytes = heap.toBytes();
-    return { base: bytes.base, times: Buffer.from(bytes.times), records: Buffer.from(bytes.records) };
+describe('expiry column', () => {
+  /** A column of records 0..n-1 with the given times (0 = none), as bytes. */
+  function columnBytes(times: number[]): { base: number; times: Buffer; count: number } {
+    const column = new ExpiryColumn(times.length);
+    times.forEach((t, record) => column.set(record, t));
+    const bytes = column.toBytes(times.length);
+    return { base: bytes.base, times: Buffer.from(bytes.times), count: column.length };
   }
   const live = (): boolean => true;
+  /** The model's earliest time and the records that have it. */
+  const earliestOf = (model: Map<number, number>): [number, number[]] => {
+    const earliest = Math.min(...model.values());
+    return [earliest, [...model].filter(([, t]) => t === earliest).map(([r]) => r)];
+  };
 
-  it('stays a heap through random sets and deletes (fromBytes checks the heap order)', () => {
+  it('matches a model through random sets and deletes: get, earliest, earliestRecordBy, forEach, and a copy by bytes', () => {
     const random = seededRandom(21);
-    const heap = new ExpiryHeap(5000);
+    const column = new ExpiryColumn(100);
     const model = new Map<number, number>();
     for (let i = 0; i < 50_000; i++) {
+      // The records grow as a keydir's do, with expiries already set.
+      if (i % 10_000 === 0) column.growRecords(100 * (1 + i / 10_000));
       const record = random.int(5000);
+      if (record >= 100 * (1 + Math.floor(i / 10_000))) continue;
       if (random() < 0.7) {
         const t = random() < 0.05 ? MAX_EXPIRES_AT : 1 + random.int(1000);
-        heap.set(record, t);
+        column.set(record, t);
         model.set(record, t);
       } else {
-        heap.delete(record);
+        column.delete(record);
         model.delete(record);
       }
+      const [earliest, holders] = earliestOf(model);
+      expect(column.earliest()).to.equal(model.size === 0 ? Infinity : earliest);
+      expect(column.length).to.equal(model.size);
+      if (model.size > 0) {
+        expect(holders).to.include(column.earliestRecordBy(earliest));
+        expect(column.earliestRecordBy(earliest - 1)).to.equal(-1);
+      }
       if (i % 5000 === 0) {
-        const { base, times, records } = heap.toBytes();
-        const copy = ExpiryHeap.fromBytes(times, records, heap.length, base, 5000, live);
+        const { base, times } = column.toBytes(500);
+        const copy = ExpiryColumn.fromBytes(times, column.length, base, live);
         expect(copy.length).to.equal(model.size);
+        expect(copy.earliest()).to.equal(column.earliest());
         for (const [record, time] of model) expect(copy.get(record)).to.equal(time);
       }
     }
-    let count = 0;
-    heap.forEach((record, time) => {
-      count++;
-      expect(model.get(record)).to.equal(time);
-    });
-    expect(count).to.equal(model.size);
+    for (let record = 0; record < 500; record++) expect(column.get(record)).to.equal(model.get(record) ?? 0);
+    const seen = new Map<number, number>();
+    column.forEach((record, time) => seen.set(record, time));
+    expect(seen).to.deep.equal(model);
   });
 
-  it('counts and visits the expired by a walk when few have expired and by a scan when many have, alike', () => {
+  it('counts and visits exactly the expired, from none to all', () => {
     const random = seededRandom(31);
-    const heap = new ExpiryHeap(10_000);
-    const times = Array.from({ length: 10_000 }, () => 1 + random.int(100_000));
-    times.forEach((t, record) => heap.set(record, t));
-    // From none, through fewer than a sixteenth (the walk), to all (the scan).
+    const column = new ExpiryColumn(10_000);
+    const times = Array.from({ length: 10_000 }, () => (random() < 0.1 ? 0 : 1 + random.int(100_000)));
+    times.forEach((t, record) => column.set(record, t));
     for (const now of [0, 1, 50, 300, 600, 700, 5000, 50_000, 100_000]) {
-      const expired = times.map((t, record) => [t, record]).filter(([t]) => t <= now).map(([, record]) => record);
-      expect(heap.countBy(now), `countBy(${now})`).to.equal(expired.length);
+      const expired = times.map((t, record) => [t, record]).filter(([t]) => t !== 0 && t <= now).map(([, record]) => record);
+      expect(column.countBy(now), `countBy(${now})`).to.equal(expired.length);
       const visited: number[] = [];
-      heap.forEachBy(now, (record) => visited.push(record));
-      expect(visited.sort((a, b) => a - b), `forEachBy(${now})`).to.deep.equal(expired);
+      column.forEachBy(now, (record) => visited.push(record));
+      expect(visited, `forEachBy(${now})`).to.deep.equal(expired);
     }
   });
 
-  it('stores times as u32 offsets from a base when all fit, else as f64, and reads both back', () => {
-    // A span of exactly 2^32 - 1 ms still fits: the base moves to the earliest.
-    const near = heapBytes([1e12 + 40, 1e12 + 10, 1e12 + 10 + 0xffffffff, 1e12 + 30]);
+  it('takes the earliest first as records go: earliestRecordBy() then delete() drains in time order', () => {
+    const random = seededRandom(33);
+    const column = new ExpiryColumn(3000);
+    const times = Array.from({ length: 3000 }, () => 1 + random.int(500));
+    times.forEach((t, record) => column.set(record, t));
+    const taken: number[] = [];
+    for (let record = column.earliestRecordBy(400); record >= 0; record = column.earliestRecordBy(400)) {
+      taken.push(column.get(record));
+      column.delete(record);
+    }
+    expect(taken).to.deep.equal(times.filter((t) => t <= 400).sort((a, b) => a - b));
+    expect(column.length).to.equal(times.filter((t) => t > 400).length);
+  });
+
+  it('stores times as u32 offsets from a base (0xFFFFFFFF for none) when all fit, else as f64 (Infinity for none), and reads both back', () => {
+    // A span of 2^32 - 2 ms still fits (0xFFFFFFFF means none): the base moves to the earliest.
+    const near = columnBytes([1e12 + 40, 1e12 + 10, 1e12 + 10 + 0xfffffffe, 0, 1e12 + 30]);
     expect(near.base).to.equal(1e12 + 10);
-    expect(near.times.length).to.equal(16);
-    expect([...new Uint32Array(Uint8Array.from(near.times).buffer)]).to.have.members([0, 20, 30, 0xffffffff]);
-    const copy = ExpiryHeap.fromBytes(near.times, near.records, 4, near.base, 4, live);
-    expect([0, 1, 2, 3].map((r) => copy.get(r))).to.deep.equal([1e12 + 40, 1e12 + 10, 1e12 + 10 + 0xffffffff, 1e12 + 30]);
-    // A narrow heap's base leaves about 24 days below its first expiry, and not below 1.
-    const first = heapBytes([1e12, 1e12 + 5]);
+    expect(near.times.length).to.equal(20);
+    expect([...new Uint32Array(Uint8Array.from(near.times).buffer)]).to.deep.equal([30, 0, 0xfffffffe, 0xffffffff, 20]);
+    const copy = ExpiryColumn.fromBytes(near.times, 4, near.base, live);
+    expect([0, 1, 2, 3, 4].map((r) => copy.get(r))).to.deep.equal([1e12 + 40, 1e12 + 10, 1e12 + 10 + 0xfffffffe, 0, 1e12 + 30]);
+    // A narrow column's base leaves about 24 days below its first expiry, and not below 1.
+    const first = columnBytes([1e12, 1e12 + 5]);
     expect(first.base).to.equal(1e12 - 2 ** 31);
     expect([...new Uint32Array(Uint8Array.from(first.times).buffer)]).to.deep.equal([2 ** 31, 2 ** 31 + 5]);
-    expect(heapBytes([7]).base).to.equal(1);
+    expect(columnBytes([7]).base).to.equal(1);
     // One more millisecond of range, a fraction, or the largest expiry: f64, as in memory.
-    for (const times of [[1e12, 1e12 + 2 ** 32], [1e12, 1e12 + 0.5], [1, MAX_EXPIRES_AT]]) {
-      const far = heapBytes(times);
+    for (const times of [[1e12, 1e12 + 0xffffffff], [1e12, 1e12 + 0.5], [1, MAX_EXPIRES_AT]]) {
+      const far = columnBytes([...times, 0]);
       expect(far.base, String(times)).to.equal(0);
-      expect(far.times.length).to.equal(16);
-      const back = ExpiryHeap.fromBytes(far.times, far.records, 2, 0, 2, live);
-      expect([back.get(0), back.get(1)]).to.deep.equal(times);
+      expect(far.times.length).to.equal(24);
+      expect(far.times.readDoubleLE(16)).to.equal(Infinity);
+      const back = ExpiryColumn.fromBytes(far.times, 2, 0, live);
+      expect([back.get(0), back.get(1), back.get(2)]).to.deep.equal([...times, 0]);
     }
-    expect(heapBytes([]).base).to.equal(0);
   });
 
-  it('fromBytes() refuses entries out of heap order, repeated or dead records, and bad times', () => {
-    const f64 = heapBytes([10, 20, 30, 2 ** 40]);
-    const u32 = heapBytes([10, 20, 30, 40]);
+  it('fromBytes() refuses a wrong count, expiries of dead records, bad times and bad bases', () => {
+    const f64 = columnBytes([10, 20, 30, 2 ** 40]);
+    const u32 = columnBytes([10, 20, 30, 40]);
     expect(f64.base).to.equal(0);
     expect(u32.base).to.equal(1);
-    expect(ExpiryHeap.fromBytes(f64.times, f64.records, 4, 0, 4, live).get(3)).to.equal(2 ** 40);
-    expect(ExpiryHeap.fromBytes(u32.times, u32.records, 4, 1, 4, live).get(3)).to.equal(40);
-    type Damage = (t: Buffer, r: Buffer) => void;
-    const cases: Array<[string, Damage, Damage, ((record: number) => boolean)?]> = [
-      ['out of order', (t) => { t.writeDoubleLE(5, 8); }, (t) => { t.writeUInt32LE(0, 4); t.writeUInt32LE(5, 0); }],
-      ['a repeated record', (_t, r) => { r.writeInt32LE(0, 4); }, (_t, r) => { r.writeInt32LE(0, 4); }],
-      ['a record past the table', (_t, r) => { r.writeInt32LE(4, 12); }, (_t, r) => { r.writeInt32LE(4, 12); }],
-      ['a negative record', (_t, r) => { r.writeInt32LE(-1, 12); }, (_t, r) => { r.writeInt32LE(-1, 12); }],
-      ['a dead record', () => undefined, () => undefined, (record) => record !== 2],
-      ['a zero time', (t) => { t.fill(0, 0, 8); }, () => undefined],
-      ['a time past MAX_EXPIRES_AT', (t) => { t.writeDoubleLE(MAX_EXPIRES_AT + 2, 24); }, () => undefined],
-      ['NaN', (t) => { t.writeDoubleLE(NaN, 24); }, () => undefined],
+    expect(ExpiryColumn.fromBytes(f64.times, 4, 0, live).get(3)).to.equal(2 ** 40);
+    expect(ExpiryColumn.fromBytes(u32.times, 4, 1, live).get(3)).to.equal(40);
+    type Damage = (t: Buffer) => void;
+    const cases: Array<[string, Damage | undefined, Damage | undefined, number, ((record: number) => boolean)?]> = [
+      ['a count too high', undefined, undefined, 5],
+      ['a count too low', undefined, undefined, 3],
+      ['a dead record', undefined, undefined, 4, (record) => record !== 2],
+      ['a zero time', (t) => { t.fill(0, 0, 8); }, undefined, 4],
+      ['a negative time', (t) => { t.writeDoubleLE(-5, 8); }, undefined, 4],
+      ['a time past MAX_EXPIRES_AT', (t) => { t.writeDoubleLE(MAX_EXPIRES_AT + 2, 24); }, undefined, 4],
+      ['NaN', (t) => { t.writeDoubleLE(NaN, 24); }, undefined, 4],
     ];
-    for (const [name, damageF64, damageU32, isLive] of cases) {
-      for (const [heap, damage] of [[f64, damageF64], [u32, damageU32]] as const) {
-        const t = Buffer.from(heap.times);
-        const r = Buffer.from(heap.records);
-        damage(t, r);
-        if (t.equals(heap.times) && r.equals(heap.records) && isLive === undefined) continue; // no such damage here
-        expect(() => ExpiryHeap.fromBytes(t, r, 4, heap.base, 4, isLive ?? live), `${name} (base ${heap.base})`).to.throw('expiry heap');
+    for (const [name, damageF64, damageU32, count, isLive] of cases) {
+      for (const [column, damage] of [[f64, damageF64], [u32, damageU32]] as const) {
+        if (damage === undefined && count === 4 && isLive === undefined) continue; // no such damage here
+        const t = Buffer.from(column.times);
+        damage?.(t);
+        expect(() => ExpiryColumn.fromBytes(t, count, column.base, isLive ?? live), `${name} (base ${column.base})`).to.throw('expiry column');
       }
     }
-    expect(() => ExpiryHeap.fromBytes(f64.times, f64.records, 3, 0, 4, live), 'wrong size').to.throw('expiry heap');
-    expect(() => ExpiryHeap.fromBytes(u32.times, u32.records, 4, 0, 4, live), 'wrong size for f64').to.throw('expiry heap');
+    expect(() => ExpiryColumn.fromBytes(f64.times.subarray(1), 4, 0, live), 'wrong size').to.throw('expiry column');
     for (const base of [NaN, -1, 0.5, MAX_EXPIRES_AT + 2]) {
-      expect(() => ExpiryHeap.fromBytes(u32.times, u32.records, 4, base, 4, live), `base ${base}`).to.throw('expiry heap');
+      expect(() => ExpiryColumn.fromBytes(u32.times, 4, base, live), `base ${base}`).to.throw('expiry column');
     }
+    // Records without an expiry are never counted, however late the time asked about.
+    expect(ExpiryColumn.fromBytes(columnBytes([10, 0, 0, 40]).times, 2, 1, live).countBy(MAX_EXPIRES_AT)).to.equal(2);
+    expect(ExpiryColumn.fromBytes(columnBytes([10, 0, 0, 2 ** 40]).times, 2, 0, live).countBy(Infinity)).to.equal(2);
     // A base whose offsets run past MAX_EXPIRES_AT.
-    expect(() => ExpiryHeap.fromBytes(u32.times, u32.records, 4, MAX_EXPIRES_AT - 20, 4, live)).to.throw('expiry heap');
+    expect(() => ExpiryColumn.fromBytes(u32.times, 4, MAX_EXPIRES_AT - 20, live)).to.throw('expiry column');
   });
 
   it('moves its base as expiries drift past 2^32 ms, widens for a span it cannot hold, and narrows once empty', () => {
     const random = seededRandom(41);
-    const heap = new ExpiryHeap(4000);
+    const column = new ExpiryColumn(4000);
     const model = new Map<number, number>();
     const check = (where: string): void => {
-      const { base, times, records } = heap.toBytes();
-      const copy = ExpiryHeap.fromBytes(times, records, heap.length, base, 4000, live);
+      const { base, times } = column.toBytes(4000);
+      const copy = ExpiryColumn.fromBytes(times, column.length, base, live);
       for (const [record, time] of model) {
-        expect(heap.get(record), `${where}: record ${record}`).to.equal(time);
+        expect(column.get(record), `${where}: record ${record}`).to.equal(time);
         expect(copy.get(record), `${where}: copy, record ${record}`).to.equal(time);
       }
       const earliest = Math.min(...model.values());
-      expect(heap.earliest(), where).to.equal(model.size === 0 ? Infinity : earliest);
-      expect(heap.countBy(earliest + 2 ** 31), where).to.equal([...model.values()].filter((t) => t <= earliest + 2 ** 31).length);
+      expect(column.earliest(), where).to.equal(model.size === 0 ? Infinity : earliest);
+      expect(column.countBy(earliest + 2 ** 31), where).to.equal([...model.values()].filter((t) => t <= earliest + 2 ** 31).length);
     };
     // A cache's life: a steady one-day ttl while the clock runs through 600 days, the earliest
     // expiries taken as they pass. The window of 2^32 ms from the base must move about 25 times.
@@ -333,47 +360,51 @@ describe('expiry heap', () => {
     for (let i = 0; i < 60_000; i++) {
       now += 864_000 + random.int(10_000); // about 100 keys a day
       const record = random.int(4000);
-      heap.set(record, now + 24 * 3600_000);
+      column.set(record, now + 24 * 3600_000);
       model.set(record, now + 24 * 3600_000);
-      while (heap.earliestRecordBy(now) >= 0) {
-        const gone = heap.earliestRecordBy(now);
-        heap.delete(gone);
+      while (column.earliestRecordBy(now) >= 0) {
+        const gone = column.earliestRecordBy(now);
+        column.delete(gone);
         model.delete(gone);
       }
       if (i % 6000 === 0) check(`day ${Math.round((now - 1.7e12) / 864e5)}`);
     }
     check('after 600 days');
-    expect(heap.wide, 'still narrow').to.equal(false);
+    expect(column.wide, 'still narrow').to.equal(false);
     // A key that never expires in practice, beside one-day ttls: the times themselves, as f64.
-    heap.set(4000 - 1, MAX_EXPIRES_AT);
+    column.set(4000 - 1, MAX_EXPIRES_AT);
     model.set(4000 - 1, MAX_EXPIRES_AT);
     check('wide');
-    expect(heap.wide, 'wide').to.equal(true);
+    expect(column.wide, 'wide').to.equal(true);
     for (const record of [...model.keys()]) {
-      heap.delete(record);
+      column.delete(record);
       model.delete(record);
     }
-    heap.set(1, now);
+    column.set(1, now);
     model.set(1, now);
     check('empty, then one again');
-    expect(heap.wide, 'narrow again').to.equal(false);
+    expect(column.wide, 'narrow again').to.equal(false);
   });
 
   it('widens rather than move its base again and again for expiries chosen to straddle its window', () => {
-    const heap = new ExpiryHeap(2000);
-    for (let record = 0; record < 1000; record++) heap.set(record, 1e12 + record);
+    const column = new ExpiryColumn(2000);
+    for (let record = 0; record < 1000; record++) column.set(record, 1e12 + record);
     // Just above the window: the base moves up (all of it spans less than 2^32 ms).
-    heap.set(1000, 1e12 + 2 ** 31 + 100);
-    expect(heap.wide).to.equal(false);
+    column.set(1000, 1e12 + 2 ** 31 + 100);
+    expect(column.wide).to.equal(false);
     // Then just below the new window, one addition later: it would move back down, O(n) again.
-    heap.delete(1000);
-    heap.set(1001, 1e12 - 2 ** 31);
-    expect(heap.wide).to.equal(true);
-    expect([1001, 5, 999].map((r) => heap.get(r))).to.deep.equal([1e12 - 2 ** 31, 1e12 + 5, 1e12 + 999]);
-    expect(heap.earliest()).to.equal(1e12 - 2 ** 31);
-    expect(heap.toBytes().base, 'stored narrow all the same: it fits').to.equal(1e12 - 2 ** 31);
+    column.delete(1000);
+    column.set(1001, 1e12 - 2 ** 31);
+    expect(column.wide).to.equal(true);
+    expect([1001, 5, 999, 1000].map((r) => column.get(r))).to.deep.equal([1e12 - 2 ** 31, 1e12 + 5, 1e12 + 999, 0]);
+    expect(column.earliest()).to.equal(1e12 - 2 ** 31);
+    expect(column.toBytes(2000).base, 'stored narrow all the same: it fits').to.equal(1e12 - 2 ** 31);
   });
 
+  it('costs 4 bytes per record and a tree of about 1/8 byte per record', () => {
+    const column = new ExpiryColumn(64 * 1024);
+    expect(column.memoryBytes).to.equal(64 * 1024 * 4 + 2 * 1024 * 4);
+  });
 });
 
 describe('expiry sweeper', () => {
