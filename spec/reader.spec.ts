@@ -156,3 +156,18 @@ describe('decodeValueAt', () => {
     expect(decoded.b.toString()).to.equal('abc');
   });
 });
+
+describe('values decoded from the shared scratch copy', () => {
+  // Small values are decoded from one scratch buffer that the next read overwrites (codec.ts): a
+  // Buffer or typed array in a value must be a copy of its bytes, never a view of that scratch.
+  it('a Buffer or typed array read earlier keeps its bytes after later reads', async () => {
+    const store = await openFast(tempDir());
+    await store.set('a', { bytes: Buffer.from([1, 2, 3, 4]), floats: new Float64Array([1.5, -2]) });
+    await store.set('b', { bytes: Buffer.from([9, 9, 9, 9, 9, 9, 9, 9]), floats: new Float64Array([7, 7, 7]) });
+    const first = (await store.get('a')) as { bytes: Buffer; floats: Float64Array };
+    for (let i = 0; i < 3; i++) await store.get('b');
+    expect([...first.bytes]).to.deep.equal([1, 2, 3, 4]);
+    expect([...first.floats]).to.deep.equal([1.5, -2]);
+    await store.close();
+  });
+});
