@@ -423,7 +423,9 @@ export class Store<V = unknown> {
         this.#expectVersion(key, deleted.ifVersion);
         return this.#writer.write([deleted]).then(() => true);
       }
-      if (this.#index.get(key) === undefined) return Promise.resolve(false);
+      // Nothing to write, but the answer may rest on a write not yet committed (a delete queued
+      // before this one): it is acknowledged no sooner than that write (Writer.settled).
+      if (this.#index.get(key) === undefined) return this.#writer.settled().then(() => false);
       const wasLive = this.#index.live(key) !== undefined;
       return this.#writer.write([deleted]).then(() => wasLive);
     });
@@ -440,7 +442,7 @@ export class Store<V = unknown> {
       const remote = this.#shared?.remote;
       if (remote !== undefined) return remote.call('touch', [key, options]) as Promise<boolean>;
       const entry = this.#index.live(key);
-      if (entry === undefined) return Promise.resolve(false);
+      if (entry === undefined) return this.#writer.settled().then(() => false);
       // The value's bytes as they are: touching never re-encodes (or could change) a value.
       const valueBytes = this.#reader.valueBytes(key, entry);
       return this.#writer.write([{ key, valueBytes, expiresAt }]).then(() => true);
@@ -461,7 +463,7 @@ export class Store<V = unknown> {
       const remote = this.#shared?.remote;
       if (remote !== undefined) return remote.call('batch', [operations]) as Promise<number[]>;
       const { needed, versions } = this.#planBatch(prepared);
-      if (needed.length === 0) return Promise.resolve(versions);
+      if (needed.length === 0) return this.#writer.settled().then(() => versions);
       return this.#writer.write(needed).then(() => versions);
     });
   }
@@ -548,7 +550,11 @@ export class Store<V = unknown> {
         batch.push(deletion(next.value));
         bytes += RECORD_HEADER_BYTES + Buffer.byteLength(next.value, 'utf8');
       }
-      if (batch.length === 0) return deleted;
+      if (batch.length === 0) {
+        // "Nothing left in the range" may rest on deletes not yet committed: see delete().
+        await this.#writer.settled();
+        return deleted;
+      }
       await this.#writer.write(batch);
       deleted += batch.length;
     }

@@ -104,6 +104,8 @@ export class LogWriter {
   #queued: GroupPromise | undefined;
   /** The group the writer is writing now. */
   #inflight: WriteOp[] = [];
+  /** Its promise, until it resolves or its failure's undo takes its changes out of the index. */
+  #inflightDone: GroupPromise | undefined;
   #draining = false;
   /** Segments the group being written has handed bytes to (a failed group's repair cuts only those). */
   #touched = new Set<Segment>();
@@ -199,6 +201,18 @@ export class LogWriter {
     }
     this.#segments.setTail(segment, at);
     return this.#enqueue(segment, offset, chunks, undo);
+  }
+
+  /**
+   * Resolves once every write taken so far is committed, in the sync mode's sense (at once if
+   * none is pending); rejects as they do if they fail. A call that answers from the index without
+   * writing (a delete of a key that is not there) waits on it before it resolves: the index shows
+   * writes before they are committed, and an answer that rests on one must not be acknowledged
+   * before it is, or a crash could take back what the answer said (a deleted key back again).
+   */
+  settled(): Promise<void> {
+    const newest = this.#queued ?? this.#inflightDone;
+    return newest === undefined ? Promise.resolve() : newest.promise;
   }
 
   /** Resolves when every write queued before it is durable (fdatasync), whatever the sync mode. */
@@ -305,6 +319,7 @@ export class LogWriter {
       this.#queue = [];
       this.#queued = undefined;
       this.#inflight = group;
+      this.#inflightDone = done;
       try {
         // Calls made while an earlier group's repair was under way were queued before that
         // repair could poison the writer; a poisoned writer must not write (or acknowledge) them.
@@ -316,6 +331,7 @@ export class LogWriter {
         continue;
       }
       this.#inflight = [];
+      this.#inflightDone = undefined;
       this.#committed(group);
       done.resolve();
       this.#afterGroup();
@@ -470,6 +486,8 @@ export class LogWriter {
     if (syncFailed) err = (err as SyncFailed).cause;
     const error = ioError(err, 'write', this.#segments.active.path);
     const truncateTo = this.#undo(failed);
+    // The index no longer shows them: an answer taken from it from now on rests on none of them.
+    this.#inflightDone = undefined;
     try {
       for (const [segment, offset] of truncateTo) {
         // A segment the group never handed bytes to holds what it held: its records, then any
