@@ -8,9 +8,10 @@ import { expect } from 'chai';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { SessionTracker } from '../tools/crash/io';
 import { readHolds, overlaps } from '../tools/crash/kill';
 import { HarnessResult, SYNC_MODES, report, runHarness } from '../tools/crash/main';
-import { ModelState, applyOp } from '../tools/crash/workload';
+import { ModelState, Step, applyOp } from '../tools/crash/workload';
 
 function verdict(result: HarnessResult, mode: string): string {
   return report(result, mode).join('\n');
@@ -101,5 +102,39 @@ describe('the workload model: which calls may write', () => {
     expect(applyOp(state(), { kind: 'batch', ops: [del('expired')] }, 2000)).to.deep.equal({ outcome: 'ok', writes: false, mayWrite: true });
     expect(applyOp(state(), { kind: 'batch', ops: [del('absent'), del('absent')] }, 2000)).to.deep.equal({ outcome: 'ok', writes: false, mayWrite: false });
     expect(applyOp(state(), { kind: 'batch', ops: [del('live'), del('expired')] }, 2000)).to.deep.equal({ outcome: 'ok', writes: true, mayWrite: false });
+  });
+});
+
+describe('the io checker: a call that writes nothing fails with the writes it rests on', () => {
+  // The store answers such a call (a delete of a key a queued delete took out) no sooner than the
+  // writes queued before it, and rejects it if they fail (Writer.settled): an injected error that
+  // rejects the queued write rejects it too, and only then.
+  const write: Step = { index: 0, now: 0, op: { kind: 'delete', key: 'k' }, outcome: 'true', writes: true };
+  const noWrite: Step = { index: 1, now: 0, op: { kind: 'delete', key: 'k' }, outcome: 'false', writes: false, mayWrite: false };
+
+  it('may reject while an earlier write it may rest on has not settled, or was rejected', () => {
+    const pending = new SessionTracker(0, new Map());
+    pending.issue(write);
+    pending.issue(noWrite);
+    expect(pending.settle(noWrite, 'LOGKV_IO', true)).to.equal('rejected');
+
+    const rejected = new SessionTracker(0, new Map());
+    rejected.issue(write);
+    rejected.issue(noWrite);
+    expect(rejected.settle(write, 'LOGKV_STORE_FULL', true)).to.equal('rejected');
+    expect(rejected.settle(noWrite, 'LOGKV_STORE_FULL', true)).to.equal('rejected');
+  });
+
+  it('may not once every earlier write was acknowledged, nor with no injected error to explain it', () => {
+    const acked = new SessionTracker(0, new Map());
+    acked.issue(write);
+    acked.issue(noWrite);
+    expect(acked.settle(write, 'true', true)).to.equal('acked');
+    expect(acked.settle(noWrite, 'LOGKV_IO', true)).to.equal('unexpected');
+
+    const unexplained = new SessionTracker(0, new Map());
+    unexplained.issue(write);
+    unexplained.issue(noWrite);
+    expect(unexplained.settle(noWrite, 'LOGKV_IO', false)).to.equal('unexpected');
   });
 });

@@ -94,7 +94,7 @@ type Status = 'issued' | 'acked' | 'rejected' | 'undone';
  * injected error and that proof, rejected writes that are not yet undone are always the newest
  * writes of the session, so the states allowed after a crash are still the prefixes of one list.
  */
-class SessionTracker {
+export class SessionTracker {
   readonly steps: Step[] = [];
   readonly #status: Status[] = [];
   /** The effective state after each step: what the keydir holds once everything issued settles. */
@@ -138,12 +138,25 @@ class SessionTracker {
     // A compare-and-set that fails its condition writes nothing, but deciding it reads the key's
     // record from the disk, which an injected read error can fail first.
     // A delete of an expired key writes a tombstone if the key is still in the index (Step.mayWrite).
-    if (explained && IO_CODES.has(result) && (step.writes || step.mayWrite === true || step.op.kind === 'compact' || step.op.kind === 'cas')) {
+    // A call that writes nothing answers no sooner than the writes queued before it (Writer.settled),
+    // and fails with them: it may reject if an earlier write had not settled when it was made.
+    if (explained && IO_CODES.has(result) && (step.writes || step.mayWrite === true || step.op.kind === 'compact' ||
+        step.op.kind === 'cas' || this.#restsOnFailedWrite(at))) {
       this.#status[at] = 'rejected';
       this.#effective.length = Math.min(this.#effective.length, at);
       return 'rejected';
     }
     return 'unexpected';
+  }
+
+  /** Whether a write made before step `at` was rejected, or has not settled yet. */
+  #restsOnFailedWrite(at: number): boolean {
+    for (let i = 0; i < at; i++) {
+      const step = this.steps[i];
+      if ((step.writes || step.mayWrite === true || step.op.kind === 'sync') &&
+          (this.#status[i] === 'issued' || this.#status[i] === 'rejected')) return true;
+    }
+    return false;
   }
 
   /**
