@@ -540,16 +540,19 @@ export function recordsOf(segment: Segment, start: number): { records: Buffer[];
 }
 
 /**
- * A Segment over `file` (`size` bytes of it are the follower's to read), with the record layout
- * and version floor its header names. A file too short for a header (a write segment just made)
- * is taken as one of the current format.
+ * A read-only Segment over `file` (`size` bytes of it are the follower's to read), with the record
+ * layout and version floor its header names. A file too short for a header (a write segment just
+ * made) is taken as one of the current format. Read-only: if this process takes the store over,
+ * its writer never writes to or cuts a file it opened here (segment.ts).
  */
 function segmentOver(id: number, file: MediumFile, size: number): Segment {
   const buf = Buffer.alloc(SEGMENT_HEADER_BYTES);
   const got = file.readSync(buf, 0, SEGMENT_HEADER_BYTES, 0);
-  if (got < SEGMENT_HEADER_BYTES && isWriteSegmentId(id) && size <= got) return new Segment(id, file.path, file, size);
+  if (got < SEGMENT_HEADER_BYTES && isWriteSegmentId(id) && size <= got) {
+    return new Segment(id, file.path, file, size, undefined, 0, 'read-only');
+  }
   const header = checkSegmentHeader(buf.subarray(0, got), file.path, id);
-  return new Segment(id, file.path, file, size, header.layout, header.floor);
+  return new Segment(id, file.path, file, size, header.layout, header.floor, 'read-only');
 }
 
 /** Replays `segment`'s hint through `visit`: the highest version it names, or undefined if it has none that can be used. */
