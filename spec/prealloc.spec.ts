@@ -17,7 +17,8 @@ import { KeyIndex } from '../lib/keyindex';
 import { FaultyMedium } from '../lib/medium/faulty';
 import { MemoryMedium } from '../lib/medium/memory';
 import type { MediumFile } from '../lib/medium/types';
-import { writeRooms } from '../lib/open';
+import { gateWrites } from '../lib/medium/gated';
+import { makeDurableDir, recoverRooms, writeRooms } from '../lib/open';
 import { resolveOptions } from '../lib/options';
 import { Reader } from '../lib/reader';
 import { recover } from '../lib/recovery';
@@ -323,6 +324,69 @@ describe('preallocated segments', () => {
       expect(await again.get('after')).to.equal(VALUE);
       expect((await dump(again)).length).to.equal(perSegment + 2);
       await again.close();
+    });
+  });
+
+  describe('a store whose lock is lost (mayWrite() refuses): the padding stays', () => {
+    /** A store on `memory` whose lock lose() takes away: from then on mayWrite() refuses every change. */
+    async function storeWithLock(memory: MemoryMedium, options: object) {
+      let lost: LogkvError | undefined;
+      let released = 0;
+      const mayWrite = (): LogkvError | undefined => lost;
+      await makeDurableDir(memory, DIR);
+      const rooms = await recoverRooms(gateWrites(memory, mayWrite), DIR, resolveOptions({ medium: memory, ...options }),
+        { release: async () => { released++; }, mayWrite });
+      return {
+        store: storeOver<unknown>(rooms),
+        lose: () => { lost = new LogkvError(ErrorCodes.LOCK_LOST, `${DIR} was taken over`); },
+        released: () => released,
+      };
+    }
+
+    it('at rotation: the sealed segment keeps its padding, no new segment is made, the write rejects LOGKV_LOCK_LOST; close() resolves and leaves no snapshot', async () => {
+      const memory = new MemoryMedium();
+      const { store, lose, released } = await storeWithLock(memory, { sync: 'always', maxSegmentBytes: 4096, autoCompact: false });
+      const perSegment = Math.floor((4096 - SEGMENT_HEADER_BYTES) / RECORD);
+      await fill(store, perSegment);
+      const recordsEnd = SEGMENT_HEADER_BYTES + perSegment * RECORD;
+      expect(segmentSizes(memory)).to.deep.equal({ '000000010000.seg': 4096 });
+      const padded = memory.readFile(SEG1);
+      const rotating = store.set(key(perSegment), VALUE); // does not fit: it starts the next segment
+      lose();
+      await expectCode(rotating, 'LOGKV_LOCK_LOST');
+      expect(memory.readFile(SEG1)).to.deep.equal(padded);
+      expect(padded.subarray(recordsEnd).every((b) => b === 0)).to.equal(true);
+      expect(segmentSizes(memory)).to.deep.equal({ '000000010000.seg': 4096 });
+      expect(store.stats().diskBytes).to.equal(4096);
+      await store.close();
+      expect(released()).to.equal(1);
+      expect(memory.readFile(SEG1)).to.deep.equal(padded);
+      expect(memory.files().map((f) => path.basename(f)).sort()).to.deep.equal(['000000010000.seg']);
+      const again = await open(DIR, { medium: memory });
+      expect(again.recovery.truncated).to.equal(undefined);
+      expect((await dump(again)).map(([k]) => k)).to.deep.equal(Array.from({ length: perSegment }, (_, i) => key(i)));
+      await again.close();
+    });
+
+    it('at close: close() resolves, cuts nothing and writes no snapshot; the next open appends over the padding', async () => {
+      const memory = new MemoryMedium();
+      const { store, lose, released } = await storeWithLock(memory, { sync: 'always' });
+      await fill(store, 3);
+      const padded = memory.readFile(SEG1);
+      expect(padded.length).to.equal(SEGMENT_HEADER_BYTES + RECORD + MIB);
+      lose();
+      await store.close();
+      expect(released()).to.equal(1);
+      expect(memory.readFile(SEG1)).to.deep.equal(padded);
+      expect(memory.files().map((f) => path.basename(f)).sort()).to.deep.equal(['000000010000.seg']);
+      const again = await open(DIR, { medium: memory, sync: 'always' });
+      expect(again.recovery.truncated).to.equal(undefined);
+      expect(again.stats().diskBytes).to.equal(SEGMENT_HEADER_BYTES + RECORD + MIB);
+      await again.set(key(3), VALUE);
+      expect(segmentSizes(memory)).to.deep.equal({ '000000010000.seg': SEGMENT_HEADER_BYTES + RECORD + MIB });
+      expect((await dump(again)).length).to.equal(4);
+      await again.close();
+      expect(segmentSizes(memory)).to.deep.equal({ '000000010000.seg': SEGMENT_HEADER_BYTES + 4 * RECORD });
     });
   });
 });
