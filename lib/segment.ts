@@ -62,6 +62,12 @@ export interface PendingRecord {
   bytes: Buffer;
 }
 
+/**
+ * Whether this process may change a segment's file: 'read-only' for a file a shared client's
+ * follower opened (lib/shared/follower.ts), whose handle refuses writes and truncations.
+ */
+export type SegmentAccess = 'read-write' | 'read-only';
+
 export class Segment {
   /** The open handle; undefined until the writer creates the file. */
   file: MediumFile | undefined;
@@ -89,15 +95,23 @@ export class Segment {
   /**
    * A segment of `size` bytes (where its records end; a file may hold zero padding after them)
    * whose records have `layout` (the version its file header names; new segments are version 2).
+   * With `access` 'read-only' this process never writes to its file nor cuts it, whatever
+   * `allocated` says (the writer asks `writable`), and it never takes writes (the segment set then
+   * starts a write segment of its own, as it does after a compaction output).
    */
   constructor(readonly id: number, readonly path: string, file: MediumFile | undefined, size: number,
-              readonly layout: RecordLayout = RECORD_LAYOUT_V2, floor = 0) {
+              readonly layout: RecordLayout = RECORD_LAYOUT_V2, floor = 0, readonly access: SegmentAccess = 'read-write') {
     this.file = file;
     this.tail = file === undefined ? layout.fileHeaderBytes : size;
     this.flushed = file === undefined ? 0 : size;
     this.synced = this.flushed;
     this.allocated = this.flushed;
     this.floor = floor;
+  }
+
+  /** Whether this process may write to, or cut, the segment's file. */
+  get writable(): boolean {
+    return this.access === 'read-write';
   }
 
   /** Bytes of its file header: where its first record starts. */

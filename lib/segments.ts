@@ -45,15 +45,16 @@ export class SegmentSet implements SegmentLookup {
   /**
    * The set of the segments recovery found (oldest first). The newest takes the writes, unless
    * it is a compaction output (appending to it would make its hint file stale, and the next open
-   * scan it) or a segment of an older format version (a segment's records all have the layout its
-   * header names): then writes start a segment of their own, as they do in an empty store.
+   * scan it), a segment of an older format version (a segment's records all have the layout its
+   * header names) or one this process holds read-only (a shared client's, after a takeover): then
+   * writes start a segment of their own, as they do in an empty store.
    */
   constructor(dir: string, recovered: Segment[], strayBytes = 0) {
     this.#dir = dir;
     this.#strayBytes = strayBytes;
     for (const segment of recovered) this.#segments.set(segment.id, segment);
     const newest = recovered[recovered.length - 1];
-    if (newest !== undefined && isWriteSegmentId(newest.id) && newest.layout.version === FORMAT_VERSION) {
+    if (newest !== undefined && isWriteSegmentId(newest.id) && newest.layout.version === FORMAT_VERSION && newest.writable) {
       this.#active = newest;
     } else {
       this.#active = this.#start(newest === undefined ? SEGMENT_ID_STEP : nextWriteSegmentId(newest.id));

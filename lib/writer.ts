@@ -414,11 +414,13 @@ export class LogWriter {
   /**
    * Syncs a segment's file if it holds bytes not yet known durable; with `trim`, cuts its zero
    * padding first, so that one fdatasync makes both durable. The cut is skipped when mayWrite()
-   * refuses it: padding is valid in any segment (docs/format.md), so leaving it costs only space.
+   * refuses it, and for a file this process holds read-only (a shared client's, after a takeover:
+   * whatever `allocated` says, that file is not ours to change, docs/durability.md bug 12): padding
+   * is valid in any segment (docs/format.md), so leaving it costs only space.
    */
   async #syncSegment(segment: Segment, trim: boolean): Promise<void> {
     if (segment.file === undefined) return;
-    const cut = trim && segment.allocated > segment.flushed && this.#mayWrite() === undefined;
+    const cut = trim && segment.writable && segment.allocated > segment.flushed && this.#mayWrite() === undefined;
     if (!cut && segment.synced >= segment.flushed) return;
     const flushed = segment.flushed;
     if (cut) {

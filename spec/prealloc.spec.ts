@@ -12,9 +12,19 @@ import { open } from '../lib';
 import type { Store } from '../lib';
 import { checkStore } from '../lib/check';
 import { SEGMENT_HEADER_BYTES } from '../lib/format';
+import { ErrorCodes, LogkvError } from '../lib/errors';
+import { KeyIndex } from '../lib/keyindex';
 import { FaultyMedium } from '../lib/medium/faulty';
 import { MemoryMedium } from '../lib/medium/memory';
-import { cutName } from '../lib/segment';
+import type { MediumFile } from '../lib/medium/types';
+import { gateWrites } from '../lib/medium/gated';
+import { makeDurableDir, recoverRooms, writeRooms } from '../lib/open';
+import { resolveOptions } from '../lib/options';
+import { Reader } from '../lib/reader';
+import { recover } from '../lib/recovery';
+import { Segment, cutName } from '../lib/segment';
+import { SegmentSet } from '../lib/segments';
+import { storeOver } from '../lib/store';
 import { dump, expectCode, setRecordBytes, tempDir } from './helpers';
 
 const DIR = '/db';
@@ -221,5 +231,162 @@ describe('preallocated segments', () => {
     const report = await checkStore(dir);
     expect(report.ok).to.equal(true);
     expect(report.problems).to.deep.equal([]);
+  });
+
+  describe('a segment this process holds read-only (a shared client that took over, docs/durability.md bug 12)', () => {
+    const SEG2 = `${DIR}/000000020000.seg`;
+    const options = { sync: 'always' as const, maxSegmentBytes: 4096, autoCompact: false as const };
+    const perSegment = Math.floor((4096 - SEGMENT_HEADER_BYTES) / RECORD);
+
+    /** A closed store of two segments: the first full, the second holding one record. */
+    async function twoSegments(): Promise<MemoryMedium> {
+      const memory = new MemoryMedium();
+      const store = await open(DIR, { medium: memory, ...options });
+      await fill(store, perSegment + 1);
+      await store.close();
+      expect(segmentSizes(memory)).to.deep.equal({
+        '000000010000.seg': SEGMENT_HEADER_BYTES + perSegment * RECORD, '000000020000.seg': SEGMENT_HEADER_BYTES + RECORD,
+      });
+      return memory;
+    }
+
+    /** `file` as a shared client's follower holds it: reads work, a write or a cut is refused and counted. */
+    function readOnly(file: MediumFile, refused: string[]): MediumFile {
+      const refuse = (op: string) => (): Promise<void> => {
+        refused.push(op);
+        return Promise.reject(new LogkvError(ErrorCodes.IO, `${file.path} is open for reading only`));
+      };
+      return {
+        path: file.path,
+        readSync: (buf, offset, length, position) => file.readSync(buf, offset, length, position),
+        write: refuse('write'), truncate: refuse('truncate'),
+        sync: () => Promise.resolve(), sizeSync: () => file.sizeSync(), close: () => file.close(),
+      };
+    }
+
+    /**
+     * A store over the files of `memory` whose segment `readOnlyId` is held read-only, its
+     * `allocated` claiming `staleBytes` of padding the file does not hold (what a follower that
+     * opened it while the owner had it padded saw), as a takeover builds it (lib/shared/role.ts).
+     */
+    async function storeHolding(memory: MemoryMedium, readOnlyId: number, staleBytes: number, refused: string[]) {
+      const resolved = resolveOptions({ medium: memory, ...options });
+      const index = new KeyIndex(resolved.clock);
+      const found = await recover(memory, DIR, (bytes, start, length, entry) => index.applyBytes(bytes, start, length, entry),
+        (count) => index.reserve(count));
+      if (found.keydir !== undefined) index.load(found.keydir);
+      const list = found.segments.map((s) => {
+        if (s.id !== readOnlyId) return s;
+        const held = new Segment(s.id, s.path, readOnly(s.file!, refused), s.flushed, s.layout, s.floor, 'read-only');
+        held.allocated = s.flushed + staleBytes;
+        return held;
+      });
+      const segments = new SegmentSet(DIR, list);
+      const held = { release: () => Promise.resolve(), mayWrite: () => undefined };
+      return storeOver<unknown>(writeRooms(memory, DIR, resolved, held,
+        { index, segments, reader: new Reader(segments, resolved.cacheBytes), recovery: found.report, nextVersion: found.nextVersion }));
+    }
+
+    it("a sealed one is never cut, whatever its `allocated` says: 'always' groups and close() leave its file as it is", async () => {
+      const memory = await twoSegments();
+      const sealed = memory.readFile(SEG1);
+      const refused: string[] = [];
+      const store = await storeHolding(memory, ID1, MIB, refused);
+      await store.set('after', VALUE);
+      await store.set('again', VALUE);
+      await store.close();
+      expect(refused).to.deep.equal([]);
+      expect(memory.readFile(SEG1)).to.deep.equal(sealed);
+      expect(segmentSizes(memory)).to.deep.equal({
+        '000000010000.seg': SEGMENT_HEADER_BYTES + perSegment * RECORD,
+        '000000020000.seg': SEGMENT_HEADER_BYTES + RECORD + setRecordBytes('after', VALUE) + setRecordBytes('again', VALUE),
+      });
+      const again = await open(DIR, { medium: memory });
+      expect((await dump(again)).length).to.equal(perSegment + 3);
+      await again.close();
+    });
+
+    it('the newest one takes no writes: they start a segment of their own, and its file is left as it is', async () => {
+      const memory = await twoSegments();
+      const newest = memory.readFile(SEG2);
+      const refused: string[] = [];
+      const store = await storeHolding(memory, 0x20000, 0, refused);
+      await store.set('after', VALUE);
+      await store.close();
+      expect(refused).to.deep.equal([]);
+      expect(memory.readFile(SEG2)).to.deep.equal(newest);
+      expect(segmentSizes(memory)).to.deep.equal({
+        '000000010000.seg': SEGMENT_HEADER_BYTES + perSegment * RECORD,
+        '000000020000.seg': SEGMENT_HEADER_BYTES + RECORD,
+        '000000030000.seg': SEGMENT_HEADER_BYTES + setRecordBytes('after', VALUE),
+      });
+      const again = await open(DIR, { medium: memory });
+      expect(await again.get('after')).to.equal(VALUE);
+      expect((await dump(again)).length).to.equal(perSegment + 2);
+      await again.close();
+    });
+  });
+
+  describe('a store whose lock is lost (mayWrite() refuses): the padding stays', () => {
+    /** A store on `memory` whose lock lose() takes away: from then on mayWrite() refuses every change. */
+    async function storeWithLock(memory: MemoryMedium, options: object) {
+      let lost: LogkvError | undefined;
+      let released = 0;
+      const mayWrite = (): LogkvError | undefined => lost;
+      await makeDurableDir(memory, DIR);
+      const rooms = await recoverRooms(gateWrites(memory, mayWrite), DIR, resolveOptions({ medium: memory, ...options }),
+        { release: async () => { released++; }, mayWrite });
+      return {
+        store: storeOver<unknown>(rooms),
+        lose: () => { lost = new LogkvError(ErrorCodes.LOCK_LOST, `${DIR} was taken over`); },
+        released: () => released,
+      };
+    }
+
+    it('at rotation: the sealed segment keeps its padding, no new segment is made, the write rejects LOGKV_LOCK_LOST; close() resolves and leaves no snapshot', async () => {
+      const memory = new MemoryMedium();
+      const { store, lose, released } = await storeWithLock(memory, { sync: 'always', maxSegmentBytes: 4096, autoCompact: false });
+      const perSegment = Math.floor((4096 - SEGMENT_HEADER_BYTES) / RECORD);
+      await fill(store, perSegment);
+      const recordsEnd = SEGMENT_HEADER_BYTES + perSegment * RECORD;
+      expect(segmentSizes(memory)).to.deep.equal({ '000000010000.seg': 4096 });
+      const padded = memory.readFile(SEG1);
+      const rotating = store.set(key(perSegment), VALUE); // does not fit: it starts the next segment
+      lose();
+      await expectCode(rotating, 'LOGKV_LOCK_LOST');
+      expect(memory.readFile(SEG1)).to.deep.equal(padded);
+      expect(padded.subarray(recordsEnd).every((b) => b === 0)).to.equal(true);
+      expect(segmentSizes(memory)).to.deep.equal({ '000000010000.seg': 4096 });
+      expect(store.stats().diskBytes).to.equal(4096);
+      await store.close();
+      expect(released()).to.equal(1);
+      expect(memory.readFile(SEG1)).to.deep.equal(padded);
+      expect(memory.files().map((f) => path.basename(f)).sort()).to.deep.equal(['000000010000.seg']);
+      const again = await open(DIR, { medium: memory });
+      expect(again.recovery.truncated).to.equal(undefined);
+      expect((await dump(again)).map(([k]) => k)).to.deep.equal(Array.from({ length: perSegment }, (_, i) => key(i)));
+      await again.close();
+    });
+
+    it('at close: close() resolves, cuts nothing and writes no snapshot; the next open appends over the padding', async () => {
+      const memory = new MemoryMedium();
+      const { store, lose, released } = await storeWithLock(memory, { sync: 'always' });
+      await fill(store, 3);
+      const padded = memory.readFile(SEG1);
+      expect(padded.length).to.equal(SEGMENT_HEADER_BYTES + RECORD + MIB);
+      lose();
+      await store.close();
+      expect(released()).to.equal(1);
+      expect(memory.readFile(SEG1)).to.deep.equal(padded);
+      expect(memory.files().map((f) => path.basename(f)).sort()).to.deep.equal(['000000010000.seg']);
+      const again = await open(DIR, { medium: memory, sync: 'always' });
+      expect(again.recovery.truncated).to.equal(undefined);
+      expect(again.stats().diskBytes).to.equal(SEGMENT_HEADER_BYTES + RECORD + MIB);
+      await again.set(key(3), VALUE);
+      expect(segmentSizes(memory)).to.deep.equal({ '000000010000.seg': SEGMENT_HEADER_BYTES + RECORD + MIB });
+      expect((await dump(again)).length).to.equal(4);
+      await again.close();
+      expect(segmentSizes(memory)).to.deep.equal({ '000000010000.seg': SEGMENT_HEADER_BYTES + 4 * RECORD });
+    });
   });
 });

@@ -203,6 +203,38 @@ describe('shared access (processes and threads)', function () {
     expect(fs.existsSync(path.join(dir, 'keydir.snapshot'))).to.equal(false);
   });
 
+  // The owner's stats().diskBytes counts the zero padding it preallocated after the head segment's
+  // records (docs/durability.md, "What maxStoreBytes caps"); a client reads the same files, and must
+  // count them as they are, whether it met the head segment before the padding or after it.
+  it("clients count the owner's padded head segment as the owner does: diskBytes equal the files' bytes everywhere (sync 'always')", async () => {
+    const dir = tempDir();
+    const options = { sync: 'always' as const, maxSegmentBytes: 64 * 1024 };
+    const segmentFiles = (): number => fs.readdirSync(dir).filter((n) => n.endsWith('.seg'))
+      .reduce((sum, n) => sum + fs.statSync(path.join(dir, n)).size, 0);
+    const diskBytes = async (p: Participant): Promise<number> => ((await p.command({ op: 'stats' })).value as { diskBytes: number }).diskBytes;
+    expect(await processes[0].open(dir, options)).to.equal('owner');
+    const early = await openHere(dir, options); // joins before the head segment exists
+    const value = 'v'.repeat(1000);
+    await early.set('k0', value); // the owner's first record brings the padding, up to maxSegmentBytes
+    expect(await processes[1].open(dir, options)).to.equal('client'); // joins after it
+    expect(await early.get('k0')).to.equal(value);
+    expect(segmentFiles()).to.equal(64 * 1024);
+    expect([await diskBytes(processes[0]), early.stats().diskBytes, await diskBytes(processes[1])]).to.deep.equal([64 * 1024, 64 * 1024, 64 * 1024]);
+    for (let i = 1; i < 100; i++) await early.set(`k${i}`, value); // past one segment: the first is sealed and cut
+    expect(await early.get('k99')).to.equal(value);
+    expect(await processes[1].must('get', 'k99')).to.equal(value);
+    const files = segmentFiles();
+    expect(files).to.be.above(64 * 1024);
+    expect([await diskBytes(processes[0]), early.stats().diskBytes, await diskBytes(processes[1])]).to.deep.equal([files, files, files]);
+    // The owner leaves (cutting the head segment's padding); a client takes over and counts the files as they are.
+    await processes[0].close();
+    await early.set('after', 1);
+    expect(roleOf(early)).to.equal('owner');
+    expect(await processes[1].must('get', 'after')).to.equal(1);
+    const after = segmentFiles();
+    expect([early.stats().diskBytes, await diskBytes(processes[1])]).to.deep.equal([after, after]);
+  });
+
   // The owner preallocates the active segment in 'always' mode and cuts the padding when it seals it;
   // a client that opened the file while it was padded must not take that size for the sealed file's
   // after it takes over (it would cut a file it holds read-only: LOGKV_IO on every write).

@@ -332,10 +332,13 @@ export class Follower {
       if (publish !== undefined && records.length > 0) publish(records, segment.layout);
     }
     segment.tail = segment.flushed = segment.synced = Math.max(recordsEnd, segment.flushed);
-    // How far the file extends (records, then any padding the owner preallocated): a sealed
-    // segment's file was just measured; the head's is at least its records. A size seen while the
-    // segment was the owner's padded active one is stale once the owner sealed (and cut) it.
-    segment.allocated = to === undefined ? end : Math.max(segment.allocated, segment.flushed);
+    // How far the file extends: its records, then the zero padding the owner preallocated, which
+    // diskBytes counts here as in the owner. A sealed segment's file was just measured (a size seen
+    // while the owner had it padded is stale once the owner sealed and cut it). The head segment's
+    // is measured again only when its records pass the end last measured: the owner extends the
+    // padding only then, in the write that passes it (writer.ts #preallocateTo).
+    if (to === undefined) segment.allocated = end;
+    else if (segment.flushed > segment.allocated) segment.allocated = Math.max(segment.file!.sizeSync(), segment.flushed);
     if (id === this.#at.tailId) this.#at.tailEnd = Math.max(this.#at.tailEnd, recordsEnd);
     segments.recount();
   }
@@ -493,8 +496,12 @@ async function buildAt(dir: string, options: ResolvedOptions, head: Head): Promi
     for (const id of ids) {
       const file = openReadOnly(path.join(dir, segmentName(id)));
       if (file === undefined) throw new SegmentGone(`${segmentName(id)} is gone`);
-      const end = id === head.segment ? Math.min(head.end, file.sizeSync()) : file.sizeSync();
+      const size = file.sizeSync();
+      const end = id === head.segment ? Math.min(head.end, size) : size;
       const segment = segmentOver(id, file, end);
+      // The file, padding included, takes disk: counted as the owner counts it (past the head's
+      // end of the head segment: the padding the owner preallocated, or a group being written).
+      segment.allocated = size;
       opened.push(segment);
       nextVersion = Math.max(nextVersion, segment.floor);
       if (end <= segment.layout.fileHeaderBytes) continue;
@@ -540,16 +547,19 @@ export function recordsOf(segment: Segment, start: number): { records: Buffer[];
 }
 
 /**
- * A Segment over `file` (`size` bytes of it are the follower's to read), with the record layout
- * and version floor its header names. A file too short for a header (a write segment just made)
- * is taken as one of the current format.
+ * A read-only Segment over `file` (`size` bytes of it are the follower's to read), with the record
+ * layout and version floor its header names. A file too short for a header (a write segment just
+ * made) is taken as one of the current format. Read-only: if this process takes the store over,
+ * its writer never writes to or cuts a file it opened here (segment.ts).
  */
 function segmentOver(id: number, file: MediumFile, size: number): Segment {
   const buf = Buffer.alloc(SEGMENT_HEADER_BYTES);
   const got = file.readSync(buf, 0, SEGMENT_HEADER_BYTES, 0);
-  if (got < SEGMENT_HEADER_BYTES && isWriteSegmentId(id) && size <= got) return new Segment(id, file.path, file, size);
+  if (got < SEGMENT_HEADER_BYTES && isWriteSegmentId(id) && size <= got) {
+    return new Segment(id, file.path, file, size, undefined, 0, 'read-only');
+  }
   const header = checkSegmentHeader(buf.subarray(0, got), file.path, id);
-  return new Segment(id, file.path, file, size, header.layout, header.floor);
+  return new Segment(id, file.path, file, size, header.layout, header.floor, 'read-only');
 }
 
 /** Replays `segment`'s hint through `visit`: the highest version it names, or undefined if it has none that can be used. */

@@ -606,13 +606,10 @@ class Sharing implements SharedRole {
     const list: Segment[] = [];
     for (const segment of known.all()) {
       if (segment.file === undefined) continue;
+      // A segment not recovered here stays read-only (the follower's): the writer never writes
+      // to it nor cuts it (segment.ts), and it is counted as the follower last measured it.
       if (recovered.has(segment.id)) void segment.file.close().catch(() => undefined);
-      else {
-        // A sealed segment this process holds read-only: its file ends at its records (the owner
-        // cut its padding before it made the next segment), and the writer must never try to cut it.
-        segment.allocated = segment.flushed;
-        list.push(segment);
-      }
+      else list.push(segment);
     }
     list.push(...recovered.values());
     list.sort((a, b) => a.id - b.id);

@@ -3,6 +3,11 @@
  * Everything here is deterministic in (index, seed) so that every store, rep and process sees
  * exactly the same keys, values and orders.
  */
+import { mix32 } from '../../lib/hash';
+
+// The keys' and values' mixing is the library's own MurmurHash3 finaliser (a bijection on 32-bit
+// integers); tools/bench-ordered.ts takes it from here too.
+export { mix32 };
 
 /** The object every store stores. Encoded by msgpack (~100 bytes) or by the store's own codec. */
 export interface BenchValue {
@@ -15,16 +20,6 @@ export interface BenchValue {
 }
 
 const TAGS = ['alpha', 'bravo', 'charlie', 'delta', 'echo', 'foxtrot', 'golf', 'hotel'];
-
-/** The 32-bit finaliser of MurmurHash3: a bijection on 32-bit integers with good avalanche. */
-export function mix32(x: number): number {
-  x ^= x >>> 16;
-  x = Math.imul(x, 0x85ebca6b);
-  x ^= x >>> 13;
-  x = Math.imul(x, 0xc2b2ae35);
-  x ^= x >>> 16;
-  return x >>> 0;
-}
 
 /**
  * The key of record `index`: 16 lowercase hex characters (16 bytes in UTF-8). The first 8 are a

@@ -1,5 +1,6 @@
 /**
  * The harness's tally, and how it is printed: figures last, so a log's tail tells the result.
+ * Every mode's report (main.ts, shared.ts) is laid out by reportLines() below.
  */
 import type { Verdict } from './check';
 
@@ -11,6 +12,35 @@ export interface Failure {
   /** Where the failing store was kept, if it was. */
   kept?: string;
   details: string[];
+}
+
+/** A failure as a report prints it; shared mode's carry no replay line. */
+export type ReportedFailure = Pick<Failure, 'what' | 'kept' | 'details'> & { replay?: string };
+
+/** How many of a failure's details a report prints; the rest are counted. */
+const DETAILS_SHOWN = 12;
+
+/** Rows of figures as "name  value" lines, the names padded to one width. */
+export function figureLines(rows: ReadonlyArray<readonly [string, number]>): string[] {
+  const width = Math.max(...rows.map(([name]) => name.length));
+  return rows.map(([name, value]) => `${name.padEnd(width)}  ${value}`);
+}
+
+/**
+ * A report: each failure (what, its first details, where it was kept, how to replay it), then the
+ * `title` line, the figures, and the verdict last, so a log's tail tells the result.
+ */
+export function reportLines(failures: readonly ReportedFailure[], title: string, figures: string[], verdict: string): string[] {
+  const lines: string[] = [];
+  for (const failure of failures) {
+    lines.push(`FAILURE ${failure.what}`);
+    for (const detail of failure.details.slice(0, DETAILS_SHOWN)) lines.push(`    ${detail}`);
+    if (failure.details.length > DETAILS_SHOWN) lines.push(`    ... and ${failure.details.length - DETAILS_SHOWN} more`);
+    if (failure.kept !== undefined) lines.push(`    kept for inspection: ${failure.kept}`);
+    if (failure.replay !== undefined) lines.push(`    replay: ${failure.replay}`);
+  }
+  lines.push(title, ...figures, verdict);
+  return lines;
 }
 
 export class Figures {
@@ -80,7 +110,7 @@ export class Figures {
 
   /** The figures as "name  value" lines, the verdict last. */
   lines(): string[] {
-    const rows: Array<[string, number]> = [
+    return figureLines([
       ['workload runs / child processes', this.runs],
       ['crash boundaries', this.boundaries],
       ['crash points explored', this.crashPoints],
@@ -107,8 +137,6 @@ export class Figures {
       ['failed opens', this.failedOpens],
       ['failed operations', this.failedOps],
       ['double holders', this.doubleHolders],
-    ];
-    const width = Math.max(...rows.map(([name]) => name.length));
-    return rows.map(([name, value]) => `${name.padEnd(width)}  ${value}`);
+    ]);
   }
 }

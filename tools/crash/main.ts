@@ -8,7 +8,7 @@ import * as os from 'os';
 import * as path from 'path';
 import type { SyncMode } from '../../lib';
 import { freshSeed, seededRandom } from '../../lib/medium/random';
-import { Figures } from './figures';
+import { Figures, reportLines } from './figures';
 import { ioRun } from './io';
 import { killRun } from './kill';
 import { powerRun } from './power';
@@ -126,18 +126,9 @@ export async function runHarness(options: HarnessOptions): Promise<HarnessResult
 /** The report: failures first, then the figures, then the verdict, last. */
 export function report(result: HarnessResult, mode: string): string[] {
   const { figures } = result;
-  const lines: string[] = [];
-  for (const failure of figures.failures) {
-    lines.push(`FAILURE ${failure.what}`);
-    for (const detail of failure.details.slice(0, 12)) lines.push(`    ${detail}`);
-    if (failure.details.length > 12) lines.push(`    ... and ${failure.details.length - 12} more`);
-    if (failure.kept !== undefined) lines.push(`    kept for inspection: ${failure.kept}`);
-    lines.push(`    replay: ${failure.replay}`);
-  }
-  lines.push(`logkv crash harness, mode ${mode}, seed ${result.seed}, ${(result.elapsedMs / 60_000).toFixed(1)} min`);
-  lines.push(...figures.lines());
   const summary = `${figures.lost} lost, ${figures.wrong} wrong, ${figures.resurrected} resurrected, ` +
     `${figures.failedOpens} failed opens, ${figures.doubleHolders} double holders`;
-  lines.push(figures.failed ? `FAIL: ${summary} (seed ${result.seed}; failing stores under ${result.failDir})` : `PASS: ${summary}`);
-  return lines;
+  return reportLines(figures.failures,
+    `logkv crash harness, mode ${mode}, seed ${result.seed}, ${(result.elapsedMs / 60_000).toFixed(1)} min`, figures.lines(),
+    figures.failed ? `FAIL: ${summary} (seed ${result.seed}; failing stores under ${result.failDir})` : `PASS: ${summary}`);
 }

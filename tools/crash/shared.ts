@@ -29,6 +29,7 @@ import { currentOwner } from '../../lib/lock';
 import { Random, freshSeed, seededRandom } from '../../lib/medium/random';
 import { buildChild, childEnv } from './build';
 import { readAll } from './check';
+import { ReportedFailure, figureLines, reportLines } from './figures';
 import { SharedChildConfig, SharedOp } from './shared-child';
 
 const REPO = path.resolve(__dirname, '..', '..');
@@ -69,7 +70,7 @@ export class SharedFigures {
   twoOwners = 0;
   failedOps = 0;
   failedRounds = 0;
-  readonly failures: Array<{ what: string; details: string[]; kept?: string }> = [];
+  readonly failures: ReportedFailure[] = [];
 
   get failed(): boolean {
     return this.lost + this.wrong + this.appliedTwice + this.inconsistent + this.readMismatches + this.twoOwners +
@@ -81,7 +82,7 @@ export class SharedFigures {
   }
 
   lines(): string[] {
-    const rows: Array<[string, number]> = [
+    return figureLines([
       ['rounds', this.rounds],
       ['writer processes', this.writerProcesses],
       ['owners killed (SIGKILL)', this.kills],
@@ -99,9 +100,7 @@ export class SharedFigures {
       ['two owners at once', this.twoOwners],
       ['failed operations', this.failedOps],
       ['failed rounds', this.failedRounds],
-    ];
-    const width = Math.max(...rows.map(([name]) => name.length));
-    return rows.map(([name, value]) => `${name.padEnd(width)}  ${value}`);
+    ]);
   }
 }
 
@@ -391,17 +390,8 @@ function checkWriter(figures: SharedFigures, writer: Writer, journal: Journal, s
 }
 
 export function sharedReport(figures: SharedFigures, seed: number, minutes: number, failDir: string): string[] {
-  const lines: string[] = [];
-  for (const failure of figures.failures) {
-    lines.push(`FAILURE ${failure.what}`);
-    for (const detail of failure.details.slice(0, 12)) lines.push(`    ${detail}`);
-    if (failure.details.length > 12) lines.push(`    ... and ${failure.details.length - 12} more`);
-    if (failure.kept !== undefined) lines.push(`    kept for inspection: ${failure.kept}`);
-  }
-  lines.push(`logkv crash harness, mode shared, seed ${seed}, ${minutes.toFixed(1)} min`);
-  lines.push(...figures.lines());
-  lines.push(figures.failed ? `FAIL (seed ${seed}; failing rounds under ${failDir})` : 'PASS');
-  return lines;
+  return reportLines(figures.failures, `logkv crash harness, mode shared, seed ${seed}, ${minutes.toFixed(1)} min`, figures.lines(),
+    figures.failed ? `FAIL (seed ${seed}; failing rounds under ${failDir})` : 'PASS');
 }
 
 export interface SharedHarnessOptions {
