@@ -99,3 +99,58 @@ for (const ordered of [false, { nodeCapacity: 5 }]) describe(ordered ? 'keydir w
     expect(keydir.size).to.equal(100);
   });
 });
+
+describe('keydir slots (record, distance from home and tag packed in one)', () => {
+  it('widens the record field as the records grow (11 to 18 bits), keeping every key', () => {
+    const keydir = new KeyDir(99);
+    const widths: number[] = [keydir.recordBits];
+    for (let i = 0; i < 150_000; i++) {
+      keydir.put(`w${i}`, new Entry(1, i, 30, 0));
+      if (keydir.recordBits !== widths[widths.length - 1]) widths.push(keydir.recordBits);
+    }
+    // Columns of 1024 records grow by half: 1536, 2304, 3456, 5184, ... 175,123; each past a power of two widens the field.
+    expect(widths).to.deep.equal([11, 12, 13, 14, 15, 16, 17, 18]);
+    for (let i = 0; i < 150_000; i++) expect(keydir.get(`w${i}`)).to.deep.equal(new Entry(1, i, 30, 0));
+    expect(keydir.get('w150000')).to.equal(undefined);
+  });
+
+  for (const seed of [5, 6]) {
+    it(`removals shift members back whether their slot knows their distance or it is too far to say (seed ${seed})`, () => {
+      const random = seededRandom(seed);
+      const keydir = new KeyDir(seed);
+      const model = new Map<string, Entry>();
+      // Filled to its 70% limit, where some members sit 15 or more slots past their home.
+      keydir.reserve(30_000);
+      const slots = keydir.capacities.slots;
+      const fill = Math.floor(slots * 0.7);
+      for (let i = 0; i < fill; i++) {
+        const entry = new Entry(2, i, 40, 0);
+        keydir.put(`s${i}`, entry);
+        model.set(`s${i}`, entry);
+      }
+      expect(keydir.capacities.slots).to.equal(slots);
+      const far = keydir.farSlots;
+      expect(far).to.be.greaterThan(0);
+      // Delete half in random order, then put new keys into the holes, checking everything as it goes.
+      const order = [...model.keys()].sort(() => random() - 0.5);
+      for (const [n, key] of order.slice(0, fill >> 1).entries()) {
+        expect(keydir.put(key, undefined), key).to.deep.equal(model.get(key));
+        model.delete(key);
+        if (n % 3000 === 0) for (const [k, entry] of model) expect(keydir.get(k), k).to.deep.equal(entry);
+      }
+      expect(keydir.farSlots).to.be.lessThan(far);
+      for (let i = 0; i < fill >> 1; i++) {
+        const entry = new Entry(3, i, 41, 0);
+        keydir.put(`t${i}`, entry);
+        model.set(`t${i}`, entry);
+      }
+      expect(keydir.size).to.equal(model.size);
+      for (const [key, entry] of model) expect(keydir.get(key), key).to.deep.equal(entry);
+      for (const key of order.slice(0, fill >> 1)) expect(keydir.get(key), key).to.equal(undefined);
+      // A snapshot of it loads with the same slots and answers the same.
+      const copy = KeyDir.fromBytes(Buffer.concat(keydir.toBytes()));
+      expect(copy.recordBits).to.equal(keydir.recordBits);
+      for (const [key, entry] of model) expect(copy.get(key), key).to.deep.equal(entry);
+    });
+  }
+});
