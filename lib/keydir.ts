@@ -34,7 +34,7 @@
  *             the expiries span more than 49 days), plus 1/8 of a byte for the tree
  *
  * About 13 bytes per record (with up to 256 segments) plus the key and its length byte, plus 4
- * bytes per slot at 1/0.7 slots per key: at 16-byte keys about 37 bytes a key. Everything grows
+ * bytes per slot at 1/0.7 slots per key: at 16-byte keys about 36 bytes a key. Everything grows
  * by half when full (a doubling would leave up to half of it unused), and a table loaded from a
  * snapshot has arrays of exactly the sizes it needs: the snapshot is read straight into them
  * (tableHead(), tableArrays(), fromArrays(); snapshot.ts).
