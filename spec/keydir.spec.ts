@@ -154,3 +154,23 @@ describe('keydir slots (record, distance from home and tag packed in one)', () =
     });
   }
 });
+
+describe('keydir slots in a snapshot (table layout 4)', () => {
+  it('refuses a table whose record width cannot hold its records, or whose byte 35 is not zero', () => {
+    const keydir = new KeyDir(7);
+    for (let i = 0; i < 3000; i++) keydir.put(`r${i}`, new Entry(1, i, 30, 0));
+    const good = Buffer.concat(keydir.toBytes());
+    // 3000 records in columns of 3456: 12 bits.
+    expect(good.readUInt8(34)).to.equal(12);
+    expect(KeyDir.fromBytes(good).get('r2999')).to.deep.equal(new Entry(1, 2999, 30, 0));
+    for (const [at, value] of [[34, 11], [34, 10], [34, 32], [35, 1]] as const) {
+      const bad = Buffer.from(good);
+      bad.writeUInt8(value, at);
+      expect(() => KeyDir.fromBytes(bad), `byte ${at} = ${value}`).to.throw('keydir snapshot: bad slot record bits');
+    }
+    // A wider field than the records need is allowed (a writer whose columns had grown further).
+    const wider = Buffer.from(good);
+    wider.writeUInt8(13, 34);
+    expect(() => KeyDir.tableHead(wider)).to.not.throw();
+  });
+});
