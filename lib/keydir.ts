@@ -940,10 +940,11 @@ function slotBitsOf(recordBits: number): SlotBits {
   const tagBits = spare - distanceBits;
   return {
     recordBits,
-    recordMask: 2 ** recordBits - 1,
+    // `| 0`: small integers, so V8 keeps these fields untagged ints the probe loops read as such.
+    recordMask: (2 ** recordBits - 1) | 0,
     distanceMax: (1 << distanceBits) - 1,
     tagShift: recordBits + distanceBits,
-    tagMask: tagBits === 32 ? -1 : 2 ** tagBits - 1,
+    tagMask: (2 ** tagBits - 1) | 0,
   };
 }
 
