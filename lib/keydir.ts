@@ -8,25 +8,33 @@
  * small objects that every full GC must trace (it doubled full-GC pauses when we measured). This
  * table keeps everything in typed arrays, off the JS heap and invisible to the GC:
  *
- *   slots     Int32Array, open addressing with linear probing; slot = record index + 1, 0 = empty.
- *             Any size (at most 70% full): a key's home is hash * size / 2^32 (multiply-shift),
- *             so a table sized to its count wastes nothing to a power of two
+ *   slots     Int32Array, open addressing with linear probing, 0 = empty. Any size (at most 70%
+ *             full): a key's home is hash * size / 2^32 (multiply-shift), so a table sized to
+ *             its count wastes nothing to a power of two. A slot packs three fields (SlotBits):
+ *               low `recordBits` bits   record index + 1 (recordBits: enough for the record
+ *                                       columns' capacity, at least 11)
+ *               next `distanceBits`     how far the slot lies past the key's home, DISTANCE_
+ *                                       UNKNOWN-saturated (4 bits while they fit, fewer at
+ *                                       over 2^24 records)
+ *               the rest, at the top    a tag: the low bits of the key's hash (7 bits at 1M
+ *                                       records, 17 at 1K), compared before the record is read
+ *             so a probe reads no record column until the tag matches, and a removal's cluster
+ *             shift knows each member's home from its slot without hashing its key again
  *   segment   per record, an index into `segmentIds`: Uint8Array while there are at most 256
  *             segment ids, Uint16Array to 65536, then Uint32Array (widened as they come)
  *   offset    Uint32Array per record (segments are at most 4 GiB)
  *   length    Uint32Array per record
  *   keyAt     Uint32Array per record: where the key's bytes start in `arena`
- *   tag       Uint8Array per record: the low byte of the key's hash, compared before the key
- *             bytes. The full hash is not kept (it was 4 bytes a key): a resize or a removal's
- *             cluster shift recomputes it from the arena, which at 16-byte keys costs less than
- *             the memory saved is worth (a resize is rare; removals hash one cluster)
+ *             The full hash is not kept (it was 4 bytes a key): a resize recomputes it from the
+ *             arena (records in order, so the arena is read in order), as does a removal's shift
+ *             for the rare member more than 14 slots from its home
  *   arena     the keys' UTF-8 bytes, each preceded by its length (1 byte below 128, else 3)
  *   expiry    an ExpiryColumn (expiry.ts): each record's expiry, with a tree of minima over
  *             them, made when the first record with an expiry comes: 4 bytes per record (8 if
  *             the expiries span more than 49 days), plus 1/8 of a byte for the tree
  *
- * About 14 bytes per record (with up to 256 segments) plus the key and its length byte, plus 4
- * bytes per slot at 1/0.7 slots per key: at 16-byte keys about 37 bytes a key. Everything grows
+ * About 13 bytes per record (with up to 256 segments) plus the key and its length byte, plus 4
+ * bytes per slot at 1/0.7 slots per key: at 16-byte keys about 36 bytes a key. Everything grows
  * by half when full (a doubling would leave up to half of it unused), and a table loaded from a
  * snapshot has arrays of exactly the sizes it needs: the snapshot is read straight into them
  * (tableHead(), tableArrays(), fromArrays(); snapshot.ts).
@@ -109,8 +117,8 @@ export class KeyDir {
   #offset = new Uint32Array(MIN_SLOTS);
   #length = new Uint32Array(MIN_SLOTS);
   #keyAt = new Uint32Array(MIN_SLOTS);
-  /** Each record's tag: the low byte of its key's hash, which a probe compares before the key. */
-  #tag = new Uint8Array(MIN_SLOTS);
+  /** How the slots pack record, distance and tag (see the file's head); widened with the record columns. */
+  #bits = slotBits(MIN_SLOTS);
   #arena = new Uint8Array(MIN_SLOTS * 16);
   #arenaUsed = 0;
   #arenaGarbage = 0;
@@ -148,10 +156,54 @@ export class KeyDir {
     return { slots: this.#size, records: this.#offset.length, arena: this.#arena.length, segmentWidth: this.#segment.BYTES_PER_ELEMENT };
   }
 
+  /** How many bits of a slot name its record (the rest hold its distance from home and a tag): for specs. */
+  get recordBits(): number {
+    return this.#bits.recordBits;
+  }
+
+  /** How many slots hold a record so far from its home that the slot cannot say how far: for specs. */
+  get farSlots(): number {
+    const { recordBits, distanceMax } = this.#bits;
+    let far = 0;
+    for (const value of this.#slots) if (value !== 0 && ((value >>> recordBits) & distanceMax) === distanceMax) far++;
+    return far;
+  }
+
   get(key: string): Entry | undefined {
     const slot = this.#findString(key);
     if (slot < 0) return undefined;
-    return this.#entry(this.#slots[slot] - 1);
+    return this.#entry((this.#slots[slot] & this.#bits.recordMask) - 1);
+  }
+
+  /**
+   * The record of `key`, or -1: get() without an Entry, for the read path (a get allocates
+   * nothing to find its record). Read its fields with segmentIdOf() and friends before the
+   * keydir changes: a removed record's number is reused.
+   */
+  find(key: string): number {
+    const slot = this.#findString(key);
+    return slot < 0 ? -1 : (this.#slots[slot] & this.#bits.recordMask) - 1;
+  }
+
+  /** The segment id of a live record (find()). */
+  segmentIdOf(record: number): number {
+    return this.#segmentIds[this.#segment[record]];
+  }
+
+  /** The offset of a live record (find()) in its segment. */
+  offsetOf(record: number): number {
+    return this.#offset[record];
+  }
+
+  /** The total length of a live record (find()). */
+  lengthOf(record: number): number {
+    return this.#length[record];
+  }
+
+  /** The expiry of a live record (find()), 0 for none. */
+  expiresAtOf(record: number): number {
+    const expiry = this.#expiry;
+    return expiry === undefined ? 0 : expiry.get(record);
   }
 
   /**
@@ -167,7 +219,7 @@ export class KeyDir {
   /** get() with the key as UTF-8 bytes. */
   getBytes(bytes: Uint8Array, start: number, length: number): Entry | undefined {
     const slot = this.#find(bytes, start, length, hashBytes(this.#basis, bytes, start, length));
-    return slot < 0 ? undefined : this.#entry(this.#slots[slot] - 1);
+    return slot < 0 ? undefined : this.#entry((this.#slots[slot] & this.#bits.recordMask) - 1);
   }
 
   /** Sets `key` to `entry` (or removes it if `entry` is undefined); returns the previous entry. */
@@ -181,7 +233,7 @@ export class KeyDir {
     const hash = hashBytes(this.#basis, bytes, start, length);
     const slot = this.#find(bytes, start, length, hash);
     if (slot >= 0) {
-      const record = this.#slots[slot] - 1;
+      const record = (this.#slots[slot] & this.#bits.recordMask) - 1;
       const previous = this.#entry(record);
       if (entry === undefined) this.#remove(slot, record);
       else this.#store(record, entry);
@@ -190,12 +242,8 @@ export class KeyDir {
     if (entry === undefined) return undefined;
     if ((this.#count + 1) * 10 > this.#size * 7) this.#resize(grown(this.#size));
     const record = this.#allocate(bytes, start, length);
-    this.#tag[record] = hash & 0xff;
     this.#store(record, entry);
-    const size = this.#size;
-    let at = home(hash, size);
-    while (this.#slots[at] !== 0) if (++at === size) at = 0;
-    this.#slots[at] = record + 1;
+    this.#place(this.#slots, this.#size, record, hash);
     this.#count++;
     this.#ordered?.insert(record);
     return undefined;
@@ -304,7 +352,7 @@ export class KeyDir {
   /** Bytes of JS-invisible memory the table holds (with its ordered index), for stats and benchmarks. */
   get memoryBytes(): number {
     return this.#slots.byteLength + this.#arena.byteLength + this.#segment.byteLength + this.#offset.byteLength * 3 +
-      this.#tag.byteLength + (this.#expiry?.memoryBytes ?? 0) + (this.#ordered?.memoryBytes ?? 0);
+      (this.#expiry?.memoryBytes ?? 0) + (this.#ordered?.memoryBytes ?? 0);
   }
 
   // ---------------------------------------------------------------- order (ordered.ts)
@@ -383,7 +431,8 @@ export class KeyDir {
     fixed.writeUInt32LE(this.#freeCount, 20);
     fixed.writeUInt32LE(this.#segmentIds.length, 24);
     fixed.writeUInt32LE(this.expiringCount, 28);
-    fixed.writeUInt32LE(TABLE_LAYOUT, 32);
+    fixed.writeUInt16LE(TABLE_LAYOUT, 32);
+    fixed.writeUInt8(this.#bits.recordBits, 34);
     fixed.writeUInt32LE(this.seed, 36);
     const expiry = this.expiringCount > 0 ? this.#expiry!.toBytes(high) : undefined;
     fixed.writeDoubleLE(expiry?.base ?? 0, 40);
@@ -398,7 +447,6 @@ export class KeyDir {
       view(this.#offset, high * 4),
       view(this.#length, high * 4),
       view(this.#keyAt, high * 4),
-      view(this.#tag, high),
       view(this.#arena, this.#arenaUsed),
       segmentIds,
     ];
@@ -414,19 +462,22 @@ export class KeyDir {
     const fail = (why: string): never => { throw new Error(`keydir snapshot: ${why}`); };
     if (fixed.length < FIXED_BYTES) fail('truncated');
     const view = Buffer.from(fixed.buffer, fixed.byteOffset, FIXED_BYTES);
-    // First of all, so that no other byte of a table laid out otherwise is ever read as this one.
-    if (view.readUInt32LE(32) !== TABLE_LAYOUT) fail(`table layout ${view.readUInt32LE(32)}, expected ${TABLE_LAYOUT}`);
+    // First of all, so that no other byte of a table laid out otherwise is ever read as this one
+    // (layouts up to 3 kept the number in all four bytes, so byte 34 was 0 there).
+    if (view.readUInt16LE(32) !== TABLE_LAYOUT) fail(`table layout ${view.readUInt16LE(32)}, expected ${TABLE_LAYOUT}`);
     const head: TableHead = {
       count: view.readUInt32LE(0), high: view.readUInt32LE(4), slots: view.readUInt32LE(8),
       arenaUsed: view.readUInt32LE(12), arenaGarbage: view.readUInt32LE(16), freeCount: view.readUInt32LE(20),
       segmentCount: view.readUInt32LE(24), expiresCount: view.readUInt32LE(28), seed: view.readUInt32LE(36),
-      heapBase: view.readDoubleLE(40), bytes: 0,
+      heapBase: view.readDoubleLE(40), recordBits: view.readUInt8(34), bytes: 0,
     };
-    const { count, high, slots, freeCount, expiresCount, heapBase } = head;
+    const { count, high, slots, freeCount, expiresCount, heapBase, recordBits } = head;
+    // The slots' record fields must hold every record: a corrupt width would misread them all.
+    if (view.readUInt8(35) !== 0 || recordBits < MIN_RECORD_BITS || recordBits > 31 || high >= 2 ** recordBits) fail('bad slot record bits');
     if (slots < MIN_SLOTS || count * 10 > slots * 7 || count + freeCount !== high ||
         expiresCount > count || (expiresCount === 0 && heapBase !== 0) || head.arenaGarbage > head.arenaUsed) fail('inconsistent counts');
     head.bytes = FIXED_BYTES + (expiresCount === 0 ? 0 : high * (heapBase === 0 ? 8 : 4)) + slots * 4 +
-      high * (segmentWidth(head.segmentCount) + 13) + head.arenaUsed + head.segmentCount * 8;
+      high * (segmentWidth(head.segmentCount) + 12) + head.arenaUsed + head.segmentCount * 8;
     return head;
   }
 
@@ -445,13 +496,12 @@ export class KeyDir {
       offset: new Uint32Array(head.high),
       length: new Uint32Array(head.high),
       keyAt: new Uint32Array(head.high),
-      tag: new Uint8Array(head.high),
       arena: new Uint8Array(head.arenaUsed),
       segmentIds: new Float64Array(head.segmentCount),
     };
     const bytes = (array: ArrayBufferView, length = array.byteLength) => new Uint8Array(array.buffer, array.byteOffset, length);
     const sections = [...(expiry === undefined ? [] : [bytes(expiry)]), bytes(arrays.slots), bytes(arrays.segment), bytes(arrays.offset), bytes(arrays.length),
-      bytes(arrays.keyAt), bytes(arrays.tag), bytes(arrays.arena), bytes(arrays.segmentIds)];
+      bytes(arrays.keyAt), bytes(arrays.arena), bytes(arrays.segmentIds)];
     return { ...arrays, sections };
   }
 
@@ -475,7 +525,7 @@ export class KeyDir {
   static fromArrays(head: TableHead, arrays: TableArrays): KeyDir {
     const fail = (why: string): never => { throw new Error(`keydir snapshot: ${why}`); };
     const { count, high, arenaUsed, freeCount, segmentCount, expiresCount } = head;
-    // The hash tags and the slots were made with the writer's seed: the table keeps using it.
+    // The slots' tags and homes were made with the writer's seed: the table keeps using it.
     const keydir = new KeyDir(head.seed);
     keydir.#slots = arrays.slots;
     keydir.#size = arrays.slots.length;
@@ -483,7 +533,7 @@ export class KeyDir {
     keydir.#offset = arrays.offset;
     keydir.#length = arrays.length;
     keydir.#keyAt = arrays.keyAt;
-    keydir.#tag = arrays.tag;
+    keydir.#bits = slotBitsOf(head.recordBits);
     const arena = keydir.#arena = arrays.arena;
     keydir.#arenaUsed = arenaUsed;
     keydir.#arenaGarbage = head.arenaGarbage;
@@ -585,15 +635,15 @@ export class KeyDir {
     const slots = this.#slots;
     const size = this.#size;
     const arena = this.#arena;
-    const tags = this.#tag;
     const keyAt = this.#keyAt;
+    const { recordMask, tagShift, tagMask } = this.#bits;
     const mixed = mix32(hash);
-    const tag = mixed & 0xff;
+    const tag = mixed & tagMask;
     for (let at = home(mixed, size); ; at = at + 1 === size ? 0 : at + 1) {
       const value = slots[at];
       if (value === 0) return -1;
-      if (tags[value - 1] !== tag) continue;
-      let pos = keyAt[value - 1];
+      if (value >>> tagShift !== tag) continue;
+      let pos = keyAt[(value & recordMask) - 1];
       if (arena[pos] !== length) continue;
       pos++;
       let i = 0;
@@ -606,12 +656,12 @@ export class KeyDir {
   #find(bytes: Uint8Array, start: number, length: number, hash: number): number {
     const slots = this.#slots;
     const size = this.#size;
-    const tags = this.#tag;
-    const tag = hash & 0xff;
+    const { recordMask, tagShift, tagMask } = this.#bits;
+    const tag = hash & tagMask;
     for (let at = home(hash, size); ; at = at + 1 === size ? 0 : at + 1) {
       const value = slots[at];
       if (value === 0) return -1;
-      if (tags[value - 1] === tag && this.#keyEquals(value - 1, bytes, start, length)) return at;
+      if (value >>> tagShift === tag && this.#keyEquals((value & recordMask) - 1, bytes, start, length)) return at;
     }
   }
 
@@ -685,19 +735,20 @@ export class KeyDir {
     this.#count--;
     const slots = this.#slots;
     const size = this.#size;
-    const keyAt = this.#keyAt;
-    const basis = this.#basis;
+    const { recordBits, recordMask, distanceMax } = this.#bits;
     let hole = slot;
     for (let at = slot + 1 === size ? 0 : slot + 1; slots[at] !== 0; at = at + 1 === size ? 0 : at + 1) {
-      // The member's home (as #home(), inline: a purge or a delete workload runs this per member).
-      const key = keyAt[slots[at] - 1];
-      const head = arena[key];
-      const home = homeOf(head < 0x80 ? hashBytes(basis, arena, key + 1, head)
-        : hashBytes(basis, arena, key + 3, ((head & 0x7f) << 16) | (arena[key + 1] << 8) | arena[key + 2]), size);
-      // Move the member back into the hole unless its home lies cyclically in (hole, at].
-      const stays = hole <= at ? (hole < home && home <= at) : (hole < home || home <= at);
-      if (!stays) {
-        slots[hole] = slots[at];
+      const value = slots[at];
+      // The member's distance from its home, from its slot; only one saturated there (14 slots
+      // or more from home, rare at 70% load) costs a hash of its key.
+      let distance = (value >>> recordBits) & distanceMax;
+      if (distance === distanceMax) distance = cyclic(at - this.#home((value & recordMask) - 1), size);
+      // Move the member back into the hole unless its home lies cyclically in (hole, at]: unless
+      // it lies no farther from home than from the hole.
+      const gap = cyclic(at - hole, size);
+      if (distance >= gap) {
+        const moved = Math.min(distance - gap, distanceMax);
+        slots[hole] = (value & ~(distanceMax << recordBits)) | (moved << recordBits);
         hole = at;
       }
     }
@@ -708,9 +759,10 @@ export class KeyDir {
   #slotOf(record: number): number {
     const slots = this.#slots;
     const size = this.#size;
+    const recordMask = this.#bits.recordMask;
     for (let at = this.#home(record); ; at = at + 1 === size ? 0 : at + 1) {
       const value = slots[at];
-      if (value === record + 1) return at;
+      if ((value & recordMask) === record + 1) return at;
       if (value === 0) throw new Error(`keydir: record ${record} is not in the table`);
     }
   }
@@ -735,12 +787,48 @@ export class KeyDir {
     const slots = new Int32Array(capacity);
     this.#slots = slots;
     this.#size = capacity;
+    const arena = this.#arena;
+    const keyAt = this.#keyAt;
+    const basis = this.#basis;
     for (let record = 0; record < this.#high; record++) {
-      if (this.#keyAt[record] === FREE) continue;
-      let at = this.#home(record);
-      while (slots[at] !== 0) if (++at === capacity) at = 0;
-      slots[at] = record + 1;
+      const at = keyAt[record];
+      if (at === FREE) continue;
+      const first = arena[at];
+      const hash = first < 0x80 ? hashBytes(basis, arena, at + 1, first)
+        : hashBytes(basis, arena, at + 3, ((first & 0x7f) << 16) | (arena[at + 1] << 8) | arena[at + 2]);
+      this.#place(slots, capacity, record, hash);
     }
+  }
+
+  /** Puts a record whose key has `hash` in the first free slot from its home, with its distance and tag. */
+  #place(slots: Int32Array, size: number, record: number, hash: number): void {
+    const { recordBits, distanceMax, tagShift, tagMask } = this.#bits;
+    let at = home(hash, size);
+    let distance = 0;
+    while (slots[at] !== 0) {
+      if (++at === size) at = 0;
+      distance++;
+    }
+    slots[at] = ((hash & tagMask) << tagShift) | (Math.min(distance, distanceMax) << recordBits) | (record + 1);
+  }
+
+  /**
+   * Re-packs every slot for record fields `recordBits` wide (more records than the fields held):
+   * each tag loses its top bits, each distance saturates if the narrower field cannot hold it.
+   * No key is hashed again: the tags are low bits of the hash, so fewer of them are still its low bits.
+   */
+  #widenRecordBits(recordBits: number): void {
+    const from = this.#bits;
+    const to = slotBitsOf(recordBits);
+    const slots = this.#slots;
+    for (let at = 0; at < slots.length; at++) {
+      const value = slots[at];
+      if (value === 0) continue;
+      const distance = Math.min((value >>> from.recordBits) & from.distanceMax, to.distanceMax);
+      const tag = (value >>> from.tagShift) & to.tagMask;
+      slots[at] = (tag << to.tagShift) | (distance << to.recordBits) | (value & from.recordMask);
+    }
+    this.#bits = to;
   }
 
   #growRecords(capacity: number): void {
@@ -753,8 +841,9 @@ export class KeyDir {
     this.#offset = grow(this.#offset);
     this.#length = grow(this.#length);
     this.#keyAt = grow(this.#keyAt);
-    this.#tag = grow(this.#tag);
     this.#expiry?.growRecords(capacity);
+    // Record numbers up to `capacity` - 1 must fit in a slot's record field (as number + 1).
+    if (capacity >= 2 ** this.#bits.recordBits) this.#widenRecordBits(bitLength(capacity));
   }
 
   /** Makes room for `need` more bytes: rebuilds without deleted keys if that frees enough, else grows. */
@@ -811,9 +900,52 @@ function home(hash: number, size: number): number {
   return Math.floor(hash * size * 2.3283064365386963e-10);
 }
 
-/** home(), by another name where a local `home` shadows it. */
-function homeOf(hash: number, size: number): number {
-  return Math.floor(hash * size * 2.3283064365386963e-10);
+/** `difference` (in (-size, size)) taken cyclically into [0, size). */
+function cyclic(difference: number, size: number): number {
+  return difference < 0 ? difference + size : difference;
+}
+
+/** The fewest bits that hold `value` (a positive integer below 2^32). */
+function bitLength(value: number): number {
+  return 32 - Math.clz32(value);
+}
+
+/**
+ * How a slot packs its fields (see the head of the file), from the low bit up: record number + 1
+ * (`recordBits`), distance from home (`distanceBits`, at most 4: 0..14 exact, DISTANCE_UNKNOWN
+ * saturated), tag (the low bits of the key's hash, all bits left). The record field widens as the
+ * record columns grow (#widenRecordBits), taking its bits from the distance and the tag.
+ */
+interface SlotBits {
+  recordBits: number;
+  recordMask: number;
+  /** The distance field's largest value, which means "this far or farther: hash the key". */
+  distanceMax: number;
+  tagShift: number;
+  tagMask: number;
+}
+
+/** The narrowest record field: MIN_SLOTS records need 11 bits. */
+const MIN_RECORD_BITS = 11;
+
+/** SlotBits for the record columns' `capacity`. */
+function slotBits(capacity: number): SlotBits {
+  return slotBitsOf(Math.max(MIN_RECORD_BITS, bitLength(capacity)));
+}
+
+/** SlotBits with a record field `recordBits` (11 to 31) wide. */
+function slotBitsOf(recordBits: number): SlotBits {
+  const spare = 32 - recordBits;
+  const distanceBits = Math.min(4, spare >> 1);
+  const tagBits = spare - distanceBits;
+  return {
+    recordBits,
+    // `| 0`: small integers, so V8 keeps these fields untagged ints the probe loops read as such.
+    recordMask: (2 ** recordBits - 1) | 0,
+    distanceMax: (1 << distanceBits) - 1,
+    tagShift: recordBits + distanceBits,
+    tagMask: (2 ** tagBits - 1) | 0,
+  };
 }
 
 /** A table's fixed part (tableHead()): its counts, and its total size in bytes. */
@@ -828,6 +960,8 @@ export interface TableHead {
   expiresCount: number;
   seed: number;
   heapBase: number;
+  /** How many low bits of a slot name its record (SlotBits). */
+  recordBits: number;
   /** The whole table's bytes, fixed part included. */
   bytes: number;
 }
@@ -841,7 +975,6 @@ export interface TableArrays {
   offset: Uint32Array<ArrayBuffer>;
   length: Uint32Array<ArrayBuffer>;
   keyAt: Uint32Array<ArrayBuffer>;
-  tag: Uint8Array<ArrayBuffer>;
   arena: Uint8Array<ArrayBuffer>;
   segmentIds: Float64Array<ArrayBuffer>;
   sections: Uint8Array[];
@@ -853,10 +986,12 @@ export interface TableArrays {
  * table; 1 stores the heap; 2 adds the hash seed at byte 36 (layout 1's hashes were unseeded);
  * 3 keeps a 1-byte tag instead of the 32-bit hash per record, segment indices as narrow as the
  * segment count allows, slots of any size with a multiply-shift home (layout 2: a power of two,
- * hash & mask), and each record's expiry in a column (ExpiryColumn) instead of the heap. A table
- * of any other layout is refused, never read.
+ * hash & mask), and each record's expiry in a column (ExpiryColumn) instead of the heap; 4 drops
+ * the tag column and packs the record, its distance from home and a tag into each slot (SlotBits),
+ * the record field's width in byte 34 (the layout number takes bytes 32-33). A table of any other
+ * layout is refused, never read: the snapshot is a cache, and the store replays the log instead.
  */
-export const TABLE_LAYOUT = 3;
+export const TABLE_LAYOUT = 4;
 
 /**
  * Bytes of counts at the start of toBytes(). 40 in layout 0: a reader of layout 0 computes a

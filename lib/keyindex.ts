@@ -91,6 +91,23 @@ export class KeyIndex {
   }
 
   /**
+   * live() without an Entry, for get(): the keydir record of `key` if it is live, else -1 (an
+   * expired one is dropped from the index, as live() drops it). Read its place with
+   * keydir.segmentIdOf() and friends at once: the next change may reuse the record.
+   */
+  liveRecord(key: string): number {
+    const keydir = this.#keydir;
+    const record = keydir.find(key);
+    if (record < 0) return -1;
+    const expiresAt = keydir.expiresAtOf(record);
+    if (expiresAt !== 0 && expiresAt <= this.#clock()) {
+      this.apply(key, undefined);
+      return -1;
+    }
+    return record;
+  }
+
+  /**
    * Whether `key` is live and its record is the one at (segmentId, offset): what compaction asks
    * of each record it reads. Drops nothing, since it runs on the compactor's schedule.
    */

@@ -40,15 +40,23 @@ export class Reader {
    * short, fails a check or does not decode, and LOGKV_IO if it cannot be read at all.
    */
   read(key: string, entry: Entry): unknown {
-    this.#fetch(key, entry);
-    return this.#decode(key, entry);
+    return this.readAt(key, entry.segmentId, entry.offset, entry.length);
+  }
+
+  /**
+   * read() of the record at (segmentId, offset, length), as the keydir's columns give it: the
+   * get path, which allocates no Entry to find its record.
+   */
+  readAt(key: string, segmentId: number, offset: number, length: number): unknown {
+    this.#fetch(key, segmentId, offset, length);
+    return this.#decode(key, segmentId, offset);
   }
 
   /** The value of `key` and its record's version, from one read; throws as read() does. */
   readEntry(key: string, entry: Entry): { value: unknown; version: number } {
-    this.#fetch(key, entry);
+    this.#fetch(key, entry.segmentId, entry.offset, entry.length);
     const version = this.#header.version;
-    return { value: this.#decode(key, entry), version };
+    return { value: this.#decode(key, entry.segmentId, entry.offset), version };
   }
 
   /**
@@ -56,46 +64,46 @@ export class Reader {
    * checked as read() checks it, without decoding the value. Throws as read() does.
    */
   version(key: string, entry: Entry): number {
-    this.#fetch(key, entry);
+    this.#fetch(key, entry.segmentId, entry.offset, entry.length);
     return this.#header.version;
   }
 
   /** A copy of the encoded value of the record `entry` names, checked as read() checks it. */
   valueBytes(key: string, entry: Entry): Buffer {
-    this.#fetch(key, entry);
+    this.#fetch(key, entry.segmentId, entry.offset, entry.length);
     const header = this.#header;
     const pos = this.#pos;
     return Buffer.from(this.#buf.subarray(pos + header.headerLength + header.keyLength, pos + header.totalLength));
   }
 
   /**
-   * Finds the bytes of the record `entry` names and checks them (header plausible in its
+   * Finds the bytes of the record at (segmentId, offset, length) and checks them (header plausible in its
    * segment's layout, length as the entry says, all of it there, a SET, CRC, key). The record is
    * left at #buf[#pos ..] (valid until the next read: it may lie in the block cache) and its
    * header in #header.
    */
-  #fetch(key: string, entry: Entry): void {
-    const segment = this.#segments.get(entry.segmentId);
-    if (segment === undefined) throw new LogkvError(ErrorCodes.IO, `segment ${entry.segmentId} is gone`, { key });
-    this.#locate(key, entry, segment);
+  #fetch(key: string, segmentId: number, offset: number, length: number): void {
+    const segment = this.#segments.get(segmentId);
+    if (segment === undefined) throw new LogkvError(ErrorCodes.IO, `segment ${segmentId} is gone`, { key });
+    this.#locate(key, offset, length, segment);
     const bytes = this.#buf;
     const pos = this.#pos;
     const header = this.#header;
     // The record may lie inside a larger buffer (a cache slab), so the header's length is checked
     // against the entry before anything past the header is read, and the end against the buffer.
-    if (pos + entry.length > bytes.length || !segment.layout.parse(bytes, pos, header) || header.totalLength !== entry.length ||
+    if (pos + length > bytes.length || !segment.layout.parse(bytes, pos, header) || header.totalLength !== length ||
         header.type !== TYPE_SET || !recordCrcMatches(bytes, pos, header) ||
         !recordKeyIs(bytes, pos + header.headerLength, header.keyLength, key)) {
       // Forget the cached blocks, so a read after the file is repaired (or was misread) reads it again.
-      this.#cache.drop(segment.id, entry.offset);
-      throw corruption(`record for key ${describe(key)} fails its checks`, segment.path, entry.offset, { key });
+      this.#cache.drop(segment.id, offset);
+      throw corruption(`record for key ${describe(key)} fails its checks`, segment.path, offset, { key });
     }
   }
 
   /** Where the record's bytes are, in #buf and #pos: queued, in a cached block, or read from the file. */
-  #locate(key: string, entry: Entry, segment: Segment): void {
-    if (entry.offset >= segment.flushed) {
-      const bytes = segment.findPending(entry.offset);
+  #locate(key: string, offset: number, length: number, segment: Segment): void {
+    if (offset >= segment.flushed) {
+      const bytes = segment.findPending(offset);
       if (bytes === undefined) throw new LogkvError(ErrorCodes.IO, 'record not found where the keydir says', { key });
       this.#buf = bytes;
       this.#pos = 0;
@@ -105,15 +113,15 @@ export class Reader {
     try {
       // A record within one cached block is checked and decoded where it lies, without a copy
       // or even a view: nothing is allocated to find it.
-      const at = this.#cache.locate(segment.id, segment.file, entry.length, entry.offset, segment.flushed);
+      const at = this.#cache.locate(segment.id, segment.file, length, offset, segment.flushed);
       if (at >= 0) {
         this.#buf = this.#cache.located;
         this.#pos = at;
         return;
       }
-      const bytes = Buffer.allocUnsafe(entry.length);
-      const got = this.#cache.read(segment.id, segment.file, bytes, entry.length, entry.offset, segment.flushed);
-      if (got !== entry.length) throw corruption('record is cut short', segment.path, entry.offset, { key });
+      const bytes = Buffer.allocUnsafe(length);
+      const got = this.#cache.read(segment.id, segment.file, bytes, length, offset, segment.flushed);
+      if (got !== length) throw corruption('record is cut short', segment.path, offset, { key });
       this.#buf = bytes;
       this.#pos = 0;
     } catch (err) {
@@ -121,14 +129,14 @@ export class Reader {
     }
   }
 
-  #decode(key: string, entry: Entry): unknown {
+  #decode(key: string, segmentId: number, offset: number): unknown {
     const header = this.#header;
     const pos = this.#pos;
     try {
       return decodeValueAt(this.#buf, pos + header.headerLength + header.keyLength, pos + header.totalLength);
     } catch (err) {
-      const segment = this.#segments.get(entry.segmentId);
-      throw corruption(`value of key ${describe(key)} does not decode`, segment?.path ?? '', entry.offset, { key });
+      const segment = this.#segments.get(segmentId);
+      throw corruption(`value of key ${describe(key)} does not decode`, segment?.path ?? '', offset, { key });
     }
   }
 

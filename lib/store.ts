@@ -225,8 +225,11 @@ export class Store<V = unknown> {
     checkKey(key, this.#options.maxKeyBytes);
     const wait = this.#shared?.beforeRead(key, true);
     if (wait !== undefined) await this.#waited(wait);
-    const entry = this.#index.live(key);
-    return entry === undefined ? undefined : (this.#reader.read(key, entry) as V);
+    // The record's place straight from the keydir's columns: a get allocates no Entry.
+    const record = this.#index.liveRecord(key);
+    if (record < 0) return undefined;
+    const keydir = this.#index.keydir;
+    return this.#reader.readAt(key, keydir.segmentIdOf(record), keydir.offsetOf(record), keydir.lengthOf(record)) as V;
   }
 
   /** The value of `key` with its version and expiry, or undefined if it is missing or expired. */

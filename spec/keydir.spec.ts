@@ -99,3 +99,78 @@ for (const ordered of [false, { nodeCapacity: 5 }]) describe(ordered ? 'keydir w
     expect(keydir.size).to.equal(100);
   });
 });
+
+describe('keydir slots (record, distance from home and tag packed in one)', () => {
+  it('widens the record field as the records grow (11 to 17 bits), keeping every key', () => {
+    const keydir = new KeyDir(99);
+    const widths: number[] = [keydir.recordBits];
+    for (let i = 0; i < 70_000; i++) {
+      keydir.put(`w${i}`, new Entry(1, i, 30, 0));
+      if (keydir.recordBits !== widths[widths.length - 1]) widths.push(keydir.recordBits);
+    }
+    // Columns of 1024 records grow by half: 1536, 2304, 3456, 5184, ... 88,574; each past a power of two widens the field.
+    expect(widths).to.deep.equal([11, 12, 13, 14, 15, 16, 17]);
+    for (let i = 0; i < 70_000; i++) expect(keydir.get(`w${i}`)).to.deep.equal(new Entry(1, i, 30, 0));
+    expect(keydir.get('w70000')).to.equal(undefined);
+  });
+
+  for (const seed of [5, 6]) {
+    it(`removals shift members back whether their slot knows their distance or it is too far to say (seed ${seed})`, () => {
+      const random = seededRandom(seed);
+      const keydir = new KeyDir(seed);
+      const model = new Map<string, Entry>();
+      // Filled to its 70% limit, where some members sit 15 or more slots past their home.
+      keydir.reserve(12_000);
+      const slots = keydir.capacities.slots;
+      const fill = Math.floor(slots * 0.7);
+      for (let i = 0; i < fill; i++) {
+        const entry = new Entry(2, i, 40, 0);
+        keydir.put(`s${i}`, entry);
+        model.set(`s${i}`, entry);
+      }
+      expect(keydir.capacities.slots).to.equal(slots);
+      const far = keydir.farSlots;
+      expect(far).to.be.greaterThan(0);
+      // Delete half in random order, then put new keys into the holes, checking everything as it goes.
+      const order = [...model.keys()].sort(() => random() - 0.5);
+      for (const [n, key] of order.slice(0, fill >> 1).entries()) {
+        expect(keydir.put(key, undefined), key).to.deep.equal(model.get(key));
+        model.delete(key);
+        if (n % 2000 === 0) for (const [k, entry] of model) expect(keydir.get(k), k).to.deep.equal(entry);
+      }
+      expect(keydir.farSlots).to.be.lessThan(far);
+      for (let i = 0; i < fill >> 1; i++) {
+        const entry = new Entry(3, i, 41, 0);
+        keydir.put(`t${i}`, entry);
+        model.set(`t${i}`, entry);
+      }
+      expect(keydir.size).to.equal(model.size);
+      for (const [key, entry] of model) expect(keydir.get(key), key).to.deep.equal(entry);
+      for (const key of order.slice(0, fill >> 1)) expect(keydir.get(key), key).to.equal(undefined);
+      // A snapshot of it loads with the same slots and answers the same.
+      const copy = KeyDir.fromBytes(Buffer.concat(keydir.toBytes()));
+      expect(copy.recordBits).to.equal(keydir.recordBits);
+      for (const [key, entry] of model) expect(copy.get(key), key).to.deep.equal(entry);
+    });
+  }
+});
+
+describe('keydir slots in a snapshot (table layout 4)', () => {
+  it('refuses a table whose record width cannot hold its records, or whose byte 35 is not zero', () => {
+    const keydir = new KeyDir(7);
+    for (let i = 0; i < 3000; i++) keydir.put(`r${i}`, new Entry(1, i, 30, 0));
+    const good = Buffer.concat(keydir.toBytes());
+    // 3000 records in columns of 3456: 12 bits.
+    expect(good.readUInt8(34)).to.equal(12);
+    expect(KeyDir.fromBytes(good).get('r2999')).to.deep.equal(new Entry(1, 2999, 30, 0));
+    for (const [at, value] of [[34, 11], [34, 10], [34, 32], [35, 1]] as const) {
+      const bad = Buffer.from(good);
+      bad.writeUInt8(value, at);
+      expect(() => KeyDir.fromBytes(bad), `byte ${at} = ${value}`).to.throw('keydir snapshot: bad slot record bits');
+    }
+    // A wider field than the records need is allowed (a writer whose columns had grown further).
+    const wider = Buffer.from(good);
+    wider.writeUInt8(13, 34);
+    expect(() => KeyDir.tableHead(wider)).to.not.throw();
+  });
+});

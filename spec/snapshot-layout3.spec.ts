@@ -48,13 +48,16 @@ async function roundTrip(medium: Medium, dir: string, keydir: KeyDir, damage?: (
 const TABLE_AT = SEGMENT_HEADER_BYTES + 4 + 16;
 
 describe('keydir snapshot, table layout 3', () => {
-  it('is layout 3, and a table keeps a tag byte, 1-byte segment indices and 4-byte offset, length and key offset per record', () => {
+  it('is layout 4, and a table keeps 1-byte segment indices and 4-byte offset, length and key offset per record, the slots\' record width in byte 34', () => {
     const keydir = keydirOf(1000);
     const bytes = Buffer.concat(keydir.toBytes());
-    expect(TABLE_LAYOUT).to.equal(3);
-    expect(bytes.readUInt32LE(32)).to.equal(3);
+    expect(TABLE_LAYOUT).to.equal(4);
+    expect(bytes.readUInt16LE(32)).to.equal(4);
+    // 1000 records in columns of 1024: 11 bits name a record (the tags live in the slots).
+    expect(bytes.readUInt8(34)).to.equal(11);
+    expect(bytes.readUInt8(35)).to.equal(0);
     const slots = bytes.readUInt32LE(8);
-    expect(bytes.length).to.equal(TABLE_FIXED_BYTES + slots * 4 + 1000 * 14 + bytes.readUInt32LE(12) + 8);
+    expect(bytes.length).to.equal(TABLE_FIXED_BYTES + slots * 4 + 1000 * 13 + bytes.readUInt32LE(12) + 8);
   });
 
   for (const [name, medium] of [['the file system (reads in the thread pool)', fileSystem], ['a medium without async reads', new MemoryMedium()]] as const) {
@@ -230,7 +233,7 @@ describe('keydir snapshot, table layout 3', () => {
     let now = 1_700_000_000_000;
     const store = await openFast(dir, { clock: () => now });
     expect(store.recovery.snapshot).to.equal(false);
-    expect(store.recovery.snapshotIgnored).to.equal('keydir snapshot: table layout 2, expected 3');
+    expect(store.recovery.snapshotIgnored).to.equal('keydir snapshot: table layout 2, expected 4');
     expect(store.recovery.records).to.equal(24);
     expect(fs.existsSync(path.join(dir, SNAPSHOT_NAME))).to.equal(false);
     expect(store.size).to.equal(21);
@@ -244,12 +247,45 @@ describe('keydir snapshot, table layout 3', () => {
     now = FUTURE + 3;
     expect(store.size).to.equal(3);
     await store.close();
-    // Closed cleanly by this build: a layout-3 snapshot, which the next open loads.
+    // Closed cleanly by this build: a layout-4 snapshot, which the next open loads.
     const bytes = fs.readFileSync(path.join(dir, SNAPSHOT_NAME));
-    expect(bytes.readUInt32LE(TABLE_AT + 32)).to.equal(3);
+    expect(bytes.readUInt16LE(TABLE_AT + 32)).to.equal(4);
     const reopened = await openFast(dir, { clock: () => now });
     expect(reopened.recovery.snapshot).to.equal(true);
     expect(reopened.size).to.equal(3);
+    await reopened.close();
+  });
+
+  it('a snapshot of table layout 3 (a tag column, unpacked slots) is ignored, and the log replayed with every key and expiry', async () => {
+    // spec/fixtures/snapshot-layout3 was written by commit 7769a28 (table layout 3, with the
+    // ordered section) the same way as snapshot-layout2 above: the same keys, expiries and versions.
+    const FUTURE = 4_102_444_800_000;
+    const fixture = path.join(__dirname, 'fixtures', 'snapshot-layout3');
+    const snapshot = fs.readFileSync(path.join(fixture, SNAPSHOT_NAME));
+    expect(snapshot.readUInt32LE(TABLE_AT + 32)).to.equal(3);
+    expect(crc32(snapshot.subarray(SEGMENT_HEADER_BYTES, snapshot.length - 4))).to.equal(snapshot.readUInt32LE(snapshot.length - 4));
+    const dir = tempDir('snap-layout3');
+    for (const name of fs.readdirSync(fixture)) fs.copyFileSync(path.join(fixture, name), path.join(dir, name));
+    let now = 1_700_000_000_000;
+    const store = await openFast(dir, { clock: () => now });
+    expect(store.recovery.snapshot).to.equal(false);
+    expect(store.recovery.snapshotIgnored).to.equal('keydir snapshot: table layout 3, expected 4');
+    expect(store.recovery.records).to.equal(24);
+    expect(store.size).to.equal(21);
+    expect(await store.get('forever')).to.equal('f');
+    expect(await store.get('ключ')).to.equal('non-ascii');
+    expect(await store.getEntry('ttl:5')).to.deep.equal({ value: 'no longer expires', version: 23 });
+    expect(await store.has('ttl:6')).to.equal(false);
+    for (const i of [0, 1, 2, 3, 19]) expect((await store.getEntry(`ttl:${i}`))?.expiresAt).to.equal(FUTURE + (i % 4));
+    now = FUTURE + 3;
+    expect(store.size).to.equal(3);
+    await store.close();
+    const bytes = fs.readFileSync(path.join(dir, SNAPSHOT_NAME));
+    expect(bytes.readUInt16LE(TABLE_AT + 32)).to.equal(4);
+    const reopened = await openFast(dir, { clock: () => now });
+    expect(reopened.recovery.snapshot).to.equal(true);
+    expect(reopened.size).to.equal(3);
+    expect(await reopened.get('ключ')).to.equal('non-ascii');
     await reopened.close();
   });
 });
