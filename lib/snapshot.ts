@@ -18,19 +18,20 @@
  *   0     28    file header (format.ts), kind = 3, id = 0, version floor = the store's next version
  *   28    4     segment count n
  *   32    16n   per segment: id (f64), size (f64)
- *   ...         the table (keydir.ts toBytes): 48 bytes of counts (with the table layout, 3, at
- *               byte 32 and the hash seed at byte 36), the expiry column (one time per record,
- *               as f64 or as u32 offsets from a base time), the slots, the record columns (segment
- *               index of 1, 2 or 4 bytes, offset, length, key offset, 1-byte hash tag), the key
- *               arena, the segment id table
+ *   ...         the table (keydir.ts toBytes): 48 bytes of counts (with the table layout, 4, a
+ *               u16 at byte 32, the slots' record-field width at byte 34 and the hash seed at
+ *               byte 36), the expiry column (one time per record, as f64 or as u32 offsets from a
+ *               base time), the slots (each: record number, distance from home, hash tag), the
+ *               record columns (segment index of 1, 2 or 4 bytes, offset, length, key offset),
+ *               the key arena, the segment id table
  *   ...         the ordered section, if the keydir keeps its keys in order (once the store has
  *               iterated): 0-3 zero bytes of padding, the ordered index (ordered.ts toBytes), then
  *               pad u32, length u32 of the index's bytes, magic u32 'ORD1'
  *   end-4 4     crc u32: CRC-32 of bytes 28 .. end-4
  *
  * The table's layout number changes whenever the table's bytes change meaning; a snapshot of any
- * other layout (such as layout 0, before the expiry heap, 1, before the hash seed, or 2, before
- * the narrow columns) fails to load and the store replays (from hint files where it has them). The hashes and slots were made with the seed of the process that wrote
+ * other layout (such as layout 0, before the expiry heap, 1, before the hash seed, 2, before
+ * the narrow columns, or 3, before the packed slots) fails to load and the store replays (from hint files where it has them). The hashes and slots were made with the seed of the process that wrote
  * the snapshot: the loaded table adopts that seed (keydir.ts), so nothing here depends on this
  * process's seed.
  * So does a snapshot of an older format version (a 20-byte header, no next version): the replay
