@@ -217,75 +217,46 @@ describe('keydir snapshot, table layout 3', () => {
     });
   });
 
-  it('a snapshot of table layout 2 (before this layout) is ignored, and the log replayed with every key and expiry', async () => {
-    // spec/fixtures/snapshot-layout2 was written by commit acd90ba (table layout 2, with the ordered
-    // section: the store iterated its keys before it closed), with its clock at 1_700_000_000_000:
-    // 'forever' and 'ключ' (no expiry), ttl:0..19 expiring at FUTURE + i % 4, then ttl:5 set again
-    // without an expiry and ttl:6 deleted; closed cleanly, so its snapshot names exactly these
-    // segments with exactly their sizes.
-    const FUTURE = 4_102_444_800_000;
-    const fixture = path.join(__dirname, 'fixtures', 'snapshot-layout2');
-    const snapshot = fs.readFileSync(path.join(fixture, SNAPSHOT_NAME));
-    expect(snapshot.readUInt32LE(TABLE_AT + 32)).to.equal(2);
-    expect(crc32(snapshot.subarray(SEGMENT_HEADER_BYTES, snapshot.length - 4))).to.equal(snapshot.readUInt32LE(snapshot.length - 4));
-    const dir = tempDir('snap-layout2');
-    for (const name of fs.readdirSync(fixture)) fs.copyFileSync(path.join(fixture, name), path.join(dir, name));
-    let now = 1_700_000_000_000;
-    const store = await openFast(dir, { clock: () => now });
-    expect(store.recovery.snapshot).to.equal(false);
-    expect(store.recovery.snapshotIgnored).to.equal('keydir snapshot: table layout 2, expected 4');
-    expect(store.recovery.records).to.equal(24);
-    expect(fs.existsSync(path.join(dir, SNAPSHOT_NAME))).to.equal(false);
-    expect(store.size).to.equal(21);
-    expect(await store.get('forever')).to.equal('f');
-    expect(await store.get('ключ')).to.equal('non-ascii');
-    expect(await store.getEntry('ttl:5')).to.deep.equal({ value: 'no longer expires', version: 23 });
-    expect(await store.has('ttl:6')).to.equal(false);
-    for (const i of [0, 1, 2, 3, 19]) expect((await store.getEntry(`ttl:${i}`))?.expiresAt).to.equal(FUTURE + (i % 4));
-    now = FUTURE + 1;
-    expect(store.size).to.equal(3 + 9); // ttl:i with i % 4 >= 2, except ttl:6
-    now = FUTURE + 3;
-    expect(store.size).to.equal(3);
-    await store.close();
-    // Closed cleanly by this build: a layout-4 snapshot, which the next open loads.
-    const bytes = fs.readFileSync(path.join(dir, SNAPSHOT_NAME));
-    expect(bytes.readUInt16LE(TABLE_AT + 32)).to.equal(4);
-    const reopened = await openFast(dir, { clock: () => now });
-    expect(reopened.recovery.snapshot).to.equal(true);
-    expect(reopened.size).to.equal(3);
-    await reopened.close();
-  });
-
-  it('a snapshot of table layout 3 (a tag column, unpacked slots) is ignored, and the log replayed with every key and expiry', async () => {
-    // spec/fixtures/snapshot-layout3 was written by commit 7769a28 (table layout 3, with the
-    // ordered section) the same way as snapshot-layout2 above: the same keys, expiries and versions.
-    const FUTURE = 4_102_444_800_000;
-    const fixture = path.join(__dirname, 'fixtures', 'snapshot-layout3');
-    const snapshot = fs.readFileSync(path.join(fixture, SNAPSHOT_NAME));
-    expect(snapshot.readUInt32LE(TABLE_AT + 32)).to.equal(3);
-    expect(crc32(snapshot.subarray(SEGMENT_HEADER_BYTES, snapshot.length - 4))).to.equal(snapshot.readUInt32LE(snapshot.length - 4));
-    const dir = tempDir('snap-layout3');
-    for (const name of fs.readdirSync(fixture)) fs.copyFileSync(path.join(fixture, name), path.join(dir, name));
-    let now = 1_700_000_000_000;
-    const store = await openFast(dir, { clock: () => now });
-    expect(store.recovery.snapshot).to.equal(false);
-    expect(store.recovery.snapshotIgnored).to.equal('keydir snapshot: table layout 3, expected 4');
-    expect(store.recovery.records).to.equal(24);
-    expect(store.size).to.equal(21);
-    expect(await store.get('forever')).to.equal('f');
-    expect(await store.get('ключ')).to.equal('non-ascii');
-    expect(await store.getEntry('ttl:5')).to.deep.equal({ value: 'no longer expires', version: 23 });
-    expect(await store.has('ttl:6')).to.equal(false);
-    for (const i of [0, 1, 2, 3, 19]) expect((await store.getEntry(`ttl:${i}`))?.expiresAt).to.equal(FUTURE + (i % 4));
-    now = FUTURE + 3;
-    expect(store.size).to.equal(3);
-    await store.close();
-    const bytes = fs.readFileSync(path.join(dir, SNAPSHOT_NAME));
-    expect(bytes.readUInt16LE(TABLE_AT + 32)).to.equal(4);
-    const reopened = await openFast(dir, { clock: () => now });
-    expect(reopened.recovery.snapshot).to.equal(true);
-    expect(reopened.size).to.equal(3);
-    expect(await reopened.get('ключ')).to.equal('non-ascii');
-    await reopened.close();
-  });
+  // spec/fixtures/snapshot-layout2 was written by commit acd90ba (table layout 2) and
+  // spec/fixtures/snapshot-layout3 by commit 7769a28 (layout 3: a tag column, unpacked slots), both
+  // with the ordered section (the store iterated its keys before it closed) and with the clock at
+  // 1_700_000_000_000: 'forever' and 'ключ' (no expiry), ttl:0..19 expiring at FUTURE + i % 4, then
+  // ttl:5 set again without an expiry and ttl:6 deleted; closed cleanly, so each snapshot names
+  // exactly these segments with exactly their sizes.
+  for (const layout of [2, 3]) {
+    it(`a snapshot of table layout ${layout} (before this layout) is ignored, and the log replayed with every key and expiry`, async () => {
+      const FUTURE = 4_102_444_800_000;
+      const fixture = path.join(__dirname, 'fixtures', `snapshot-layout${layout}`);
+      const snapshot = fs.readFileSync(path.join(fixture, SNAPSHOT_NAME));
+      expect(snapshot.readUInt32LE(TABLE_AT + 32)).to.equal(layout);
+      expect(crc32(snapshot.subarray(SEGMENT_HEADER_BYTES, snapshot.length - 4))).to.equal(snapshot.readUInt32LE(snapshot.length - 4));
+      const dir = tempDir(`snap-layout${layout}`);
+      for (const name of fs.readdirSync(fixture)) fs.copyFileSync(path.join(fixture, name), path.join(dir, name));
+      let now = 1_700_000_000_000;
+      const store = await openFast(dir, { clock: () => now });
+      expect(store.recovery.snapshot).to.equal(false);
+      expect(store.recovery.snapshotIgnored).to.equal(`keydir snapshot: table layout ${layout}, expected 4`);
+      expect(store.recovery.records).to.equal(24);
+      expect(fs.existsSync(path.join(dir, SNAPSHOT_NAME))).to.equal(false);
+      expect(store.size).to.equal(21);
+      expect(await store.get('forever')).to.equal('f');
+      expect(await store.get('ключ')).to.equal('non-ascii');
+      expect(await store.getEntry('ttl:5')).to.deep.equal({ value: 'no longer expires', version: 23 });
+      expect(await store.has('ttl:6')).to.equal(false);
+      for (const i of [0, 1, 2, 3, 19]) expect((await store.getEntry(`ttl:${i}`))?.expiresAt).to.equal(FUTURE + (i % 4));
+      now = FUTURE + 1;
+      expect(store.size).to.equal(3 + 9); // ttl:i with i % 4 >= 2, except ttl:6
+      now = FUTURE + 3;
+      expect(store.size).to.equal(3);
+      await store.close();
+      // Closed cleanly by this build: a layout-4 snapshot, which the next open loads.
+      const bytes = fs.readFileSync(path.join(dir, SNAPSHOT_NAME));
+      expect(bytes.readUInt16LE(TABLE_AT + 32)).to.equal(4);
+      const reopened = await openFast(dir, { clock: () => now });
+      expect(reopened.recovery.snapshot).to.equal(true);
+      expect(reopened.size).to.equal(3);
+      expect(await reopened.get('ключ')).to.equal('non-ascii');
+      await reopened.close();
+    });
+  }
 });
