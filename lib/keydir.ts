@@ -170,9 +170,13 @@ export class KeyDir {
   }
 
   get(key: string): Entry | undefined {
-    const slot = this.#findString(key);
-    if (slot < 0) return undefined;
-    return this.#entry((this.#slots[slot] & this.#bits.recordMask) - 1);
+    const record = this.find(key);
+    return record < 0 ? undefined : this.#entry(record);
+  }
+
+  /** The Entry of a live record (find()), for a caller that found it without one. */
+  entryOf(record: number): Entry {
+    return this.#entry(record);
   }
 
   /**

@@ -81,13 +81,8 @@ export class KeyIndex {
 
   /** The entry of `key` if it is live; an expired entry is dropped from the index. */
   live(key: string): Entry | undefined {
-    const entry = this.#keydir.get(key);
-    if (entry === undefined) return undefined;
-    if (entry.expiresAt !== 0 && entry.expiresAt <= this.#clock()) {
-      this.apply(key, undefined);
-      return undefined;
-    }
-    return entry;
+    const record = this.liveRecord(key);
+    return record < 0 ? undefined : this.#keydir.entryOf(record);
   }
 
   /**
