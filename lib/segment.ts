@@ -64,7 +64,8 @@ export interface PendingRecord {
 
 /**
  * Whether this process may change a segment's file: 'read-only' for a file a shared client's
- * follower opened (lib/shared/follower.ts), whose handle refuses writes and truncations.
+ * follower opened (lib/shared/follower.ts), whose handle refuses writes and truncations (its
+ * sync() is still a real fdatasync).
  */
 export type SegmentAccess = 'read-write' | 'read-only';
 

@@ -3,8 +3,10 @@
  * of a scripted workload, ALICE-style), io mode (the same with random EIO and ENOSPC, in the
  * workload, compaction and recovery) and kill mode (SIGKILL of a workload process, with racing
  * openers), each sync mode in each. `npm run crashtest -- --duration 30m` is the long soak.
+ * And the command line stopped by a signal: it takes its child processes with it.
  */
 import { expect } from 'chai';
+import { ChildProcess, spawn } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -58,6 +60,104 @@ describe('the crash harness (bounded run)', function () {
     expect(figures.crashPoints).to.equal(6);
     expect(figures.racingOpens, 'some rounds had a second process racing to open').to.be.greaterThan(0);
     expect(figures.doubleHolders).to.equal(0);
+  });
+});
+
+const ROOT = path.join(__dirname, '..');
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Linux: a process as /proc shows it; undefined if it is gone (or this is no Linux). */
+function procEntry(pid: number): { ppid: number; state: string; cmdline: string } | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // "pid (comm) state ppid ...": comm may hold spaces and parentheses, so read after the last ')'.
+    const [state, ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ');
+    return { ppid: Number(ppid), state, cmdline };
+  } catch {
+    return undefined;
+  }
+}
+
+/** The pids of the running (not zombie) processes /proc shows that match `test`. */
+function processesWhere(test: (entry: { ppid: number; cmdline: string }) => boolean): number[] {
+  const pids: number[] = [];
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const entry = procEntry(Number(name));
+    if (entry !== undefined && entry.state !== 'Z' && test(entry)) pids.push(Number(name));
+  }
+  return pids;
+}
+
+describe('the crash harness stopped by a signal', function () {
+  // About 5 s: most of it is ts-node and the harness transpiling the writer before it starts them.
+  this.timeout(60_000);
+  const SEED = 20_250_101;
+  let harness: ChildProcess | undefined;
+  let workDir: string | undefined;
+
+  afterEach(async () => {
+    // Whatever the outcome, nothing this spec started outlives it (the writers by their command
+    // line, which names the harness's work directory: a writer orphaned by a failure has no parent).
+    if (harness !== undefined && harness.exitCode === null && harness.signalCode === null) harness.kill('SIGKILL');
+    if (workDir !== undefined) {
+      for (const pid of processesWhere((p) => p.cmdline.includes(workDir!))) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // gone since
+        }
+      }
+      await sleep(200);
+      fs.rmSync(workDir, { recursive: true, force: true });
+    }
+    harness = workDir = undefined;
+  });
+
+  it('SIGTERM in shared mode: every writer process is SIGKILLed and the harness exits 143', async () => {
+    if (!fs.existsSync(`/proc/${process.pid}/stat`)) return expect(process.platform).to.not.equal('linux');
+    let stderr = '';
+    const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', 'tools/crash.ts', '--mode', 'shared', '--runs', '1',
+      '--seed', String(SEED)], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+    harness = child;
+    child.stderr!.setEncoding('utf8').on('data', (chunk: string) => { stderr = (stderr + chunk).slice(-4000); });
+    const exited = new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.once('exit', (code, signal) => resolve([code, signal])));
+    // The writers run `node <work dir>/js/tools/crash/shared-child.js <config>` (tools/crash/shared.ts).
+    workDir = path.join(os.tmpdir(), `logkv-crash-shared-work-${SEED}-${child.pid}`);
+    const isWriter = (p: { cmdline: string }): boolean => p.cmdline.includes(workDir!) && p.cmdline.includes('shared-child.js');
+
+    // Every writer the harness was seen to run, until it has its four at once.
+    const seen = new Set<number>();
+    for (const deadline = Date.now() + 45_000; ;) {
+      const writers = processesWhere((p) => p.ppid === child.pid && isWriter(p));
+      for (const pid of writers) seen.add(pid);
+      if (writers.length >= 4) break;
+      expect(child.exitCode, `the harness exited before it had 4 writers: ${stderr}`).to.equal(null);
+      expect(Date.now(), `the harness had no 4 writers in 45 s: ${stderr}`).to.be.below(deadline);
+      await sleep(50);
+    }
+
+    child.kill('SIGTERM');
+    let timer: NodeJS.Timeout | undefined;
+    const [code, signal] = await Promise.race([exited, new Promise<[string, null]>((resolve) => {
+      timer = setTimeout(() => resolve(['no exit in 15 s', null]), 15_000);
+    })]);
+    clearTimeout(timer);
+    expect([code, signal], stderr).to.deep.equal([128 + os.constants.signals.SIGTERM, null]);
+    // SIGKILL takes a moment to land; a killed writer is a zombie until it is reaped, and counts as gone.
+    const alive = (pid: number): boolean => {
+      const p = procEntry(pid);
+      return p !== undefined && p.state !== 'Z' && isWriter(p);
+    };
+    const remaining = (): { seenAlive: number[]; writers: number[] } => ({ seenAlive: [...seen].filter(alive), writers: processesWhere(isWriter) });
+    let left = remaining();
+    for (const deadline = Date.now() + 5000; left.seenAlive.length + left.writers.length > 0 && Date.now() < deadline;) {
+      await sleep(50);
+      left = remaining();
+    }
+    expect(seen.size).to.be.at.least(4);
+    expect(left).to.deep.equal({ seenAlive: [], writers: [] });
   });
 });
 

@@ -16,9 +16,12 @@
  *
  * It prints its figures last and exits 1 if anything was lost, wrong, resurrected or failed to
  * open, or two processes held the store at once, keeping the failing stores (under --keep, or a
- * directory it names) and printing the seed and a replay command.
+ * directory it names) and printing the seed and a replay command. Stopped by SIGTERM or SIGINT, it
+ * SIGKILLs every child process it started (kill and shared mode) and exits with 128 + the signal's
+ * number (tools/crash/children.ts).
  */
 import { HARNESS_MODES, HarnessMode, SYNC_MODES, report, runHarness } from './crash/main';
+import { killChildrenOnSignals } from './crash/children';
 import { runSharedHarness, sharedReport } from './crash/shared';
 import type { SyncMode } from '../lib';
 
@@ -85,6 +88,7 @@ function parse(argv: string[]): Args {
 
 async function main(): Promise<void> {
   const args = parse(process.argv.slice(2));
+  killChildrenOnSignals();
   if (args.mode === 'shared') {
     const log = (line: string): void => { process.stderr.write(line + '\n'); };
     const result = await runSharedHarness({

@@ -584,15 +584,22 @@ function readHintOf(dir: string, segment: Segment,
 /** The file, open for reading; undefined if it does not exist. */
 function openReadOnly(file: string): MediumFile | undefined {
   try {
-    return openSync(file);
+    return openReadOnlyFile(file);
   } catch (err) {
     if (isErrno(err, 'ENOENT')) return undefined;
     throw ioError(err, `opening ${file}`, file);
   }
 }
 
-/** A read-only MediumFile over a descriptor opened synchronously (the follower reads within a call). */
-function openSync(file: string): MediumFile {
+/**
+ * @internal A read-only MediumFile over a descriptor opened synchronously (the follower reads
+ * within a call). Exported for the specs. Writes and truncations reject; `sync` is a real
+ * fdatasync of the read-only descriptor (Linux and macOS allow it), so that whoever holds such a
+ * file (a client that took over holds the dead owner's segments this way) gets what the
+ * MediumFile contract promises, not a sync that claims durability and does nothing. The engine
+ * does not call it today: a follower's segments count as synced to their end (Segment.synced).
+ */
+export function openReadOnlyFile(file: string): MediumFile {
   const fd = fs.openSync(file, fs.constants.O_RDONLY);
   return {
     path: file,
@@ -606,7 +613,7 @@ function openSync(file: string): MediumFile {
       return done;
     },
     write: () => Promise.reject(new LogkvError(ErrorCodes.IO, `${file} is open for reading only`, { file })),
-    sync: () => Promise.resolve(),
+    sync: () => new Promise((resolve, reject) => fs.fdatasync(fd, (err) => (err ? reject(err) : resolve()))),
     truncate: () => Promise.reject(new LogkvError(ErrorCodes.IO, `${file} is open for reading only`, { file })),
     sizeSync: () => fs.fstatSync(fd).size,
     close: () => new Promise((resolve, reject) => fs.close(fd, (err) => (err ? reject(err) : resolve()))),

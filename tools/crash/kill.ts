@@ -24,6 +24,7 @@ import { check, readAll } from './check';
 import type { ChildConfig, RacerConfig } from './child';
 import type { Figures } from './figures';
 import { buildChild, childEnv } from './build';
+import { trackChild } from './children';
 import { ModelState, Step, Workload, WorkloadConfig } from './workload';
 
 const REPO = path.resolve(__dirname, '..', '..');
@@ -125,7 +126,7 @@ interface ChildRun {
 function runChild(script: string, configPath: string, killAfter: 'opening' | 'ready' | undefined, delayMs: number,
                   onReady?: () => void): Promise<ChildRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [script, configPath], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], env: childEnv() });
+    const child = trackChild(spawn(process.execPath, [script, configPath], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], env: childEnv() }));
     const run: ChildRun = { pid: child.pid ?? -1, acks: new Map(), killed: false, closed: false, exit: '', stderr: '' };
     let pending = '';
     let timer: NodeJS.Timeout | undefined;
@@ -172,7 +173,7 @@ interface RacerRun {
 /** Runs a racer: it opens the store once the lock lets it, holds it a while, and closes it. */
 function runRacer(script: string, configPath: string): Promise<RacerRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [script, configPath], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], env: childEnv() });
+    const child = trackChild(spawn(process.execPath, [script, configPath], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], env: childEnv() }));
     const run: RacerRun = { held: false, exit: '', stderr: '' };
     child.stdout.setEncoding('utf8');
     child.stdout.on('data', (data: string) => { if (data.includes('held')) run.held = true; });

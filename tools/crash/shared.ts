@@ -28,6 +28,7 @@ import type { SyncMode } from '../../lib';
 import { currentOwner } from '../../lib/lock';
 import { Random, freshSeed, seededRandom } from '../../lib/medium/random';
 import { buildChild, childEnv } from './build';
+import { trackChild } from './children';
 import { readAll } from './check';
 import { ReportedFailure, figureLines, reportLines } from './figures';
 import { SharedChildConfig, SharedOp } from './shared-child';
@@ -155,7 +156,7 @@ async function sharedRound(o: SharedRunOptions, script: string, storeDir: string
     };
     const configPath = path.join(roundDir, `w${n}.json`);
     fs.writeFileSync(configPath, JSON.stringify(config));
-    const child = spawn(process.execPath, [script, configPath], { cwd: REPO, stdio: ['ignore', 'ignore', 'pipe'], env: childEnv() });
+    const child = trackChild(spawn(process.execPath, [script, configPath], { cwd: REPO, stdio: ['ignore', 'ignore', 'pipe'], env: childEnv() }));
     let stderr = '';
     child.stderr!.setEncoding('utf8').on('data', (chunk: string) => { stderr = (stderr + chunk).slice(-2000); });
     const exited = new Promise<void>((resolve) => child.once('exit', (code, signal) => {
