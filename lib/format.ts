@@ -170,20 +170,56 @@ export function segmentRecordLayout(buf: Uint8Array, file: string, expectedId: n
  */
 export function encodeRecord(type: number, flags: number, key: Buffer | string, value: Uint8Array | undefined,
                              expiresAt: number, version: number): Buffer {
+  // The hot path of every write: the header's bytes are stored one by one (Buffer's write
+  // methods check their arguments on every call) and an ASCII key is copied by a loop (its UTF-8
+  // bytes are its char codes), which together halve this function's cost for a small record.
   const valueLength = value === undefined ? 0 : value.length;
-  const keyLength = typeof key === 'string' ? Buffer.byteLength(key, 'utf8') : key.length;
-  const buf = Buffer.allocUnsafe(RECORD_HEADER_BYTES + keyLength + valueLength);
+  let keyLength = asciiLength(key);
+  const ascii = keyLength >= 0;
+  if (!ascii) keyLength = typeof key === 'string' ? Buffer.byteLength(key, 'utf8') : key.length;
+  const total = RECORD_HEADER_BYTES + keyLength + valueLength;
+  const buf = Buffer.allocUnsafe(total);
   buf[4] = type;
   buf[5] = flags;
-  buf.writeUInt16LE(keyLength, 6);
-  buf.writeUInt32LE(valueLength, 8);
-  writeU64(buf, expiresAt, 12);
-  writeU64(buf, version, 20);
-  if (typeof key === 'string') buf.write(key, RECORD_HEADER_BYTES, keyLength, 'utf8');
-  else key.copy(buf, RECORD_HEADER_BYTES);
+  buf[6] = keyLength;
+  buf[7] = keyLength >>> 8;
+  putU32(buf, 8, valueLength);
+  putU64(buf, 12, expiresAt);
+  putU64(buf, 20, version);
+  if (ascii) {
+    const text = key as string;
+    for (let i = 0; i < keyLength; i++) buf[RECORD_HEADER_BYTES + i] = text.charCodeAt(i);
+  } else if (typeof key === 'string') {
+    buf.write(key, RECORD_HEADER_BYTES, keyLength, 'utf8');
+  } else {
+    buf.set(key, RECORD_HEADER_BYTES);
+  }
   if (value !== undefined) buf.set(value, RECORD_HEADER_BYTES + keyLength);
-  buf.writeUInt32LE(crc32Range(buf, 4, buf.length), 0);
+  putU32(buf, 0, crc32Range(buf, 4, total));
   return buf;
+}
+
+/** A string key's length if it is all ASCII (so its UTF-8 bytes are its char codes), else -1. */
+function asciiLength(key: Buffer | string): number {
+  if (typeof key !== 'string') return -1;
+  const n = key.length;
+  for (let i = 0; i < n; i++) if (key.charCodeAt(i) > 0x7f) return -1;
+  return n;
+}
+
+/** writeUInt32LE without its argument checks: `value` is a u32 the caller computed. */
+function putU32(buf: Buffer, at: number, value: number): void {
+  buf[at] = value;
+  buf[at + 1] = value >>> 8;
+  buf[at + 2] = value >>> 16;
+  buf[at + 3] = value >>> 24;
+}
+
+/** writeU64's layout (low word first) without argument checks: `value` is an integer below 2^53. */
+function putU64(buf: Buffer, at: number, value: number): void {
+  const low = value % U32;
+  putU32(buf, at, low);
+  putU32(buf, at + 4, (value - low) / U32);
 }
 
 /** The fields of a record header. */

@@ -715,7 +715,9 @@ export class KeyDir {
       this.#arena[at++] = (length >>> 8) & 0xff;
       this.#arena[at++] = length & 0xff;
     }
-    this.#arena.set(bytes.subarray(start, start + length), at);
+    // A loop, not set(subarray()): a key is a few bytes, and a view per insert costs more than it copies.
+    const arena = this.#arena;
+    for (let i = 0; i < length; i++) arena[at + i] = bytes[start + i];
     this.#arenaUsed = at + length;
     return record;
   }

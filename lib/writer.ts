@@ -158,12 +158,17 @@ export class LogWriter {
     if (this.#failure !== undefined) throw this.#failure;
     this.#allowed();
     const first = this.#nextVersion;
-    const chunks = writes.map((w, i) => encodeRecord(
-      w.valueBytes === undefined ? TYPE_DELETE : TYPE_SET,
-      i < writes.length - 1 ? FLAG_BATCH_CONT : 0,
-      w.key, w.valueBytes, w.expiresAt, first + i));
+    const chunks: Buffer[] = new Array(writes.length);
     let length = 0;
-    for (const chunk of chunks) length += chunk.length;
+    let onlyDeletes = true;
+    for (let i = 0; i < writes.length; i++) {
+      const w = writes[i];
+      if (w.valueBytes !== undefined) onlyDeletes = false;
+      const chunk = encodeRecord(w.valueBytes === undefined ? TYPE_DELETE : TYPE_SET,
+        i < writes.length - 1 ? FLAG_BATCH_CONT : 0, w.key, w.valueBytes, w.expiresAt, first + i);
+      chunks[i] = chunk;
+      length += chunk.length;
+    }
     // A batch never spans segments, and the index holds offsets in 32 bits: a batch larger than a
     // segment may be would wrap them (a single record larger than that gets a segment of its own).
     if (writes.length > 1 && length > this.#options.maxSegmentBytes) {
@@ -176,7 +181,6 @@ export class LogWriter {
     const active = this.#segments.active;
     const rotate = active.tail + length > this.#options.maxSegmentBytes && active.tail > SEGMENT_HEADER_BYTES;
     // The first record of a segment brings its file, and the file's header, into being.
-    const onlyDeletes = writes.every((w) => w.valueBytes === undefined);
     const limit = this.#options.maxStoreBytes - (onlyDeletes ? 0 : tombstoneReserveBytes(this.#options.maxStoreBytes));
     // Bytes that land in preallocated padding take no more disk: they were counted already.
     const growth = rotate ? SEGMENT_HEADER_BYTES + length : this.#segments.growthOf(active, length);

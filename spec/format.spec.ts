@@ -261,7 +261,22 @@ describe('golden bytes', () => {
         expect(encodeCase(c).toString('hex')).to.equal(golden[c.name]);
         expectRecord(Buffer.from(golden[c.name], 'hex'), c, RECORD_LAYOUT_V2);
       });
+      // Writes pass the key as a string (an ASCII one is copied by the encoder's own loop, any
+      // other through Buffer#write), compaction as bytes: both must give the committed bytes.
+      it(`${c.name}: encodes to the same bytes from the key as a string`, () => {
+        expect(encodeRecord(c.type, c.flags, c.key, valueBytes(c), c.expiresAt, c.version).toString('hex'))
+          .to.equal(golden[c.name]);
+      });
     }
+
+    it('keys at the edges of the ASCII path encode as their UTF-8 bytes (char 0x7f, 0x80, 0xff, a lone é among ASCII)', () => {
+      for (const key of ['\u007f', 'a\u0080', '\u00ff', 'abc\u00e9def', 'x'.repeat(255) + '\u00e9', '\u0000']) {
+        const record = encodeRecord(TYPE_SET, 0, key, Buffer.from([0xc0]), 0, 1);
+        expect(record.readUInt16LE(6), key).to.equal(Buffer.byteLength(key, 'utf8'));
+        expect(record.subarray(28, record.length - 1).equals(Buffer.from(key, 'utf8')), key).to.equal(true);
+        expect(record.equals(encodeRecord(TYPE_SET, 0, Buffer.from(key, 'utf8'), Buffer.from([0xc0]), 0, 1)), key).to.equal(true);
+      }
+    });
 
     it('a record built by hand from docs/format.md equals the encoder\'s', () => {
       const key = Buffer.from('user:1');
