@@ -8,7 +8,11 @@
  *      lmdb getRange() and a classic-level iterator.
  *
  *   npx ts-node --transpile-only tools/bench-ranges.ts [--n 1000000] [--reps 3] [--scans 300]
- *       [--gets 200000] [--main <git ref>] [--dir DIR] [--only compare|scan] [--scan-stores a,b]
+ *       [--gets 200000] [--main <git ref>|unordered] [--dir DIR] [--only compare|scan] [--scan-stores a,b]
+ *
+ * `--main unordered` compares against this commit's own code with the index never asked for (no
+ * iteration before the fill): the cost of ordering once the index is on main, where a merge base
+ * would carry the index too.
  *
  * Each measurement runs in a fresh `node --expose-gc` child on JavaScript transpiled ahead (the
  * library of each variant, this file, tools/bench/data.ts) under node_modules/.cache, so no
@@ -46,6 +50,8 @@ interface Job {
   scans: number;
   dir: string;
   peers: string;
+  /** Iterate once before the fill, so the ordered index is kept from the first key. */
+  ordered: boolean;
 }
 
 /** Modules a child loads: the variant's library, relative to this file's transpiled copy. */
@@ -68,7 +74,7 @@ async function compareJob(job: Job): Promise<Row> {
   let store = await open(job.dir, options);
   // Asks for order once, so this branch keeps the ordered index from the first key on (it is
   // built by the first iteration); on main this iterates an empty store.
-  await store.keys({ limit: 1 }).next();
+  if (job.ordered) await store.keys({ limit: 1 }).next();
   // CPU time beside wall time: on a machine shared with other work, a process's own CPU time
   // varies far less than the wall clock.
   const cpuMs = (since: NodeJS.CpuUsage) => { const used = process.cpuUsage(since); return (used.user + used.system) / 1000; };
@@ -304,11 +310,16 @@ function main(): void {
   const here = build(REPO, path.join(cache, 'ordered'));
   const job = (kind: Job['kind'], store: string): Job => ({
     kind, store, n, gets: Number(arg('gets', '200000')), scans: Number(arg('scans', '300')),
-    dir: path.join(dataDir, store.replace(/[^a-z-]/g, '-')), peers,
+    dir: path.join(dataDir, store.replace(/[^a-z-]/g, '-')), peers, ordered: true,
   });
-  process.stdout.write(`bench-ranges: N = ${n}, ${reps} reps, commit ${commit} against main ${mainRef.slice(0, 7)}; ` +
+  process.stdout.write(`bench-ranges: N = ${n}, ${reps} reps, commit ${commit} against ${mainRef === 'unordered' ? 'itself unordered' : `main ${mainRef.slice(0, 7)}`}; ` +
     `${os.cpus().length} cores (${os.cpus()[0]?.model.trim()}), Node ${process.version}, ${new Date().toISOString()}\n`);
-  if (only !== 'scan') {
+  if (only !== 'scan' && mainRef === 'unordered') {
+    measure('The ordered index on against the same code without it (never asked for order)', [
+      ['ordered', here, job('compare', 'logkv')],
+      ['unordered', here, { ...job('compare', 'logkv-unordered'), ordered: false }],
+    ], reps, ['ordered', 'unordered']);
+  } else if (only !== 'scan') {
     exportRef(mainRef, path.join(cache, 'main-src'));
     const base = build(path.join(cache, 'main-src'), path.join(cache, 'main'));
     measure('The ordered index on (this branch) against main', [
