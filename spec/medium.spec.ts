@@ -7,7 +7,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { FaultEvent, FaultyMedium, OperationEvent } from '../lib/medium/faulty';
-import { fileSystem } from '../lib/medium/fs';
+import { fileSystem, sliceFrom } from '../lib/medium/fs';
 import {
   CrashChooser, DROP_UNSYNCED, KEEP_UNSYNCED, MemoryMedium, UnsyncedFile, randomCrash, sectorPieces, writebackError,
 } from '../lib/medium/memory';
@@ -566,5 +566,94 @@ describe('FaultyMedium', () => {
     expect(events[0].lostWrites).to.equal(true);
     expect(memory.unsynced().dataChanges).to.equal(0);
     expect(() => writebackError({} as never, DROP_UNSYNCED)).to.throw(TypeError);
+  });
+});
+
+describe('the file system medium: a write(2) that writes less than asked (lib/medium/fs.ts)', () => {
+  // The module object itself (`import * as` gives a read-only view of it), as spec/lock.spec.ts does.
+  const nodeFs = require('fs') as typeof fs;
+  const realWritevSync = nodeFs.writevSync;
+  const realWritev = nodeFs.writev;
+  let dir: string;
+  beforeEach(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'logkv-short-write-')); });
+  afterEach(() => {
+    nodeFs.writevSync = realWritevSync;
+    nodeFs.writev = realWritev;
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** Chunks of `sizes` bytes, each filled with its own letter. */
+  const chunksOf = (sizes: number[]): Buffer[] => sizes.map((size, i) => Buffer.alloc(size, 0x61 + i));
+
+  /** The first `limit` bytes of `chunks`, as writev would take them. */
+  const prefix = (chunks: readonly NodeJS.ArrayBufferView[], limit: number): Buffer =>
+    Buffer.concat(chunks.map((c) => Buffer.from(c.buffer, c.byteOffset, c.byteLength))).subarray(0, limit);
+
+  it('a small write that the kernel takes in part is finished by further writes, every byte in its place', async () => {
+    const calls: string[] = [];
+    // The first writev writes 5 bytes of the 3 chunks and says so; the rest go through the real one.
+    nodeFs.writevSync = ((fd: number, buffers: NodeJS.ArrayBufferView[], position?: number | null): number => {
+      calls.push(`writevSync ${position}`);
+      nodeFs.writevSync = realWritevSync;
+      return realWritevSync(fd, [prefix(buffers, 5)], position);
+    }) as typeof fs.writevSync;
+    nodeFs.writev = ((fd: number, buffers: NodeJS.ArrayBufferView[], position: number, cb: (err: Error | null, n: number) => void): void => {
+      calls.push(`writev ${position} ${buffers.map((b) => b.byteLength).join(',')}`);
+      realWritev(fd, buffers, position, cb as never);
+    }) as typeof fs.writev;
+    const file = path.join(dir, 'f');
+    const handle = await fileSystem.open(file, { create: true });
+    const chunks = chunksOf([3, 4, 2]);
+    await handle.write(chunks, 10);
+    await handle.close();
+    // The rest starts 5 bytes in: 2 bytes left of the second chunk, then the third.
+    expect(calls).to.deep.equal(['writevSync 10', 'writev 15 2,2']);
+    expect(fs.readFileSync(file).toString('hex')).to.equal(Buffer.concat([Buffer.alloc(10), ...chunks]).toString('hex'));
+  });
+
+  it('a large write (through the thread pool) taken in part is finished too', async () => {
+    const sizes: number[] = [];
+    let first = true;
+    nodeFs.writev = ((fd: number, buffers: NodeJS.ArrayBufferView[], position: number, cb: (err: Error | null, n: number) => void): void => {
+      sizes.push(buffers.reduce((n, b) => n + b.byteLength, 0));
+      if (!first) return realWritev(fd, buffers, position, cb as never);
+      first = false;
+      realWritev(fd, [prefix(buffers, 70_000)], position, cb as never);
+    }) as typeof fs.writev;
+    const file = path.join(dir, 'f');
+    const handle = await fileSystem.open(file, { create: true });
+    const chunks = chunksOf([40_000, 40_000, 20_000]);
+    await handle.write(chunks, 0);
+    await handle.close();
+    expect(sizes).to.deep.equal([100_000, 30_000]);
+    expect(fs.readFileSync(file).equals(Buffer.concat(chunks))).to.equal(true);
+  });
+
+  it('a write that makes no progress rejects with EIO instead of looping', async () => {
+    nodeFs.writevSync = (() => 0) as typeof fs.writevSync;
+    nodeFs.writev = ((_fd: number, _buffers: unknown, _position: number, cb: (err: Error | null, n: number) => void): void => {
+      setImmediate(() => cb(null, 0));
+    }) as typeof fs.writev;
+    const handle = await fileSystem.open(path.join(dir, 'f'), { create: true });
+    let caught: unknown;
+    try {
+      await handle.write(chunksOf([8]), 0);
+    } catch (err) {
+      caught = err;
+    }
+    await handle.close();
+    expect((caught as NodeJS.ErrnoException).code).to.equal('EIO');
+  });
+
+  it('sliceFrom() gives the chunks past the first `skip` bytes, as views', () => {
+    const chunks = chunksOf([3, 4, 2]);
+    const text = (list: Uint8Array[]): string[] => list.map((c) => Buffer.from(c).toString());
+    expect(text(sliceFrom(chunks, 0))).to.deep.equal(['aaa', 'bbbb', 'cc']);
+    expect(text(sliceFrom(chunks, 2))).to.deep.equal(['a', 'bbbb', 'cc']);
+    expect(text(sliceFrom(chunks, 3))).to.deep.equal(['bbbb', 'cc']);
+    expect(text(sliceFrom(chunks, 8))).to.deep.equal(['c']);
+    expect(text(sliceFrom(chunks, 9))).to.deep.equal([]);
+    const view = sliceFrom(chunks, 4)[0];
+    expect(view.buffer).to.equal(chunks[1].buffer);
   });
 });
