@@ -11,6 +11,7 @@ import { crc32 } from '../lib/crc';
 import { KIND_SEGMENT, SEGMENT_HEADER_BYTES, checkSegmentHeader, encodeSegmentHeader } from '../lib/format';
 import { HintWriter, KIND_HINT, readHint, startOfHints } from '../lib/hint';
 import { fileSystem } from '../lib/medium/fs';
+import type { MediumFile } from '../lib/medium/types';
 import { ChunkedU32, RecordSources } from '../lib/sources';
 import { dump, fsWith, openFast, tempDir } from './helpers';
 
@@ -159,6 +160,66 @@ describe('HintWriter chunks', () => {
     const parts = new HintWriter().finish(7, SEGMENT_HEADER_BYTES, 1);
     expect(parts.map((p) => p.length)).to.deep.equal([48, 4]);
     expect(Buffer.concat(parts)).to.deep.equal(referenceHint(7, SEGMENT_HEADER_BYTES, 1, []));
+  });
+});
+
+describe('readHint refuses a hint whose checksum holds but whose contents do not fit its segment', () => {
+  // A hint with a good CRC can still be wrong (written by a bug, or for another segment): each
+  // check must refuse it before anything is visited, so that open scans the segment instead.
+  // The reason strings are readHint's return values: they tell which check refused.
+  const ID = 0x20001;
+  const FLOOR = 77;
+  const key = (i: number): Buffer => Buffer.from(`key-${i}`);
+  const entries = [0, 1, 2].map((i) => ({ key: key(i), length: 60 + i, expiresAt: 0, version: 100 + i }));
+  const segmentSize = SEGMENT_HEADER_BYTES + entries.reduce((sum, e) => sum + e.length, 0);
+  const segmentHeader = checkSegmentHeader(encodeSegmentHeader(ID, KIND_SEGMENT, FLOOR), 'x.seg', ID, KIND_SEGMENT);
+
+  /** `hint` with its CRC made right again after `patch` changed its bytes. */
+  const patched = (hint: Buffer, patch: (b: Buffer) => void): Buffer => {
+    const copy = Buffer.from(hint);
+    patch(copy);
+    copy.writeUInt32LE(crc32(copy.subarray(SEGMENT_HEADER_BYTES, copy.length - 4)), copy.length - 4);
+    return copy;
+  };
+  /** readHint over `bytes` held in memory (it only sizes and reads its file); [result, entries visited]. */
+  const read = (bytes: Buffer, header = segmentHeader, size = segmentSize, readable = bytes.length): [number | string, number] => {
+    const file = {
+      sizeSync: () => bytes.length,
+      readSync: (buf: Uint8Array, offset: number, length: number, position: number) =>
+        Buffer.from(bytes.subarray(0, readable)).copy(buf, offset, position, Math.min(readable, position + length)),
+    } as unknown as MediumFile;
+    let visited = 0;
+    const result = readHint(file, 'x.hint', ID, size, header, () => { visited++; });
+    return [result, visited];
+  };
+  const good = referenceHint(ID, segmentSize, FLOOR, entries);
+  const FIXED = SEGMENT_HEADER_BYTES + 20;
+
+  it('the unpatched hint is read whole (the cases below differ from it only where they say)', () => {
+    expect(read(good)).to.deep.equal([102, 3]);
+    expect(read(patched(good, () => undefined))).to.deep.equal([102, 3]);
+  });
+
+  it('refuses each kind of misfit, visiting nothing', () => {
+    const cases: Array<[string, [number | string, number]]> = [
+      ['truncated', read(good, segmentHeader, segmentSize, good.length - 1)],
+      ['a version 2 hint for a version 1 segment', read(good, { ...segmentHeader, version: 1 })],
+      ['version floor 78, the segment says 77', read(referenceHint(ID, segmentSize, 78, entries))],
+      [`describes a segment of ${segmentSize} bytes, found ${segmentSize + 1}`, read(good, segmentHeader, segmentSize + 1)],
+      // The highest version at 2^53 (its high word at 36 + 4).
+      ['implausible highest version', read(patched(good, (b) => b.writeUInt32LE(0x200000, SEGMENT_HEADER_BYTES + 12)))],
+      // One entry more than the file holds, one fewer.
+      ['entries overrun the file', read(patched(good, (b) => b.writeUInt32LE(4, FIXED - 4)))],
+      ['trailing bytes', read(patched(good, (b) => b.writeUInt32LE(2, FIXED - 4)))],
+      // The first entry's key length 0; its record length below a header and its key; its expiry's
+      // high word past 2^53.
+      ['entries overrun the file', read(patched(good, (b) => b.writeUInt16LE(0, FIXED)))],
+      ['implausible record length', read(patched(good, (b) => b.writeUInt32LE(28 + 4, FIXED + 2)))],
+      ['implausible expiry', read(patched(good, (b) => b.writeUInt32LE(0x200000, FIXED + 10)))],
+      // Record lengths that sum to a size other than the one the hint (rightly) describes.
+      ['record lengths do not add up to the segment size', read(patched(good, (b) => b.writeUInt32LE(61, FIXED + 2)))],
+    ];
+    for (const [reason, outcome] of cases) expect(outcome, reason).to.deep.equal([reason, 0]);
   });
 });
 

@@ -595,7 +595,7 @@ describe('the file system medium: a write(2) that writes less than asked (lib/me
     nodeFs.writevSync = ((fd: number, buffers: NodeJS.ArrayBufferView[], position?: number | null): number => {
       calls.push(`writevSync ${position}`);
       nodeFs.writevSync = realWritevSync;
-      return realWritevSync(fd, [prefix(buffers, 5)], position);
+      return realWritevSync(fd, [prefix(buffers, 5)], position ?? undefined);
     }) as typeof fs.writevSync;
     nodeFs.writev = ((fd: number, buffers: NodeJS.ArrayBufferView[], position: number, cb: (err: Error | null, n: number) => void): void => {
       calls.push(`writev ${position} ${buffers.map((b) => b.byteLength).join(',')}`);
