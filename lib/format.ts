@@ -184,8 +184,8 @@ export function encodeRecord(type: number, flags: number, key: Buffer | string, 
   buf[6] = keyLength;
   buf[7] = keyLength >>> 8;
   putU32(buf, 8, valueLength);
-  putU64(buf, 12, expiresAt);
-  putU64(buf, 20, version);
+  writeU64(buf, expiresAt, 12);
+  writeU64(buf, version, 20);
   if (ascii) {
     const text = key as string;
     for (let i = 0; i < keyLength; i++) buf[RECORD_HEADER_BYTES + i] = text.charCodeAt(i);
@@ -205,21 +205,6 @@ function asciiLength(key: Buffer | string): number {
   const n = key.length;
   for (let i = 0; i < n; i++) if (key.charCodeAt(i) > 0x7f) return -1;
   return n;
-}
-
-/** writeUInt32LE without its argument checks: `value` is a u32 the caller computed. */
-function putU32(buf: Buffer, at: number, value: number): void {
-  buf[at] = value;
-  buf[at + 1] = value >>> 8;
-  buf[at + 2] = value >>> 16;
-  buf[at + 3] = value >>> 24;
-}
-
-/** writeU64's layout (low word first) without argument checks: `value` is an integer below 2^53. */
-function putU64(buf: Buffer, at: number, value: number): void {
-  const low = value % U32;
-  putU32(buf, at, low);
-  putU32(buf, at + 4, (value - low) / U32);
 }
 
 /** The fields of a record header. */
@@ -354,7 +339,20 @@ function readU64(buf: Buffer, at: number): number {
   return buf.readUInt32LE(at) + buf.readUInt32LE(at + 4) * U32;
 }
 
+/**
+ * Writes a u64 as two u32 words, low first. Without Buffer's argument checks (it is on every
+ * record's path): `value` is an integer from 0 to 2^53 - 1 that the caller validated.
+ */
 function writeU64(buf: Buffer, value: number, at: number): void {
-  buf.writeUInt32LE(value % U32, at);
-  buf.writeUInt32LE(Math.floor(value / U32), at + 4);
+  const low = value % U32;
+  putU32(buf, at, low);
+  putU32(buf, at + 4, (value - low) / U32);
+}
+
+/** writeUInt32LE without its argument checks: `value` is a u32 the caller computed. */
+function putU32(buf: Buffer, at: number, value: number): void {
+  buf[at] = value;
+  buf[at + 1] = value >>> 8;
+  buf[at + 2] = value >>> 16;
+  buf[at + 3] = value >>> 24;
 }

@@ -589,6 +589,20 @@ describe('the file system medium: a write(2) that writes less than asked (lib/me
   const prefix = (chunks: readonly NodeJS.ArrayBufferView[], limit: number): Buffer =>
     Buffer.concat(chunks.map((c) => Buffer.from(c.buffer, c.byteOffset, c.byteLength))).subarray(0, limit);
 
+  type WritevCallback = (err: Error | null, n: number) => void;
+  /** Puts `writev` in place of fs.writev (callback form) until afterEach restores it. */
+  const patchWritev = (writev: (fd: number, buffers: NodeJS.ArrayBufferView[], position: number, cb: WritevCallback) => void): void => {
+    nodeFs.writev = writev as unknown as typeof fs.writev;
+  };
+  /** Writes `chunks` at `position` into a new file through the medium; the file's bytes. */
+  const writeNewFile = async (chunks: Buffer[], position: number): Promise<Buffer> => {
+    const file = path.join(dir, 'f');
+    const handle = await fileSystem.open(file, { create: true });
+    await handle.write(chunks, position);
+    await handle.close();
+    return fs.readFileSync(file);
+  };
+
   it('a small write that the kernel takes in part is finished by further writes, every byte in its place', async () => {
     const calls: string[] = [];
     // The first writev writes 5 bytes of the 3 chunks and says so; the rest go through the real one.
@@ -597,43 +611,35 @@ describe('the file system medium: a write(2) that writes less than asked (lib/me
       nodeFs.writevSync = realWritevSync;
       return realWritevSync(fd, [prefix(buffers, 5)], position ?? undefined);
     }) as typeof fs.writevSync;
-    nodeFs.writev = ((fd: number, buffers: NodeJS.ArrayBufferView[], position: number, cb: (err: Error | null, n: number) => void): void => {
+    patchWritev((fd, buffers, position, cb) => {
       calls.push(`writev ${position} ${buffers.map((b) => b.byteLength).join(',')}`);
       realWritev(fd, buffers, position, cb as never);
-    }) as typeof fs.writev;
-    const file = path.join(dir, 'f');
-    const handle = await fileSystem.open(file, { create: true });
+    });
     const chunks = chunksOf([3, 4, 2]);
-    await handle.write(chunks, 10);
-    await handle.close();
+    const written = await writeNewFile(chunks, 10);
     // The rest starts 5 bytes in: 2 bytes left of the second chunk, then the third.
     expect(calls).to.deep.equal(['writevSync 10', 'writev 15 2,2']);
-    expect(fs.readFileSync(file).toString('hex')).to.equal(Buffer.concat([Buffer.alloc(10), ...chunks]).toString('hex'));
+    expect(written.toString('hex')).to.equal(Buffer.concat([Buffer.alloc(10), ...chunks]).toString('hex'));
   });
 
   it('a large write (through the thread pool) taken in part is finished too', async () => {
     const sizes: number[] = [];
     let first = true;
-    nodeFs.writev = ((fd: number, buffers: NodeJS.ArrayBufferView[], position: number, cb: (err: Error | null, n: number) => void): void => {
+    patchWritev((fd, buffers, position, cb) => {
       sizes.push(buffers.reduce((n, b) => n + b.byteLength, 0));
       if (!first) return realWritev(fd, buffers, position, cb as never);
       first = false;
       realWritev(fd, [prefix(buffers, 70_000)], position, cb as never);
-    }) as typeof fs.writev;
-    const file = path.join(dir, 'f');
-    const handle = await fileSystem.open(file, { create: true });
+    });
     const chunks = chunksOf([40_000, 40_000, 20_000]);
-    await handle.write(chunks, 0);
-    await handle.close();
+    const written = await writeNewFile(chunks, 0);
     expect(sizes).to.deep.equal([100_000, 30_000]);
-    expect(fs.readFileSync(file).equals(Buffer.concat(chunks))).to.equal(true);
+    expect(written.equals(Buffer.concat(chunks))).to.equal(true);
   });
 
   it('a write that makes no progress rejects with EIO instead of looping', async () => {
     nodeFs.writevSync = (() => 0) as typeof fs.writevSync;
-    nodeFs.writev = ((_fd: number, _buffers: unknown, _position: number, cb: (err: Error | null, n: number) => void): void => {
-      setImmediate(() => cb(null, 0));
-    }) as typeof fs.writev;
+    patchWritev((_fd, _buffers, _position, cb) => { setImmediate(() => cb(null, 0)); });
     const handle = await fileSystem.open(path.join(dir, 'f'), { create: true });
     let caught: unknown;
     try {
